@@ -1,0 +1,206 @@
+"""The Nexus facade: register workflows once, serve them on every channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RuntimeUnavailableError
+from .registry import Catalog, RegisteredWorkflow, make_registered
+from .settings import Settings
+from .workflow import RunResult, Workflow, WorkflowBuilder
+from .workflow.typed import node_class_of
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where a started app answers, and how it is served."""
+
+    url: str
+    docs_url: str
+    workflows_url: str
+    health_url: str
+    ingress: str
+    ray: str
+
+
+class Nexus:
+    """A nexus_ray application.
+
+    Example:
+        >>> app = Nexus(port=8000)
+        >>> app.register("double_plus_one", builder)
+        >>> app.start()            # local Ray + Serve; REST at http://127.0.0.1:8000
+        >>> app.execute("double_plus_one", x=5).outputs["add_one"]["result"]["value"]
+        11
+
+    Args:
+        settings: A complete Settings object; or give fields as keyword arguments
+            (``port=...``, ``host=...``). Unset fields come from ``NEXUS_*`` variables.
+    """
+
+    def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
+        self.settings = settings if settings is not None else Settings(**options)
+        self._catalog = Catalog()
+        self._runtime: Any = None  # runtime.ray_cluster.RayRuntime once Ray is up
+        self._pool: Any = None  # runtime.pool.RunHostPool
+        self._server: ServerInfo | None = None
+
+    # -- registration -------------------------------------------------------------------
+    def register(
+        self, name: str, workflow: Workflow | WorkflowBuilder | Callable[..., Any], *, description: str | None = None
+    ) -> RegisteredWorkflow:
+        """Register a workflow (a builder, a built workflow, or a typed function).
+
+        Raises:
+            WorkflowError: invalid name or definition.
+            ConflictError: the name is already registered.
+        """
+        if callable(workflow) and not isinstance(workflow, (Workflow, WorkflowBuilder)):
+            workflow = function_workflow(workflow, description)
+        item = make_registered(name, workflow, description)
+        self._catalog.add(item)
+        if self._pool is not None:
+            self._ship(item.workflow)
+            self._pool.register(name, item.workflow)
+        if self._server is not None:
+            self._deploy_ingress()
+        return item
+
+    def workflow(
+        self, fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
+    ) -> Any:
+        """Decorator: register a typed function as a one-node workflow named after it."""
+
+        def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(name or func.__name__, func, description=description or (func.__doc__ or "").strip())
+            return func
+
+        return wrap(fn) if fn is not None else wrap
+
+    @property
+    def workflows(self) -> dict[str, RegisteredWorkflow]:
+        """Registered workflows by name."""
+        return self._catalog.items()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> ServerInfo:
+        """Start (or join) Ray, the RunHost pool and the Serve HTTP ingress; return when the
+        ingress really answers 2xx. Idempotent."""
+        if self._server is not None:
+            return self._server
+        self._ensure_runtime()
+        self._deploy_ingress()
+        runtime = self._runtime
+        url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
+        self._server = ServerInfo(
+            url=url,
+            docs_url=f"{url}/docs",
+            workflows_url=f"{url}/workflows",
+            health_url=f"{url}/health",
+            ingress="HAProxy" if runtime.ingress == "haproxy" else "Serve default proxy",
+            ray="embedded local Ray" if runtime.started_here else "joined Ray cluster",
+        )
+        return self._server
+
+    def stop(self) -> None:
+        """Stop serving; when this app started Ray, stop Ray and every process it started."""
+        runtime, self._runtime, self._pool, self._server = self._runtime, None, None, None
+        if runtime is not None:
+            if not runtime.started_here:
+                _leave_cluster()
+            runtime.stop()
+
+    def __enter__(self) -> Nexus:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running HTTP ingress."""
+        if self._server is None:
+            raise RuntimeUnavailableError("The app is not serving; call start() first.")
+        return self._server.url
+
+    # -- execution ----------------------------------------------------------------------
+    def execute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
+        """Run a workflow on the RunHost pool and wait for it (starts Ray if needed).
+
+        Inputs as a dict, as keywords, or both (keywords win). Works in scripts and
+        notebooks; in async code use :meth:`aexecute`.
+
+        Raises:
+            WorkflowNotFoundError, InputValidationError, RuntimeUnavailableError.
+        """
+        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        from .runtime.ids import new_run_id
+
+        self._ensure_runtime()
+        return RunResult.from_dict(self._pool.client().execute_blocking(item.name, node_inputs, new_run_id()))
+
+    async def aexecute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
+        """Async :meth:`execute`."""
+        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        from .runtime.ids import new_run_id
+
+        if self._pool is None:
+            await asyncio.to_thread(self._ensure_runtime)
+        return RunResult.from_dict(await self._pool.client().execute(item.name, node_inputs, new_run_id()))
+
+    def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
+        item = self._catalog.get(name)
+        return item, item.workflow.resolve_inputs(inputs, name)
+
+    # -- internals ----------------------------------------------------------------------
+    def _ensure_runtime(self) -> None:
+        if self._pool is not None:
+            return
+        from .runtime.pool import RunHostPool
+        from .runtime.ray_cluster import RayRuntime
+
+        runtime = RayRuntime(self.settings)
+        runtime.start()
+        self._runtime = runtime
+        workflows = {name: item.workflow for name, item in self._catalog.items().items()}
+        for workflow in workflows.values():
+            self._ship(workflow)
+        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings.node_threads)
+
+    @staticmethod
+    def _ship(workflow: Workflow) -> None:
+        from .runtime.code_shipping import ship_by_value
+
+        ship_by_value(workflow)
+
+    def _deploy_ingress(self) -> None:
+        # The facade composes the HTTP channel here (imported lazily: channels sit above).
+        from .channels.http.ingress import deploy_ingress, wait_until_ready
+
+        deploy_ingress(self._catalog.items(), self._pool.client(), self.settings)
+        url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
+        wait_until_ready(url, self.settings.ready_timeout_s)
+
+
+def function_workflow(fn: Callable[..., Any], description: str | None = None) -> Workflow:
+    """A one-node workflow whose node (id = the function's name) calls ``fn``."""
+    node_id = getattr(fn, "__name__", "function")
+    builder = WorkflowBuilder(description=description or (fn.__doc__ or "").strip())
+    builder.add_node(node_class_of(fn) or fn, node_id)
+    return builder.build()
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _leave_cluster() -> None:
+    from ray import serve
+
+    from .channels.http.ingress import APP_NAME
+
+    serve.delete(APP_NAME)

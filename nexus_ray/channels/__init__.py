@@ -1,0 +1,1 @@
+"""Channels: the HTTP ingress (REST) on Ray Serve and the ``nexus`` CLI."""

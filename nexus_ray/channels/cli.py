@@ -1,0 +1,107 @@
+"""The ``nexus`` command line. Heavy modules (Ray, Serve, the app) load only when needed,
+so ``nexus --help`` stays instant."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from ..errors import NexusError, exit_code
+
+cli = typer.Typer(
+    name="nexus",
+    help="nexus_ray: serve registered workflows on REST, run them on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@cli.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _State.debug = debug
+
+
+class _State:
+    debug = False
+
+
+@cli.command()
+def serve(
+    app_spec: Annotated[str, typer.Argument(metavar="APP", help="PATH.py, PATH.py:NAME or module:attr")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+) -> None:
+    """Start the app on Ray (embedded local Ray unless RAY_ADDRESS is set) and serve it
+    until Ctrl-C or SIGTERM, which stop everything this command started."""
+    from ..loader import load_app
+    from ..settings import Settings
+
+    app = load_app(app_spec)
+    app.settings = Settings(**{**app.settings.model_dump(exclude_unset=True), "host": host, "port": port})
+    stop = threading.Event()
+    _on_signals(stop)
+    try:
+        info = app.start()
+        _print_banner(info, list(app.workflows))
+        while not stop.wait(0.5):
+            pass
+    finally:
+        typer.echo("Stopping...", err=True)
+        app.stop()
+        typer.echo("Stopped.", err=True)
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _print_banner(info: object, workflows: list[str]) -> None:
+    from ..app import ServerInfo
+
+    assert isinstance(info, ServerInfo)
+    lines = [
+        f"nexus_ray serving {len(workflows)} workflow(s): {', '.join(workflows) or '-'}",
+        f"  ingress:   {info.ingress} on {info.ray}",
+        f"  REST docs: {info.docs_url}",
+        f"  workflows: {info.workflows_url}",
+        f"  health:    {info.health_url}",
+        "Press Ctrl-C to stop.",
+    ]
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning NexusError into one line + exit code."""
+    try:
+        cli(standalone_mode=False)
+    except NexusError as exc:
+        if _State.debug:
+            raise
+        typer.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exit_code(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

@@ -1,0 +1,105 @@
+"""The FastAPI application of the HTTP channel (built inside each ingress replica)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import pydantic_core
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from ... import __version__
+from ...registry import RegisteredWorkflow, not_found
+from ...runtime.ids import new_run_id
+from ...settings import Settings
+from ...workflow.fields import json_schema_for
+from .body import parse_execute_request, read_json_body
+from .models import Health, RunResponse, WorkflowSummary
+from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
+
+JSON = "application/json"
+
+
+class RunGateway(Protocol):
+    """Where runs execute (the RunHost pool, one actor hop away)."""
+
+    async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Execute and return the RunResult dict."""
+        ...
+
+
+def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, settings: Settings) -> FastAPI:
+    """The REST API over ``catalog``: one documented execute route per workflow."""
+    app = FastAPI(
+        title="nexus_ray",
+        version=__version__,
+        description="Registered workflows as REST endpoints. Errors are RFC 9457 problem+json.",
+    )
+    install_problem_handlers(app, debug=settings.debug)
+    workflows = dict(catalog)
+
+    @app.get("/health", response_model=Health, tags=["system"], summary="Liveness")
+    async def health() -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    @app.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"], summary="List workflows")
+    async def list_workflows() -> Response:
+        return Response(pydantic_core.to_json([w.summary() for w in workflows.values()]), media_type=JSON)
+
+    for item in workflows.values():
+        app.add_api_route(
+            f"/workflows/{item.name}/execute",
+            _execute_endpoint(item, runner, settings.max_body_bytes),
+            methods=["POST"],
+            name=f"execute_{item.name}",
+            summary=f"Execute {item.name}",
+            description=item.description or f"Run the workflow {item.name!r} and wait for its outputs.",
+            tags=["workflows"],
+            openapi_extra={"requestBody": _request_body(item)},
+            responses=_responses(item),
+        )
+
+    async def unknown_workflow(name: str) -> Response:
+        raise not_found(name, list(workflows))
+
+    app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
+    return app
+
+
+def _execute_endpoint(
+    item: RegisteredWorkflow, runner: RunGateway, limit: int
+) -> Callable[[Request], Awaitable[Response]]:
+    name, workflow = item.name, item.workflow
+
+    async def execute(request: Request) -> Response:
+        envelope = parse_execute_request(await read_json_body(request, limit), name)
+        node_inputs = workflow.resolve_inputs(envelope.inputs, name)
+        result = await runner.execute(name, node_inputs, new_run_id())
+        return Response(pydantic_core.to_json(result), media_type=JSON)
+
+    return execute
+
+
+def _request_body(item: RegisteredWorkflow) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "title": f"Execute {item.name}",
+        "properties": {"inputs": item.input_schema},
+        "additionalProperties": False,
+    }
+    if item.input_schema.get("required"):
+        schema["required"] = ["inputs"]
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
+    run_schema = json_schema_for(RunResponse)
+    run_schema["properties"]["outputs"] = item.output_schema
+    problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+    return {
+        200: {"description": "The run finished (status 'completed' or 'failed').", "content": {JSON: {"schema": run_schema}}},
+        400: {"description": "Malformed JSON", **problem},
+        413: {"description": "Body too large", **problem},
+        422: {"description": "Invalid inputs; 'errors' names each field", **problem},
+    }

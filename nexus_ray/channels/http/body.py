@@ -1,0 +1,60 @@
+"""Reading a JSON request body within the size limit, with errors that name the problem."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
+from ...workflow.fields import describe_validation_error
+from .models import ExecuteRequest
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The parsed JSON body (``{}`` when empty); 413 past ``limit`` bytes, 400 when malformed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise InvalidRequestError("The request body is not UTF-8 encoded JSON.") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"Malformed JSON body at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The request body is larger than {limit} bytes (NEXUS_MAX_BODY_BYTES).", limit_bytes=limit
+    )
+
+
+def parse_execute_request(body: Any, workflow: str) -> ExecuteRequest:
+    """The execute envelope; unknown keys are named (inputs belong under ``"inputs"``)."""
+    if not isinstance(body, dict):
+        raise InputValidationError(
+            [{"field": "body", "message": 'must be a JSON object like {"inputs": {...}}', "type": "type_error"}],
+            workflow=workflow,
+        )
+    try:
+        return ExecuteRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = describe_validation_error(exc, "body")
+        for error in errors:
+            if error["type"] == "extra_forbidden":
+                error["message"] = 'Unknown field; put workflow inputs under "inputs"'
+        raise InputValidationError(errors, workflow=workflow) from None

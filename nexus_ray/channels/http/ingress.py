@@ -1,0 +1,66 @@
+"""The Ray Serve ingress deployment that hosts the HTTP channel, and its deploy/ready steps."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from ray import serve
+
+from ...errors import RuntimeUnavailableError
+from ...registry import RegisteredWorkflow
+from ...runtime.pool import PoolClient
+from ...settings import Settings
+from .app import build_http_app
+
+APP_NAME = "nexus"
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256, graceful_shutdown_timeout_s=2)
+@serve.ingress()
+class NexusIngress:
+    """One replica of the HTTP ingress. Workflows and the pool client arrive pickled; the
+    FastAPI app is built inside the replica, so nothing of FastAPI crosses processes."""
+
+    def __init__(self, catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: dict[str, Any]) -> None:
+        self.catalog = catalog
+        self.pool = pool
+        self.settings = Settings(**settings)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_http_app(self.catalog, self.pool, self.settings)
+
+
+def deploy_ingress(catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: Settings) -> None:
+    """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
+    serve.start(
+        http_options={"host": settings.host, "port": settings.port},
+        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    )
+    app = NexusIngress.options(num_replicas=settings.ingress_replicas).bind(  # type: ignore[attr-defined]
+        catalog, pool, settings.model_dump(mode="json")
+    )
+    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+
+
+def wait_until_ready(url: str, timeout_s: float) -> float:
+    """Poll ``url``/health until a 2xx (not merely until serve.run returned); seconds waited."""
+    started = time.monotonic()
+    last = "no answer"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() - started < timeout_s:
+            try:
+                response = client.get(f"{url}/health")
+                if response.is_success:
+                    return time.monotonic() - started
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.1)
+    raise RuntimeUnavailableError(
+        f"The HTTP ingress at {url} did not answer 2xx within {timeout_s:.0f} s (last: {last}). "
+        "Check that the port is free and the Ray logs.",
+        url=url,
+    )

@@ -1,0 +1,163 @@
+"""The one exception tree of nexus_ray, and how each error maps onto every channel.
+
+    NexusError                      500  MCP -32603  exit 1
+    ├── WorkflowError               400  MCP -32602  exit 2   a workflow definition is invalid
+    ├── InvalidRequestError         400  MCP -32602  exit 3   malformed request (bad JSON, bad envelope)
+    │   ├── InputValidationError    422  MCP -32602  exit 3   inputs missing, unknown or mistyped
+    │   └── PayloadTooLargeError    413  MCP -32602  exit 3
+    ├── NotFoundError               404  MCP -32602  exit 4
+    │   └── WorkflowNotFoundError   404  MCP -32602  exit 4
+    ├── ConflictError               409  MCP -32600  exit 6   e.g. a duplicate workflow name
+    └── RuntimeUnavailableError     503  MCP -32603  exit 5   Ray / Serve / host pool not reachable
+
+Channels translate errors with :func:`http_status`, :func:`mcp_code` and :func:`exit_code`;
+they never invent their own error shapes. Every error carries structured fields
+(:attr:`NexusError.details`) and a message that says what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class NexusError(Exception):
+    """Base of every error nexus_ray raises on purpose.
+
+    Args:
+        message: What went wrong and what to do about it.
+        **details: Structured fields (ids, names, offending values) for clients.
+    """
+
+    title: ClassVar[str] = "Internal error"
+    http_status: ClassVar[int] = 500
+    mcp_code: ClassVar[int] = -32603
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross Ray process boundaries; keep their structured fields.
+        return (_rebuild_error, (type(self), self.message, self.details))
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        """Render as an RFC 9457 problem document."""
+        problem: dict[str, Any] = {
+            "type": f"https://nexus-ray.dev/problems/{_slug(type(self).__name__)}",
+            "title": self.title,
+            "status": self.http_status,
+            "detail": self.message,
+        }
+        if instance:
+            problem["instance"] = instance
+        problem.update(self.details)
+        return problem
+
+
+def _rebuild_error(cls: type[NexusError], message: str, details: dict[str, Any]) -> NexusError:
+    error = cls.__new__(cls)
+    NexusError.__init__(error, message, **details)
+    return error
+
+
+def _slug(name: str) -> str:
+    out = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+    return out.removesuffix("-error")
+
+
+class WorkflowError(NexusError):
+    """A workflow definition is invalid (raised by the builder and by registration)."""
+
+    title = "Invalid workflow"
+    http_status = 400
+    mcp_code = -32602
+    exit_code = 2
+
+
+class InvalidRequestError(NexusError):
+    """A request could not be understood (malformed JSON, wrong envelope)."""
+
+    title = "Bad request"
+    http_status = 400
+    mcp_code = -32602
+    exit_code = 3
+
+
+class InputValidationError(InvalidRequestError):
+    """Workflow inputs are missing, unknown or of the wrong type.
+
+    ``details["errors"]`` lists each problem as ``{"field", "message", "type"}``.
+    """
+
+    title = "Invalid inputs"
+    http_status = 422
+
+    def __init__(self, errors: list[dict[str, Any]], workflow: str | None = None) -> None:
+        fields = ", ".join(str(e["field"]) for e in errors)
+        super().__init__(
+            f"Invalid inputs for workflow {workflow!r}: {fields}. "
+            "See 'errors' for each field; GET /workflows lists the input schema.",
+            workflow=workflow,
+            errors=errors,
+        )
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """One entry per offending field."""
+        return list(self.details.get("errors", []))
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than the configured limit."""
+
+    title = "Payload too large"
+    http_status = 413
+
+
+class NotFoundError(NexusError):
+    """Something addressed by name or id does not exist."""
+
+    title = "Not found"
+    http_status = 404
+    mcp_code = -32602
+    exit_code = 4
+
+
+class WorkflowNotFoundError(NotFoundError):
+    """No workflow is registered under the name."""
+
+    title = "Workflow not found"
+
+
+class ConflictError(NexusError):
+    """The request conflicts with existing state (e.g. a name already registered)."""
+
+    title = "Conflict"
+    http_status = 409
+    mcp_code = -32600
+    exit_code = 6
+
+
+class RuntimeUnavailableError(NexusError):
+    """Ray, Serve or the host pool cannot be reached, or the app is not started."""
+
+    title = "Service unavailable"
+    http_status = 503
+    exit_code = 5
+
+
+def http_status(error: BaseException) -> int:
+    """HTTP status for any exception; unknown exceptions are server errors."""
+    return error.http_status if isinstance(error, NexusError) else 500
+
+
+def mcp_code(error: BaseException) -> int:
+    """JSON-RPC error code for the MCP channel."""
+    return error.mcp_code if isinstance(error, NexusError) else -32603
+
+
+def exit_code(error: BaseException) -> int:
+    """Process exit code for the CLI."""
+    return error.exit_code if isinstance(error, NexusError) else 1

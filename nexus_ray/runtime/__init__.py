@@ -1,0 +1,1 @@
+"""The runtime: Ray lifecycle, the RunHost pool, consistent hashing."""

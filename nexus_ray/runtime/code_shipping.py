@@ -1,0 +1,47 @@
+"""Ship the app author's code to Ray workers by value.
+
+An app file loaded by ``nexus serve app.py`` (or a test module) is not importable in a Ray
+worker process, so functions and node classes defined there are pickled by value.
+Installed packages (site-packages) and nexus_ray itself stay pickled by reference.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from ray import cloudpickle
+
+from ..workflow import Workflow
+
+_INSTALLED = {Path(p).resolve() for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}}
+
+
+def ship_by_value(workflow: Workflow) -> None:
+    """Register the modules that define ``workflow``'s nodes for pickling by value."""
+    for node in workflow.nodes.values():
+        for obj in (type(node), getattr(node, "function", None)):
+            if obj is not None:
+                ship_module_of(obj)
+
+
+def ship_module_of(obj: Any) -> None:
+    """Pickle ``obj``'s module by value when it is the app's own code."""
+    name = getattr(obj, "__module__", None)
+    if not name or name == "__main__" or name.split(".")[0] in ("nexus_ray", "builtins"):
+        return
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or _is_installed(Path(path)):
+        return
+    try:
+        cloudpickle.register_pickle_by_value(module)
+    except ValueError:  # already registered
+        pass
+
+
+def _is_installed(path: Path) -> bool:
+    resolved = path.resolve()
+    return any(root in resolved.parents for root in _INSTALLED)

@@ -1,0 +1,110 @@
+"""Start or join Ray; stop it promptly, leaving no process behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+
+import psutil
+import ray
+
+from ..errors import RuntimeUnavailableError
+from ..settings import Settings
+
+logger = logging.getLogger("nexus_ray.runtime")
+_HAPROXY_ENV = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED")
+
+
+@dataclass
+class RayRuntime:
+    """Ray for this process: an embedded local instance, or a joined cluster.
+
+    Attributes:
+        ingress: "haproxy" or "default": which Serve proxy the cluster uses.
+        started_here: True when this process started (and so must stop) Ray.
+    """
+
+    settings: Settings
+    ingress: str = "default"
+    started_here: bool = False
+    _temp_dir: str | None = None
+
+    def start(self) -> None:
+        """Start an embedded Ray or join ``settings.ray_address`` / an initialised one."""
+        self.ingress = choose_ingress(self.settings.ingress)
+        if ray.is_initialized():
+            self.ingress = "haproxy" if os.environ.get(_HAPROXY_ENV[0]) == "1" else "default"
+            return
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        for name in _HAPROXY_ENV:  # read by the Serve controller: set before Ray starts
+            os.environ[name] = "1" if self.ingress == "haproxy" else "0"
+        if self.settings.ray_address:
+            ray.init(address=self.settings.ray_address, namespace="nexus", log_to_driver=False)
+            return
+        self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
+        ray.init(
+            address="local",
+            num_cpus=self.settings.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace="nexus",
+            _temp_dir=self._temp_dir,
+        )
+        self.started_here = True
+
+    def stop(self) -> None:
+        """Disconnect; when Ray was started here, end all its processes (by PID) within ~10 s."""
+        if not ray.is_initialized():
+            return
+        if not self.started_here:
+            ray.shutdown()
+            return
+        ours = psutil.Process().children(recursive=True)
+        ray.shutdown()
+        terminate(ours, grace_s=5.0)
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+def choose_ingress(wanted: str) -> str:
+    """Resolve "auto" to "haproxy" when the haproxy binary is on PATH, else "default"."""
+    on_path = shutil.which("haproxy") is not None
+    if wanted == "haproxy" and not on_path:
+        raise RuntimeUnavailableError(
+            "NEXUS_INGRESS=haproxy but no 'haproxy' on PATH: install it (apt-get install haproxy) "
+            "or use NEXUS_INGRESS=default."
+        )
+    if wanted == "auto":
+        return "haproxy" if on_path else "default"
+    return wanted
+
+
+def terminate(processes: list[psutil.Process], grace_s: float) -> None:
+    """SIGTERM the still-running ``processes``, then SIGKILL what is left after ``grace_s``."""
+    alive = [p for p in processes if _running(p)]
+    for proc in alive:
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    _, alive = psutil.wait_procs(alive, timeout=max(0.0, deadline - time.monotonic()))
+    for proc in alive:
+        _signal(proc, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=2)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass

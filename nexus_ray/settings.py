@@ -1,0 +1,36 @@
+"""All configuration, from keyword arguments or ``NEXUS_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Nexus settings. Each field reads ``NEXUS_<FIELD>`` unless given explicitly."""
+
+    model_config = SettingsConfigDict(env_prefix="NEXUS_", extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP ingress binds.")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP ingress port.")
+    home: Path = Field(Path(".nexus"), description="Directory of the local store and state.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("NEXUS_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="Join this Ray cluster ('auto', 'ip:port', 'ray://...'); unset: embedded local Ray.",
+    )
+    ingress: Literal["auto", "haproxy", "default"] = Field(
+        "auto",
+        description="'haproxy': Serve's HAProxy ingress (needs haproxy on PATH); 'default': "
+        "Serve's Python proxy; 'auto': haproxy when on PATH.",
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
+    run_hosts: int = Field(1, ge=1, le=256, description="RunHost actors in the pool.")
+    ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress.")
+    node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
+    ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all).")
+    debug: bool = Field(False, description="Include internal error details in responses.")

@@ -1,0 +1,204 @@
+"""Execute a Workflow with asyncio: each node as soon as its inputs are ready.
+
+Independent nodes run concurrently; synchronous node code runs in a thread pool. The
+durable runtime observes execution through :class:`EngineHooks`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import Workflow
+from .graph_types import Connection
+from .node import NodeContext
+from .paths import PathError, get_path
+from .result import NodeRecord, NodeStatus, RunStatus
+
+
+class EngineHooks:
+    """Callbacks around node execution. Override what you need; all default to no-ops."""
+
+    async def node_started(self, node_id: str) -> None:
+        """A node is about to run."""
+
+    async def node_completed(self, node_id: str, outputs: dict[str, Any], duration_ms: float) -> None:
+        """A node finished with ``outputs``."""
+
+    async def node_failed(self, node_id: str, error: dict[str, Any]) -> None:
+        """A node raised; ``error`` has node, type and message."""
+
+    async def node_skipped(self, node_id: str, reason: str) -> None:
+        """A node will not run (a Switch branch not taken upstream)."""
+
+
+@dataclass
+class RunOutcome:
+    """What the engine reports: final status, outputs per completed node, node records."""
+
+    status: RunStatus
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+class NodeFailure(Exception):
+    """Raised inside the engine to stop a run; carries the error record."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+
+def error_record(node_id: str, exc: BaseException) -> dict[str, Any]:
+    """``{"node", "type", "message"}`` for an exception raised by a node."""
+    return {"node": node_id, "type": type(exc).__name__, "message": str(exc)}
+
+
+class WorkflowEngine:
+    """Runs workflows; one instance serves many concurrent runs.
+
+    Args:
+        executor: Thread pool for synchronous node code (None: the loop's default).
+    """
+
+    def __init__(self, executor: Executor | None = None) -> None:
+        self.executor = executor
+
+    async def execute(
+        self,
+        workflow: Workflow,
+        node_inputs: Mapping[str, dict[str, Any]],
+        *,
+        run_id: str,
+        workflow_name: str = "",
+        hooks: EngineHooks | None = None,
+    ) -> RunOutcome:
+        """Run ``workflow`` with resolved per-node inputs (see ``Workflow.resolve_inputs``)."""
+        run = _Run(self, workflow, node_inputs, run_id, workflow_name, hooks or EngineHooks())
+        return await run.execute()
+
+
+class _Run:
+    """The state of one execution (not shared between runs)."""
+
+    def __init__(
+        self,
+        engine: WorkflowEngine,
+        workflow: Workflow,
+        node_inputs: Mapping[str, dict[str, Any]],
+        run_id: str,
+        workflow_name: str,
+        hooks: EngineHooks,
+    ) -> None:
+        self.engine, self.workflow, self.hooks = engine, workflow, hooks
+        self.run_id, self.workflow_name = run_id, workflow_name
+        self.values: dict[str, dict[str, Any]] = {n: dict(node_inputs.get(n, {})) for n in workflow.nodes}
+        self.waiting = {n: len(workflow.incoming[n]) for n in workflow.nodes}
+        self.dead = dict.fromkeys(workflow.nodes, 0)
+        self.records = {n: NodeRecord() for n in workflow.nodes}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.running: dict[asyncio.Task[dict[str, Any]], str] = {}
+        self.ready: deque[str] = deque(n for n in workflow.order if self.waiting[n] == 0)
+
+    async def execute(self) -> RunOutcome:
+        try:
+            while True:
+                await self._start_ready()
+                if not self.running:
+                    return RunOutcome(RunStatus.COMPLETED, self.outputs, self.records)
+                done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    await self._finish(task, self.running.pop(task))
+        except NodeFailure as failure:
+            await self._cancel_running()
+            return RunOutcome(RunStatus.FAILED, self.outputs, self.records, failure.error)
+        except asyncio.CancelledError:
+            await self._cancel_running()
+            raise
+
+    async def _start_ready(self) -> None:
+        while self.ready:
+            node_id = self.ready.popleft()
+            reason = self._skip_reason(node_id)
+            if reason is not None:
+                await self._skip(node_id, reason)
+                continue
+            record = self.records[node_id]
+            record.status, record.started_at = NodeStatus.RUNNING, time.time()
+            await self.hooks.node_started(node_id)
+            task = asyncio.create_task(self._run_node(node_id), name=f"node:{node_id}")
+            self.running[task] = node_id
+
+    def _skip_reason(self, node_id: str) -> str | None:
+        incoming = self.workflow.incoming[node_id]
+        dead = self.dead[node_id]
+        if not incoming or dead == 0:
+            return None
+        if self.workflow.nodes[node_id].skip_when == "all" and dead < len(incoming):
+            return None
+        sources = sorted({c.source for c in incoming})
+        return f"no input arrived from {', '.join(sources)} (a branch not taken upstream)"
+
+    async def _skip(self, node_id: str, reason: str) -> None:
+        self.records[node_id].status, self.records[node_id].reason = NodeStatus.SKIPPED, reason
+        await self.hooks.node_skipped(node_id, reason)
+        for conn in self.workflow.outgoing[node_id]:
+            self._resolve_edge(conn, alive=False)
+
+    async def _run_node(self, node_id: str) -> dict[str, Any]:
+        ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor)
+        outputs = await self.workflow.nodes[node_id].run(self.values[node_id], ctx)
+        if not isinstance(outputs, dict):
+            raise TypeError(f"node returned {type(outputs).__name__}, expected a dict of outputs")
+        return outputs
+
+    async def _finish(self, task: asyncio.Task[dict[str, Any]], node_id: str) -> None:
+        record = self.records[node_id]
+        record.duration_ms = (time.time() - (record.started_at or time.time())) * 1000
+        exc = task.exception()
+        if exc is not None:
+            await self._fail(node_id, error_record(node_id, exc))
+        outputs = task.result()
+        record.status = NodeStatus.COMPLETED
+        self.outputs[node_id] = outputs
+        await self.hooks.node_completed(node_id, outputs, record.duration_ms)
+        for conn in self.workflow.outgoing[node_id]:
+            self._deliver(conn, outputs)
+
+    async def _fail(self, node_id: str, error: dict[str, Any]) -> None:
+        self.records[node_id].status, self.records[node_id].error = NodeStatus.FAILED, error
+        await self.hooks.node_failed(node_id, error)
+        raise NodeFailure(error)
+
+    def _deliver(self, conn: Connection, outputs: dict[str, Any]) -> None:
+        if conn.source_path[0] not in outputs:
+            self._resolve_edge(conn, alive=False)
+            return
+        try:
+            value = get_path(outputs, conn.source_path)
+        except PathError as exc:
+            error = {"node": conn.target, "type": "ConnectionError", "message": f"connection {conn}: {exc}"}
+            self.records[conn.target].status, self.records[conn.target].error = NodeStatus.FAILED, error
+            raise NodeFailure(error) from None
+        self.values[conn.target][conn.target_input] = value
+        self._resolve_edge(conn, alive=True)
+
+    def _resolve_edge(self, conn: Connection, *, alive: bool) -> None:
+        if not alive:
+            self.dead[conn.target] += 1
+        self.waiting[conn.target] -= 1
+        if self.waiting[conn.target] == 0:
+            self.ready.append(conn.target)
+
+    async def _cancel_running(self) -> None:
+        for task, node_id in self.running.items():
+            task.cancel()
+            self.records[node_id].status = NodeStatus.CANCELLED
+        await asyncio.gather(*self.running, return_exceptions=True)
+        self.running.clear()
