@@ -42,11 +42,15 @@ def return_annotation(fn: Callable[..., Any]) -> Any:
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    # String annotations (PEP 563) may name classes local to the defining function;
+    # those the function uses are in its closure.
+    closure = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ()), strict=False))
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(fn, localns=closure)
     except Exception as exc:  # a forward reference that does not resolve
         raise WorkflowError(
-            f"Cannot resolve the type hints of {fn.__qualname__!r}: {exc}",
+            f"Cannot resolve the type hints of {fn.__qualname__!r}: {exc}. Define the types it "
+            "uses at module level (or without `from __future__ import annotations`).",
             function=fn.__qualname__,
         ) from exc
 

@@ -1,0 +1,201 @@
+"""Engine order, concurrency, skip propagation, failures and hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from nexus_ray.workflow import EngineHooks, WorkflowBuilder, WorkflowEngine
+
+from .helpers import run
+
+
+class Recorder(EngineHooks):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    async def node_started(self, node_id: str) -> None:
+        self.events.append(("started", node_id))
+
+    async def node_completed(self, node_id: str, outputs: dict[str, Any], duration_ms: float) -> None:
+        self.events.append(("completed", node_id))
+
+    async def node_failed(self, node_id: str, error: dict[str, Any]) -> None:
+        self.events.append(("failed", node_id))
+
+    async def node_skipped(self, node_id: str, reason: str) -> None:
+        self.events.append(("skipped", node_id))
+
+
+def chain() -> Any:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "a", {"code": "result = x"})
+    b.add_node("PythonCodeNode", "b", {"code": "result = v + 1"})
+    b.add_node("PythonCodeNode", "c", {"code": "result = v + 1"})
+    b.add_connection("a", "result", "b", "v").add_connection("b", "result", "c", "v")
+    return b.build()
+
+
+def test_nodes_run_in_dependency_order_with_hooks() -> None:
+    hooks = Recorder()
+    outcome = run(chain(), {"x": 1}, hooks=hooks)
+    assert outcome.outputs["c"] == {"result": 3}
+    assert hooks.events == [
+        ("started", "a"), ("completed", "a"),
+        ("started", "b"), ("completed", "b"),
+        ("started", "c"), ("completed", "c"),
+    ]
+
+
+def test_independent_sync_nodes_run_concurrently() -> None:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "s1", {"code": "import time\ntime.sleep(0.2)\nresult = 1"})
+    b.add_node("PythonCodeNode", "s2", {"code": "import time\ntime.sleep(0.2)\nresult = 2"})
+    b.add_node("PythonCodeNode", "sum", {"code": "result = p + q"})
+    b.add_connection("s1", "result", "sum", "p").add_connection("s2", "result", "sum", "q")
+    started = time.perf_counter()
+    outcome = run(b.build(), {})
+    elapsed = time.perf_counter() - started
+    assert outcome.outputs["sum"] == {"result": 3}
+    assert elapsed < 0.33, f"two 0.2 s nodes took {elapsed:.3f} s together"
+
+
+def test_independent_async_nodes_run_concurrently() -> None:
+    async def nap(tag: str) -> str:
+        await asyncio.sleep(0.2)
+        return tag
+
+    b = WorkflowBuilder().add_node(nap, "n1", tag="a").add_node(nap, "n2", tag="b")
+    started = time.perf_counter()
+    outcome = run(b.build(), {})
+    assert time.perf_counter() - started < 0.33
+    assert outcome.outputs == {"n1": {"result": "a"}, "n2": {"result": "b"}}
+
+
+def switch_workflow(merge: bool) -> Any:
+    b = WorkflowBuilder()
+    b.add_node("SwitchNode", "route", {"condition_field": "amount", "operator": ">=", "value": 100})
+    b.add_node("PythonCodeNode", "big", {"code": "result = 'big'"  + " if order else None"})
+    b.add_node("PythonCodeNode", "small", {"code": "result = 'small' if order else None"})
+    b.add_node("PythonCodeNode", "after_small", {"code": "result = v + '!'"})
+    b.add_connection("route", "true_output", "big", "order")
+    b.add_connection("route", "false_output", "small", "order")
+    b.add_connection("small", "result", "after_small", "v")
+    if merge:
+        b.add_node("MergeNode", "join")
+        b.add_connection("big", "result", "join", "a")
+        b.add_connection("after_small", "result", "join", "b")
+    return b.build()
+
+
+def test_switch_skips_untaken_branch_transitively() -> None:
+    hooks = Recorder()
+    outcome = run(switch_workflow(merge=False), {"input_data": {"amount": 150}}, hooks=hooks)
+    assert outcome.status == "completed"
+    assert outcome.outputs["big"] == {"result": "big"}
+    assert outcome.nodes["small"].status == "skipped"
+    assert outcome.nodes["after_small"].status == "skipped"
+    assert "route" in (outcome.nodes["small"].reason or "")
+    assert ("skipped", "after_small") in hooks.events
+    assert "small" not in outcome.outputs
+
+
+def test_merge_joins_whichever_branch_ran() -> None:
+    low = run(switch_workflow(merge=True), {"input_data": {"amount": 5}})
+    high = run(switch_workflow(merge=True), {"input_data": {"amount": 500}})
+    assert low.outputs["join"] == {"merged_data": "small!"}
+    assert high.outputs["join"] == {"merged_data": "big"}
+    assert low.nodes["big"].status == "skipped" and low.nodes["join"].status == "completed"
+
+
+def test_switch_cases_mode() -> None:
+    b = WorkflowBuilder()
+    b.add_node("SwitchNode", "s", {"condition_field": "kind", "cases": ["a", "b"]})
+    b.add_node("PythonCodeNode", "on_b", {"code": "result = v"})
+    b.add_node("PythonCodeNode", "other", {"code": "result = v"})
+    b.add_connection("s", "case_b", "on_b", "v").add_connection("s", "default", "other", "v")
+    out = run(b.build(), {"input_data": {"kind": "b"}})
+    assert out.outputs["on_b"] == {"result": {"kind": "b"}} and out.nodes["other"].status == "skipped"
+    out = run(b.build(), {"input_data": {"kind": "z"}})
+    assert out.nodes["on_b"].status == "skipped" and out.outputs["other"] == {"result": {"kind": "z"}}
+
+
+def test_merge_types() -> None:
+    for kind, expected in [("list", [[1], [2]]), ("concat", [1, 2]), ("dict", {"a": [1], "b": [2]})]:
+        b = WorkflowBuilder()
+        b.add_node("PythonCodeNode", "p", {"code": "result = [1]"}).add_node("PythonCodeNode", "q", {"code": "result = [2]"})
+        b.add_node("MergeNode", "m", {"merge_type": kind})
+        b.add_connection("p", "result", "m", "a").add_connection("q", "result", "m", "b")
+        assert run(b.build(), {}).outputs["m"] == {"merged_data": expected}
+
+
+def test_failing_node_fails_run_naming_node_type_and_message() -> None:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "ok", {"code": "result = 1"})
+    b.add_node("PythonCodeNode", "boom", {"code": "raise ValueError('bad value ' + str(v))"})
+    b.add_node("PythonCodeNode", "never", {"code": "result = w"})
+    b.add_connection("ok", "result", "boom", "v").add_connection("boom", "result", "never", "w")
+    hooks = Recorder()
+    outcome = run(b.build(), {}, hooks=hooks)
+    assert outcome.status == "failed"
+    assert outcome.error == {"node": "boom", "type": "ValueError", "message": "bad value 1"}
+    assert outcome.nodes["boom"].status == "failed"
+    assert outcome.nodes["never"].status == "pending"
+    assert outcome.outputs == {"ok": {"result": 1}}
+    assert ("failed", "boom") in hooks.events
+
+
+def test_failure_cancels_in_flight_nodes() -> None:
+    cancelled = asyncio.Event()
+
+    async def slow() -> int:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 1
+
+    async def fail() -> int:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("nope")
+
+    wf = WorkflowBuilder().add_node(slow, "slow").add_node(fail, "fail").build()
+
+    async def go() -> Any:
+        out = await WorkflowEngine().execute(wf, wf.resolve_inputs({}), run_id="r")
+        return out, cancelled.is_set()
+
+    started = time.perf_counter()
+    outcome, was_cancelled = asyncio.run(go())
+    assert time.perf_counter() - started < 1
+    assert outcome.status == "failed" and outcome.error["node"] == "fail"
+    assert outcome.nodes["slow"].status == "cancelled" and was_cancelled
+
+
+def test_missing_key_in_dotted_path_fails_target() -> None:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "a", {"code": "result = {'value': 1}"})
+    b.add_node("PythonCodeNode", "b", {"code": "result = v"})
+    b.add_connection("a", "result.valeu", "b", "v")
+    outcome = run(b.build(), {})
+    assert outcome.status == "failed"
+    assert outcome.error["node"] == "b" and "'result.valeu' not found" in outcome.error["message"]
+
+
+def test_code_without_result_fails_clearly() -> None:
+    outcome = run(WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "y = 1"}).build(), {})
+    assert outcome.error == {"node": "n", "type": "PythonCodeError", "message": "the code of node 'n' did not set 'result'"}
+
+
+def test_typed_node_rejects_mistyped_connected_value() -> None:
+    def need_int(n: int) -> int:
+        return n
+
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "src", {"code": "result = 'not a number'"})
+    b.add_node(need_int, "dst")
+    b.add_connection("src", "result", "dst", "n")
+    outcome = run(b.build(), {})
+    assert outcome.error["node"] == "dst" and outcome.error["type"] == "NodeInputError"

@@ -1,0 +1,135 @@
+"""The REST app in-process (Starlette TestClient, RunService without Ray)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nexus_ray import Nexus, Settings, WorkflowBuilder
+from nexus_ray.channels.http.app import build_http_app
+from nexus_ray.runtime.run_host import RunService
+
+from .helpers import double_plus_one
+
+
+class InProcessRunner:
+    def __init__(self, service: RunService) -> None:
+        self.service = service
+
+    async def execute(self, name: str, node_inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
+        return await self.service.execute(name, node_inputs, run_id)
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    app = Nexus(port=0)
+    app.register("double_plus_one", double_plus_one(), description="x -> 2x + 1")
+    failing = WorkflowBuilder().add_node("PythonCodeNode", "explode", {"code": "result = 1 / zero"})
+    app.register("fails", failing)
+
+    @app.workflow
+    def greet(name: str, excited: bool = False) -> str:
+        return f"Hello, {name}{'!' if excited else '.'}"
+
+    workflows = {name: item.workflow for name, item in app.workflows.items()}
+    runner = InProcessRunner(RunService("h0", workflows))
+    return TestClient(build_http_app(app.workflows, runner, Settings(max_body_bytes=1024)))
+
+
+def test_execute_returns_outputs(client: TestClient) -> None:
+    r = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 5}})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "completed" and body["workflow"] == "double_plus_one"
+    assert body["outputs"]["add_one"]["result"]["value"] == 11
+    assert len(body["run_id"]) == 32 and body["duration_ms"] > 0
+    assert body["nodes"]["double"]["status"] == "completed"
+
+
+def test_failed_node_is_200_with_error(client: TestClient) -> None:
+    r = client.post("/workflows/fails/execute", json={"inputs": {"zero": 0}})
+    assert r.status_code == 200
+    assert r.json()["status"] == "failed"
+    assert r.json()["error"] == {"node": "explode", "type": "ZeroDivisionError", "message": "division by zero"}
+
+
+def problem(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_unknown_workflow_404_with_close_matches(client: TestClient) -> None:
+    body = problem(client.post("/workflows/double_plus_on/execute", json={"inputs": {}}), 404)
+    assert body["close_matches"] == ["double_plus_one"]
+
+
+def test_missing_and_mistyped_inputs_422_list_each_field(client: TestClient) -> None:
+    body = problem(client.post("/workflows/greet/execute", json={"inputs": {"excited": "very"}}), 422)
+    assert {(e["field"], e["type"]) for e in body["errors"]} == {("name", "missing"), ("excited", "bool_parsing")}
+
+
+def test_inputs_outside_envelope_are_named(client: TestClient) -> None:
+    body = problem(client.post("/workflows/greet/execute", json={"name": "bob"}), 422)
+    assert body["errors"][0]["field"] == "body.name"
+    assert '"inputs"' in body["errors"][0]["message"]
+
+
+def test_body_not_an_object_422(client: TestClient) -> None:
+    problem(client.post("/workflows/greet/execute", json=[1]), 422)
+
+
+def test_malformed_json_400(client: TestClient) -> None:
+    body = problem(client.post("/workflows/greet/execute", content=b'{"inputs": {', headers={"content-type": "application/json"}), 400)
+    assert "Malformed JSON" in body["detail"]
+
+
+def test_body_over_limit_413(client: TestClient) -> None:
+    payload = {"inputs": {"name": "x" * 2000}}
+    body = problem(client.post("/workflows/greet/execute", json=payload), 413)
+    assert body["limit_bytes"] == 1024
+
+
+def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
+    problem(client.get("/nothing/here"), 404)
+    problem(client.get("/workflows/greet/execute"), 405)
+
+
+def test_empty_body_means_no_inputs(client: TestClient) -> None:
+    body = problem(client.post("/workflows/greet/execute"), 422)
+    assert body["errors"][0]["field"] == "name"
+
+
+def test_list_workflows(client: TestClient) -> None:
+    r = client.get("/workflows")
+    assert r.status_code == 200
+    items = {w["name"]: w for w in r.json()}
+    assert set(items) == {"double_plus_one", "fails", "greet"}
+    assert items["double_plus_one"]["description"] == "x -> 2x + 1"
+    assert items["greet"]["input_schema"]["required"] == ["name"]
+    assert items["greet"]["output_schema"]["properties"]["greet"]["properties"]["result"] == {"type": "string"}
+
+
+def test_openapi_has_one_route_per_workflow_with_its_schema(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for name in ("double_plus_one", "fails", "greet"):
+        op = spec["paths"][f"/workflows/{name}/execute"]["post"]
+        body_schema = op["requestBody"]["content"]["application/json"]["schema"]
+        assert body_schema["properties"]["inputs"] == client.get("/workflows").json()[
+            [w["name"] for w in client.get("/workflows").json()].index(name)
+        ]["input_schema"]
+        assert {"200", "400", "413", "422"} <= set(op["responses"])
+    assert "/workflows/{name}/execute" not in spec["paths"]
+    greet = spec["paths"]["/workflows/greet/execute"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert greet["properties"]["inputs"]["properties"]["excited"] == {
+        "type": "boolean", "default": False, "description": "Input 'excited' of node(s) greet"
+    }
+    assert client.get("/docs").status_code == 200
+
+
+def test_health(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
