@@ -106,12 +106,17 @@ class Nexus:
         return self._server
 
     def stop(self) -> None:
-        """Stop serving; when this app started Ray, stop Ray and every process it started."""
-        runtime, self._runtime, self._pool, self._server = self._runtime, None, None, None
-        if runtime is not None:
-            if not runtime.started_here:
-                _leave_cluster()
-            runtime.stop()
+        """Stop what this app started: on its own embedded Ray, Ray and every process it
+        started; on a shared Ray, its ingress and its RunHost actors only."""
+        runtime, pool, server = self._runtime, self._pool, self._server
+        self._runtime, self._pool, self._server = None, None, None
+        if runtime is None:
+            return
+        if not runtime.started_here:
+            if server is not None:
+                _delete_ingress()
+            pool.shutdown()
+        runtime.stop()
 
     def __enter__(self) -> Nexus:
         self.start()
@@ -169,7 +174,9 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings.node_threads)
+        self._pool = RunHostPool(
+            self.settings.run_hosts, workflows, self.settings.node_threads, self.settings.batch_wait_ms / 1000
+        )
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:
@@ -183,7 +190,7 @@ class Nexus:
 
         deploy_ingress(self._catalog.items(), self._pool.client(), self.settings)
         url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
-        wait_until_ready(url, self.settings.ready_timeout_s)
+        wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 
 
 def function_workflow(fn: Callable[..., Any], description: str | None = None) -> Workflow:
@@ -198,7 +205,7 @@ def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def _leave_cluster() -> None:
+def _delete_ingress() -> None:
     from ray import serve
 
     from .channels.http.ingress import APP_NAME

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import NotFoundError
 from .app import Nexus
+from .errors import NotFoundError
 
 
 class AppNotFoundError(NotFoundError):
@@ -56,5 +56,7 @@ def _import(name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
-            raise AppNotFoundError(f"No module named {name!r} (looked in {Path.cwd()} and sys.path).", spec=name) from None
+            raise AppNotFoundError(
+                f"No module named {name!r} (looked in {Path.cwd()} and sys.path).", spec=name
+            ) from None
         raise

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
     run_hosts: int = Field(1, ge=1, le=256, description="RunHost actors in the pool.")
     ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress.")
+    batch_wait_ms: float = Field(
+        10.0,
+        ge=0,
+        description="How long a batched run call waits for its runs before the slow "
+        "ones are awaited one by one (see runtime/dispatch.py).",
+    )
     node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
     ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all).")

@@ -7,6 +7,7 @@ Installed packages (site-packages) and nexus_ray itself stay pickled by referenc
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import sysconfig
 from pathlib import Path
@@ -36,10 +37,8 @@ def ship_module_of(obj: Any) -> None:
     path = getattr(module, "__file__", None)
     if module is None or path is None or _is_installed(Path(path)):
         return
-    try:
+    with contextlib.suppress(ValueError):  # already registered
         cloudpickle.register_pickle_by_value(module)
-    except ValueError:  # already registered
-        pass
 
 
 def _is_installed(path: Path) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from ..errors import NexusError, RuntimeUnavailableError
 from ..workflow import Workflow
+from .dispatch import HostDispatcher, RunRequest
+from .errors import translate_ray_error
 from .hashing import HashRing
 from .run_host import RunHost
 
@@ -20,37 +22,34 @@ class PoolClient:
     """Routes a run to the RunHost that owns its id (consistent hashing). Picklable, so the
     ingress replicas carry their own copy and call the host directly."""
 
-    def __init__(self, hosts: dict[str, ActorHandle]) -> None:
+    def __init__(self, hosts: dict[str, ActorHandle], batch_wait_s: float = 0.01) -> None:
         self.hosts = hosts
         self.ring = HashRing(list(hosts))
+        self.batch_wait_s = batch_wait_s
+        self._dispatchers: dict[str, HostDispatcher] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Dispatchers hold futures of one event loop: each process makes its own.
+        return {**self.__dict__, "_dispatchers": {}}
 
     def host_for(self, run_id: str) -> ActorHandle:
         """The actor that hosts ``run_id``."""
         return self.hosts[self.ring.member_for(run_id)]
 
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
-        """Execute a run on its host and return the RunResult dict."""
-        try:
-            return await self.host_for(run_id).execute.remote(name, node_inputs, run_id)  # type: ignore[no-any-return]
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        """Execute a run on its host (batched with concurrent ones) and return the RunResult dict."""
+        host_id = self.ring.member_for(run_id)
+        dispatcher = self._dispatchers.get(host_id)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[host_id] = HostDispatcher(self.hosts[host_id], wait_s=self.batch_wait_s)
+        return await dispatcher.execute(RunRequest(name, node_inputs, run_id))
 
     def execute_blocking(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Like :meth:`execute`, for synchronous callers (scripts, notebooks)."""
         try:
-            return ray.get(self.host_for(run_id).execute.remote(name, node_inputs, run_id))  # type: ignore[no-any-return]
+            return cast(dict[str, Any], ray.get(self.host_for(run_id).execute.remote(name, node_inputs, run_id)))
         except (RayTaskError, RayActorError) as exc:
             raise translate_ray_error(exc) from exc
-
-
-def translate_ray_error(exc: Exception) -> Exception:
-    """Unwrap a NexusError raised inside an actor; a dead actor is RuntimeUnavailableError."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, NexusError):
-        return cause
-    if isinstance(exc, RayActorError):
-        return RuntimeUnavailableError(f"A run host is not available: {exc}. Retry shortly.")
-    return exc
 
 
 class RunHostPool:
@@ -62,18 +61,22 @@ class RunHostPool:
         node_threads: Threads per host for synchronous node code.
     """
 
-    def __init__(self, size: int, workflows: dict[str, Workflow], node_threads: int) -> None:
+    def __init__(
+        self, size: int, workflows: dict[str, Workflow], node_threads: int, batch_wait_s: float = 0.01
+    ) -> None:
+        self.batch_wait_s = batch_wait_s
         self.hosts: dict[str, ActorHandle] = {}
+        pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
         for i in range(size):
             host_id = f"run-host-{i}"
             self.hosts[host_id] = RunHost.options(  # type: ignore[attr-defined]
-                name=f"nexus-{host_id}", namespace=NAMESPACE, get_if_exists=False
+                name=f"nexus-{pool_id}-{host_id}", namespace=NAMESPACE
             ).remote(host_id, workflows, node_threads)
         ray.get([h.info.remote() for h in self.hosts.values()])
 
     def client(self) -> PoolClient:
         """A picklable router over the pool."""
-        return PoolClient(self.hosts)
+        return PoolClient(self.hosts, self.batch_wait_s)
 
     def register(self, name: str, workflow: Workflow) -> None:
         """Add a workflow to every host."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -26,18 +27,26 @@ class RayRuntime:
 
     Attributes:
         ingress: "haproxy" or "default": which Serve proxy the cluster uses.
-        started_here: True when this process started (and so must stop) Ray.
+        mode: "embedded" (started here: stop ends its processes), "address" (connected
+            here to settings.ray_address: stop disconnects) or "existing" (Ray was already
+            initialised in this process by someone else: stop leaves it alone).
     """
 
     settings: Settings
     ingress: str = "default"
-    started_here: bool = False
+    mode: str = "existing"
     _temp_dir: str | None = None
+
+    @property
+    def started_here(self) -> bool:
+        """True when this process started the local Ray instance."""
+        return self.mode == "embedded"
 
     def start(self) -> None:
         """Start an embedded Ray or join ``settings.ray_address`` / an initialised one."""
         self.ingress = choose_ingress(self.settings.ingress)
         if ray.is_initialized():
+            self.mode = "existing"
             self.ingress = "haproxy" if os.environ.get(_HAPROXY_ENV[0]) == "1" else "default"
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -45,6 +54,7 @@ class RayRuntime:
             os.environ[name] = "1" if self.ingress == "haproxy" else "0"
         if self.settings.ray_address:
             ray.init(address=self.settings.ray_address, namespace="nexus", log_to_driver=False)
+            self.mode = "address"
             return
         self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
         ray.init(
@@ -55,13 +65,14 @@ class RayRuntime:
             namespace="nexus",
             _temp_dir=self._temp_dir,
         )
-        self.started_here = True
+        self.mode = "embedded"
 
     def stop(self) -> None:
-        """Disconnect; when Ray was started here, end all its processes (by PID) within ~10 s."""
-        if not ray.is_initialized():
+        """Started here: end Ray and all its processes (by PID) within ~10 s. Connected
+        here: disconnect. Already initialised by someone else: leave it running."""
+        if not ray.is_initialized() or self.mode == "existing":
             return
-        if not self.started_here:
+        if self.mode == "address":
             ray.shutdown()
             return
         ours = psutil.Process().children(recursive=True)
@@ -104,7 +115,5 @@ def _running(proc: psutil.Process) -> bool:
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
-    try:
+    with contextlib.suppress(psutil.Error):
         proc.send_signal(sig)
-    except psutil.Error:
-        pass

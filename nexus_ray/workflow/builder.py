@@ -72,8 +72,7 @@ class WorkflowBuilder:
         """Feed ``from_node``'s output (a dotted path such as ``"result.value"``) to ``to_input``."""
         if not from_output or not to_input:
             raise WorkflowError(
-                f"Connection {from_node}.{from_output!r} -> {to_node}.{to_input!r} needs an "
-                "output and an input name.",
+                f"Connection {from_node}.{from_output!r} -> {to_node}.{to_input!r} needs an output and an input name.",
             )
         self._connections.append(Connection(from_node, split_path(from_output), to_node, to_input))
         return self

@@ -55,7 +55,8 @@ class InputField:
         schema.update(self.extra_schema)
         if self.description:
             schema.setdefault("description", self.description)
-        if not self.required and _is_json_value(self.default):
+        # A null default is left out: optional already says it, and OpenAPI drops nulls.
+        if not self.required and self.default is not None and _is_json_value(self.default):
             schema["default"] = self.default
         return schema
 

@@ -80,8 +80,7 @@ class Node:
             )
         self.static_inputs: dict[str, Any] = dict(params)
         self.inputs: Mapping[str, InputField] = {
-            name: (f.with_default(params[name]) if name in params else f)
-            for name, f in declared.items()
+            name: (f.with_default(params[name]) if name in params else f) for name, f in declared.items()
         }
 
     @classmethod
@@ -89,8 +88,9 @@ class Node:
         """The name this node type is registered under."""
         return cls.type_name or cls.__name__
 
-    def setup(self, **config: Any) -> None:
-        """Validate and store configuration; raise WorkflowError naming the problem."""
+    def setup(self, *args: Any, **config: Any) -> None:
+        """Validate and store configuration (``config_params`` given to ``add_node``, as
+        keywords); raise WorkflowError naming the problem. Subclasses name their params."""
 
     def declare_inputs(self) -> dict[str, InputField]:
         """The node's inputs by name."""

@@ -108,7 +108,7 @@ def function_node_class(
     fn: Callable[..., Any], *, type_name: str | None = None, base: type[FunctionNode] = FunctionNode
 ) -> type[FunctionNode]:
     """A FunctionNode subclass bound to ``fn`` (validated now, so errors show at definition)."""
-    name = type_name or getattr(fn, "__name__", "function")
+    name: str = type_name or getattr(fn, "__name__", None) or "function"
     cls = type(name, (base,), {"function": staticmethod(fn), "type_name": name, "__doc__": fn.__doc__})
     annotations = [f.annotation for f in signature_inputs(fn).values()]
     for annotation in (*annotations, return_annotation(fn)):

@@ -17,8 +17,7 @@ def check_connections(nodes: Mapping[str, Node], connections: Sequence[Connectio
         for end, node_id in (("from", conn.source), ("to", conn.target)):
             if node_id not in nodes:
                 raise WorkflowError(
-                    f"Connection {conn}: the {end} node {node_id!r} does not exist"
-                    f"{_close(node_id, nodes)}.",
+                    f"Connection {conn}: the {end} node {node_id!r} does not exist{_close(node_id, nodes)}.",
                     connection=str(conn),
                     node=node_id,
                 )

@@ -18,7 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_does_not_import_ray() -> None:
-    code = "import sys\nfrom nexus_ray.channels.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass\nprint('RAY' if 'ray' in sys.modules else 'NO-RAY')"
+    code = (
+        "import sys\nfrom nexus_ray.channels.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('RAY' if 'ray' in sys.modules else 'NO-RAY')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("NO-RAY")
 
@@ -29,11 +33,13 @@ def test_help_lists_serve() -> None:
 
 
 def test_load_app_from_path_and_named_attr(tmp_path: Path) -> None:
-    (tmp_path / "myapp.py").write_text(textwrap.dedent("""
+    (tmp_path / "myapp.py").write_text(
+        textwrap.dedent("""
         from nexus_ray import Nexus
         app = Nexus()
         other = Nexus(port=9001)
-    """))
+    """)
+    )
     assert isinstance(load_app(str(tmp_path / "myapp.py")), Nexus)
     assert load_app(f"{tmp_path / 'myapp.py'}:other").settings.port == 9001
 
@@ -57,7 +63,8 @@ def test_load_errors_say_what_to_do(tmp_path: Path) -> None:
 def test_serve_with_missing_app_exits_4_with_one_line(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", "from nexus_ray.channels.cli import main; main()", "serve", str(tmp_path / "nope.py")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 4
     assert out.stderr.strip().startswith("Error: No such app file") and "Traceback" not in out.stderr

@@ -42,9 +42,12 @@ def test_nodes_run_in_dependency_order_with_hooks() -> None:
     outcome = run(chain(), {"x": 1}, hooks=hooks)
     assert outcome.outputs["c"] == {"result": 3}
     assert hooks.events == [
-        ("started", "a"), ("completed", "a"),
-        ("started", "b"), ("completed", "b"),
-        ("started", "c"), ("completed", "c"),
+        ("started", "a"),
+        ("completed", "a"),
+        ("started", "b"),
+        ("completed", "b"),
+        ("started", "c"),
+        ("completed", "c"),
     ]
 
 
@@ -76,7 +79,7 @@ def test_independent_async_nodes_run_concurrently() -> None:
 def switch_workflow(merge: bool) -> Any:
     b = WorkflowBuilder()
     b.add_node("SwitchNode", "route", {"condition_field": "amount", "operator": ">=", "value": 100})
-    b.add_node("PythonCodeNode", "big", {"code": "result = 'big'"  + " if order else None"})
+    b.add_node("PythonCodeNode", "big", {"code": "result = 'big'" + " if order else None"})
     b.add_node("PythonCodeNode", "small", {"code": "result = 'small' if order else None"})
     b.add_node("PythonCodeNode", "after_small", {"code": "result = v + '!'"})
     b.add_connection("route", "true_output", "big", "order")
@@ -124,7 +127,9 @@ def test_switch_cases_mode() -> None:
 def test_merge_types() -> None:
     for kind, expected in [("list", [[1], [2]]), ("concat", [1, 2]), ("dict", {"a": [1], "b": [2]})]:
         b = WorkflowBuilder()
-        b.add_node("PythonCodeNode", "p", {"code": "result = [1]"}).add_node("PythonCodeNode", "q", {"code": "result = [2]"})
+        b.add_node("PythonCodeNode", "p", {"code": "result = [1]"}).add_node(
+            "PythonCodeNode", "q", {"code": "result = [2]"}
+        )
         b.add_node("MergeNode", "m", {"merge_type": kind})
         b.add_connection("p", "result", "m", "a").add_connection("q", "result", "m", "b")
         assert run(b.build(), {}).outputs["m"] == {"merged_data": expected}
@@ -186,7 +191,11 @@ def test_missing_key_in_dotted_path_fails_target() -> None:
 
 def test_code_without_result_fails_clearly() -> None:
     outcome = run(WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "y = 1"}).build(), {})
-    assert outcome.error == {"node": "n", "type": "PythonCodeError", "message": "the code of node 'n' did not set 'result'"}
+    assert outcome.error == {
+        "node": "n",
+        "type": "PythonCodeError",
+        "message": "the code of node 'n' did not set 'result'",
+    }
 
 
 def test_typed_node_rejects_mistyped_connected_value() -> None:

@@ -84,7 +84,10 @@ def test_body_not_an_object_422(client: TestClient) -> None:
 
 
 def test_malformed_json_400(client: TestClient) -> None:
-    body = problem(client.post("/workflows/greet/execute", content=b'{"inputs": {', headers={"content-type": "application/json"}), 400)
+    body = problem(
+        client.post("/workflows/greet/execute", content=b'{"inputs": {', headers={"content-type": "application/json"}),
+        400,
+    )
     assert "Malformed JSON" in body["detail"]
 
 
@@ -119,14 +122,19 @@ def test_openapi_has_one_route_per_workflow_with_its_schema(client: TestClient) 
     for name in ("double_plus_one", "fails", "greet"):
         op = spec["paths"][f"/workflows/{name}/execute"]["post"]
         body_schema = op["requestBody"]["content"]["application/json"]["schema"]
-        assert body_schema["properties"]["inputs"] == client.get("/workflows").json()[
-            [w["name"] for w in client.get("/workflows").json()].index(name)
-        ]["input_schema"]
+        assert (
+            body_schema["properties"]["inputs"]
+            == client.get("/workflows").json()[[w["name"] for w in client.get("/workflows").json()].index(name)][
+                "input_schema"
+            ]
+        )
         assert {"200", "400", "413", "422"} <= set(op["responses"])
     assert "/workflows/{name}/execute" not in spec["paths"]
     greet = spec["paths"]["/workflows/greet/execute"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert greet["properties"]["inputs"]["properties"]["excited"] == {
-        "type": "boolean", "default": False, "description": "Input 'excited' of node(s) greet"
+        "type": "boolean",
+        "default": False,
+        "description": "Input 'excited' of node(s) greet",
     }
     assert client.get("/docs").status_code == 200
 

@@ -23,7 +23,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/text"):
             self._send(200, b"plain", "text/plain")
         else:
-            self._send(200, json.dumps({"path": self.path, "auth": self.headers.get("x-token")}).encode(), "application/json")
+            self._send(
+                200, json.dumps({"path": self.path, "auth": self.headers.get("x-token")}).encode(), "application/json"
+            )
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))

@@ -4,11 +4,30 @@ import nexus_ray
 def test_public_api_is_pinned_and_sorted() -> None:
     assert nexus_ray.__all__ == sorted(nexus_ray.__all__)
     assert nexus_ray.__all__ == [
-        "ConflictError", "HTTPRequestNode", "InputValidationError", "InvalidRequestError", "MergeNode",
-        "Nexus", "NexusError", "Node", "NodeContext", "NotFoundError", "PayloadTooLargeError",
-        "PythonCodeNode", "RunResult", "RunStatus", "RuntimeUnavailableError", "ServerInfo", "Settings",
-        "SwitchNode", "Workflow", "WorkflowBuilder", "WorkflowError", "WorkflowNotFoundError",
-        "__version__", "node",
+        "ConflictError",
+        "HTTPRequestNode",
+        "InputValidationError",
+        "InvalidRequestError",
+        "MergeNode",
+        "Nexus",
+        "NexusError",
+        "Node",
+        "NodeContext",
+        "NotFoundError",
+        "PayloadTooLargeError",
+        "PythonCodeNode",
+        "RunResult",
+        "RunStatus",
+        "RuntimeUnavailableError",
+        "ServerInfo",
+        "Settings",
+        "SwitchNode",
+        "Workflow",
+        "WorkflowBuilder",
+        "WorkflowError",
+        "WorkflowNotFoundError",
+        "__version__",
+        "node",
     ]
     for name in nexus_ray.__all__:
         assert hasattr(nexus_ray, name)

@@ -102,7 +102,7 @@ def test_unknown_parameter_for_node() -> None:
 
 def test_syntax_error_in_code_names_node_and_line() -> None:
     with pytest.raises(WorkflowError) as err:
-        WorkflowBuilder().add_node("PythonCodeNode", "bad", code("x = 1\nresult = (")) 
+        WorkflowBuilder().add_node("PythonCodeNode", "bad", code("x = 1\nresult = ("))
     assert err.value.details == {"node": "bad", "line": 2}
 
 

@@ -98,7 +98,10 @@ def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
     run_schema["properties"]["outputs"] = item.output_schema
     problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
     return {
-        200: {"description": "The run finished (status 'completed' or 'failed').", "content": {JSON: {"schema": run_schema}}},
+        200: {
+            "description": "The run finished (status 'completed' or 'failed').",
+            "content": {JSON: {"schema": run_schema}},
+        },
         400: {"description": "Malformed JSON", **problem},
         413: {"description": "Body too large", **problem},
         422: {"description": "Invalid inputs; 'errors' names each field", **problem},

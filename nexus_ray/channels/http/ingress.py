@@ -16,6 +16,7 @@ from ...settings import Settings
 from .app import build_http_app
 
 APP_NAME = "nexus"
+QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256, graceful_shutdown_timeout_s=2)
@@ -35,30 +36,30 @@ class NexusIngress:
 
 def deploy_ingress(catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: Settings) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
-    serve.start(
-        http_options={"host": settings.host, "port": settings.port},
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
-    )
+    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     app = NexusIngress.options(num_replicas=settings.ingress_replicas).bind(  # type: ignore[attr-defined]
         catalog, pool, settings.model_dump(mode="json")
     )
-    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    # Replicas take their logging config from the application, not from serve.start:
+    # without it every request writes an INFO access-log line.
+    serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
 
 
-def wait_until_ready(url: str, timeout_s: float) -> float:
-    """Poll ``url``/health until a 2xx (not merely until serve.run returned); seconds waited."""
+def wait_until_ready(url: str, workflows: set[str], timeout_s: float) -> float:
+    """Poll ``url``/workflows until it answers 2xx listing every name in ``workflows`` (the
+    proxy may answer 503, or an old replica, for a while after serve.run returns)."""
     started = time.monotonic()
     last = "no answer"
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() - started < timeout_s:
             try:
-                response = client.get(f"{url}/health")
-                if response.is_success:
+                response = client.get(f"{url}/workflows")
+                if response.is_success and workflows <= {w["name"] for w in response.json()}:
                     return time.monotonic() - started
                 last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, ValueError) as exc:
                 last = type(exc).__name__
-            time.sleep(0.1)
+            time.sleep(0.05)
     raise RuntimeUnavailableError(
         f"The HTTP ingress at {url} did not answer 2xx within {timeout_s:.0f} s (last: {last}). "
         "Check that the port is free and the Ray logs.",

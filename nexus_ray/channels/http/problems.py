@@ -61,23 +61,32 @@ def install_problem_handlers(app: FastAPI, debug: bool = False) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404:
             detail = f"No route {request.method} {request.url.path}. See /docs for the API."
-        problem = {"type": "about:blank", "title": title, "status": exc.status_code, "detail": detail,
-                   "instance": request.url.path}
+        problem = {
+            "type": "about:blank",
+            "title": title,
+            "status": exc.status_code,
+            "detail": detail,
+            "instance": request.url.path,
+        }
         return problem_response(problem, headers=getattr(exc, "headers", None))
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
-            for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()
         ]
         return problem_response(InputValidationError(errors).to_problem(request.url.path))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         detail = f"{type(exc).__name__}: {exc}" if debug else "Internal error; the server log has the details."
-        problem = {"type": "about:blank", "title": "Internal error", "status": 500, "detail": detail,
-                   "instance": request.url.path}
+        problem = {
+            "type": "about:blank",
+            "title": "Internal error",
+            "status": 500,
+            "detail": detail,
+            "instance": request.url.path,
+        }
         return problem_response(problem)
 
     app.add_exception_handler(NexusError, nexus_error)

@@ -80,9 +80,15 @@ class PythonCodeNode(Node):
         if self._function_name:
             self._function = self._load_function()
 
+    def _code(self) -> CodeType:
+        if self._compiled is None:
+            self._compile()
+        assert self._compiled is not None
+        return self._compiled
+
     def _load_function(self) -> Callable[..., Any]:
         namespace: dict[str, Any] = {}
-        exec(self._compiled, namespace)  # noqa: S102 - app author's code, app's trust
+        exec(self._code(), namespace)  # noqa: S102 - app author's code, app's trust
         fn = namespace.get(self._function_name or "")
         if not callable(fn):
             raise WorkflowError(
@@ -118,7 +124,7 @@ class PythonCodeNode(Node):
         if self._function is not None:
             return {"result": self._function(**inputs)}
         namespace = dict(inputs)
-        exec(self._compiled, namespace)  # noqa: S102 - app author's code, app's trust
+        exec(self._code(), namespace)  # noqa: S102 - app author's code, app's trust
         if "result" not in namespace:
             raise PythonCodeError(f"the code of node {self.node_id!r} did not set 'result'")
         return {"result": namespace["result"]}

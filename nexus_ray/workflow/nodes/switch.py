@@ -48,8 +48,7 @@ class SwitchNode(Node):
     ) -> None:
         if operator not in _OPERATORS:
             raise WorkflowError(
-                f"Node {self.node_id!r} (SwitchNode): unknown operator {operator!r}; "
-                f"use one of {list(_OPERATORS)}.",
+                f"Node {self.node_id!r} (SwitchNode): unknown operator {operator!r}; use one of {list(_OPERATORS)}.",
                 node=self.node_id,
             )
         if cases is not None and (not isinstance(cases, list) or not cases):

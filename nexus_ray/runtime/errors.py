@@ -1,0 +1,17 @@
+"""Translate Ray's exceptions into the NexusError tree."""
+
+from __future__ import annotations
+
+from ray.exceptions import RayActorError
+
+from ..errors import NexusError, RuntimeUnavailableError
+
+
+def translate_ray_error(exc: Exception) -> Exception:
+    """Unwrap a NexusError raised inside an actor; a dead actor is RuntimeUnavailableError."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, NexusError):
+        return cause
+    if isinstance(exc, RayActorError):
+        return RuntimeUnavailableError(f"A run host is not available: {exc}. Retry shortly.")
+    return exc

@@ -1,0 +1,61 @@
+"""One local Ray + Serve (HAProxy ingress when haproxy is on PATH) shared by the whole run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+
+import httpx
+import pytest
+
+from nexus_ray import Nexus, Settings, WorkflowBuilder
+from nexus_ray.loader import load_app
+
+ROOT = Path(__file__).resolve().parents[2]
+BODY_LIMIT = 64 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def whoami() -> int:
+    """Reports the process a node runs in."""
+    return os.getpid()
+
+
+def add_test_workflows(app: Nexus) -> None:
+    failing = WorkflowBuilder(description="Always fails in its second node.")
+    failing.add_node("PythonCodeNode", "prepare", {"code": "result = 0"})
+    failing.add_node("PythonCodeNode", "explode", {"code": "result = 1 / zero"})
+    failing.add_connection("prepare", "result", "explode", "zero")
+    app.register("fails", failing)
+    app.register("whoami", whoami)
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Nexus]:
+    quickstart = load_app(str(ROOT / "examples" / "quickstart.py"))
+    quickstart.settings = Settings(
+        port=free_port(),
+        max_body_bytes=BODY_LIMIT,
+        ingress="haproxy" if shutil.which("haproxy") else "default",
+    )
+    add_test_workflows(quickstart)
+    quickstart.start()
+    yield quickstart
+    quickstart.stop()
+
+
+@pytest.fixture(scope="session")
+def http(app: Nexus) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=app.url, timeout=30) as client:
+        yield client
