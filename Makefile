@@ -28,7 +28,7 @@ haproxy:
 run: $(STAMP) haproxy
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/nexus serve examples/quickstart.py --host 127.0.0.1 --port 8000
 
-test: $(STAMP) haproxy
+test: $(STAMP) haproxy lint
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python -m pytest tests/unit tests/integration
 
 unit: $(STAMP)
@@ -44,6 +44,7 @@ bench: $(STAMP) haproxy
 
 lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples
+	$(BIN)/ruff format --check nexus_ray tests benchmarks examples
 	$(BIN)/mypy nexus_ray
 
 clean:
