@@ -1,0 +1,115 @@
+"""Database connections: SQLite (embedded default, WAL) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import RuntimeUnavailableError
+
+
+class Backend(Protocol):
+    """What the store needs from a database: run SQL written with ``?`` placeholders."""
+
+    name: str
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement inside the current transaction; rows (empty when none)."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the current transaction."""
+        ...
+
+    def rollback(self) -> None:
+        """Abandon the current transaction."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class SQLiteBackend:
+    """One SQLite connection in WAL mode (readers never block the writer).
+
+    ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) without losing
+    a committed transaction; only an OS crash or power loss can drop the last ones.
+    """
+
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self._in_tx = False
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE" if _writes(sql) else "BEGIN")
+            self._in_tx = True
+        return self.conn.execute(sql, params).fetchall()
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self.conn.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.conn.execute("ROLLBACK")
+            self._in_tx = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _writes(sql: str) -> bool:
+    return not sql.lstrip().upper().startswith("SELECT")
+
+
+class PostgresBackend:
+    """One psycopg 3 connection; ``?`` placeholders become ``%s``."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise RuntimeUnavailableError("PostgreSQL store needs psycopg: pip install 'psycopg[binary]'.") from exc
+        try:
+            self.conn = psycopg.connect(url, autocommit=False)
+        except psycopg.OperationalError as exc:
+            raise RuntimeUnavailableError(
+                f"Cannot connect to the PostgreSQL store at {_redact(url)}: {str(exc).strip()}", store=_redact(url)
+            ) from None
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return list(cur.fetchall()) if cur.description else []
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (URLs end up in error messages and logs)."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

@@ -1,0 +1,237 @@
+"""The store: durable truth for runs and node checkpoints (and, by schema, sessions,
+events and idempotency keys). One implementation over either backend."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pydantic_core
+
+from ..errors import NexusError, RuntimeUnavailableError
+from ..workflow import NodeStatus, RunStatus
+from .backends import Backend
+from .records import NodeCheckpoint, RunRecord
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+_ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+_RUN_COLUMNS = (
+    "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
+    "finished_at, session_id, idempotency_key"
+)
+
+
+class StoreVersionError(RuntimeUnavailableError):
+    """The store was written by a newer nexus_ray than this one."""
+
+    title = "Store too new"
+
+
+class Store:
+    """Synchronous store over one connection; use it from one thread (see AsyncStore)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.migrate()
+
+    # -- schema -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The stored schema version (0 for an empty database)."""
+        try:
+            rows = self.backend.execute("SELECT value FROM nexus_meta WHERE key = 'schema_version'")
+        except Exception:  # no meta table yet: a new database
+            self.backend.rollback()
+            return 0
+        self.backend.commit()
+        return int(rows[0][0]) if rows else 0
+
+    def migrate(self) -> None:
+        """Bring an older store up to SCHEMA_VERSION; refuse a newer one."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"The store ({self.backend.name}) has schema version {version}, newer than this nexus_ray "
+                f"supports ({SCHEMA_VERSION}). Upgrade nexus_ray, or point NEXUS_HOME / NEXUS_STORE_URL elsewhere.",
+                store_version=version,
+                supported_version=SCHEMA_VERSION,
+            )
+        while version < SCHEMA_VERSION:
+            with self._tx():
+                for statement in MIGRATIONS[version]:
+                    self.backend.execute(statement)
+                version += 1
+                self.backend.execute(
+                    "INSERT INTO nexus_meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(version),),
+                )
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:
+            self.backend.rollback()
+            raise
+        self.backend.commit()
+
+    def _write(self, fn: Callable[[], T]) -> T:
+        with self._tx():
+            return fn()
+
+    # -- runs ---------------------------------------------------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        workflow: str,
+        inputs: dict[str, dict[str, Any]],
+        *,
+        owner: str | None = None,
+        lease_s: float = 0.0,
+        session_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Store a new run with its inputs (before any node starts), owned by ``owner``."""
+        now = time.time()
+        status = RunStatus.RUNNING if owner else RunStatus.PENDING
+        lease = now + lease_s if owner else None
+        self._write(
+            lambda: self.backend.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)",
+                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, idempotency_key),
+            )
+        )
+
+    def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
+        """Commit a node's state (its outputs before any dependent node starts)."""
+        c = checkpoint
+        self._write(
+            lambda: self.backend.execute(
+                "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at, duration_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id) DO UPDATE SET status = excluded.status,"
+                " outputs = excluded.outputs, error = excluded.error, reason = excluded.reason,"
+                " started_at = excluded.started_at, duration_ms = excluded.duration_ms",
+                (run_id, c.node_id, c.status.value, _dump_opt(c.outputs), _dump_opt(c.error), c.reason,
+                 c.started_at, c.duration_ms),
+            )
+        )
+
+    def finish_run(self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None) -> bool:
+        """Record a terminal status; False when the run was already finished (e.g. cancelled)."""
+        now = time.time()
+        rows = self._write(
+            lambda: self.backend.execute(
+                "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
+                " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?) RETURNING run_id",
+                (status.value, _dump_opt(outputs), _dump_opt(error), now, now, run_id, *_ACTIVE),
+            )
+        )
+        return bool(rows)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run and its node checkpoints, or None."""
+        def read() -> RunRecord | None:
+            rows = self.backend.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+            if not rows:
+                return None
+            run = _run(rows[0])
+            for row in self.backend.execute(
+                "SELECT node_id, status, outputs, error, reason, started_at, duration_ms"
+                " FROM node_checkpoints WHERE run_id = ?",
+                (run_id,),
+            ):
+                run.nodes[row[0]] = _checkpoint(row)
+            return run
+
+        return self._write(read)
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first (ids sort by time), filtered; ``before`` is the paging cursor."""
+        where, params = [], []
+        for column, value in (("workflow", workflow), ("status", status), ("session_id", session_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before is not None:
+            where.append("run_id < ?")
+            params.append(before)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY run_id DESC LIMIT ?"
+        return self._write(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
+
+    # -- ownership ----------------------------------------------------------------------
+    def renew_leases(self, owner: str, run_ids: list[str], lease_s: float) -> list[str]:
+        """Extend ``owner``'s leases on ``run_ids``; the ids it still owns."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        now = time.time()
+        rows = self._write(
+            lambda: self.backend.execute(
+                f"UPDATE runs SET lease_expires = ?, updated_at = ? WHERE owner = ? AND run_id IN ({marks})"
+                f" AND status IN (?, ?) RETURNING run_id",
+                (now + lease_s, now, owner, *run_ids, *_ACTIVE),
+            )
+        )
+        return [r[0] for r in rows]
+
+    def adopt_orphans(self, owner: str, lease_s: float, limit: int = 100) -> list[str]:
+        """Atomically take over unfinished runs whose owner's lease expired; their ids."""
+        now = time.time()
+        return self._write(
+            lambda: [
+                r[0]
+                for r in self.backend.execute(
+                    "UPDATE runs SET owner = ?, lease_expires = ?, status = ?, updated_at = ? WHERE run_id IN ("
+                    " SELECT run_id FROM runs WHERE status IN (?, ?) AND (lease_expires IS NULL OR lease_expires < ?)"
+                    " ORDER BY run_id LIMIT ?) AND status IN (?, ?) RETURNING run_id",
+                    (owner, now + lease_s, RunStatus.RUNNING.value, now, *_ACTIVE, now, limit, *_ACTIVE),
+                )
+            ]
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.backend.close()
+
+
+def _dump(value: Any) -> str:
+    try:
+        return pydantic_core.to_json(value).decode()
+    except pydantic_core.PydanticSerializationError as exc:
+        raise NexusError(f"A value cannot be stored as JSON: {exc}") from exc
+
+
+def _dump_opt(value: Any) -> str | None:
+    return None if value is None else _dump(value)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _run(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0], workflow=row[1], status=RunStatus(row[2]), inputs=_load(row[3]), outputs=_load(row[4]),
+        error=_load(row[5]), owner=row[6], lease_expires=row[7], created_at=row[8], updated_at=row[9],
+        finished_at=row[10], session_id=row[11], idempotency_key=row[12],
+    )
+
+
+def _checkpoint(row: tuple[Any, ...]) -> NodeCheckpoint:
+    return NodeCheckpoint(
+        node_id=row[0], status=NodeStatus(row[1]), outputs=_load(row[2]), error=_load(row[3]), reason=row[4],
+        started_at=row[5], duration_ms=row[6],
+    )

@@ -1,0 +1,94 @@
+"""One suite, both backends: schema versions, runs, checkpoints, listing, leases."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from nexus_ray.store import NodeCheckpoint, Store, StoreVersionError
+from nexus_ray.store.schema import MIGRATIONS, SCHEMA_VERSION
+from nexus_ray.workflow import NodeStatus, RunStatus
+
+
+def test_new_store_is_at_current_version_and_reopens(store: Store, make_backend: Callable[[], object]) -> None:
+    assert store.schema_version() == SCHEMA_VERSION
+    again = Store(make_backend())  # type: ignore[arg-type]
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+
+
+def test_newer_store_refuses_to_start(store: Store, make_backend: Callable[[], object]) -> None:
+    store.backend.execute("UPDATE nexus_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    store.backend.commit()
+    with pytest.raises(StoreVersionError, match=f"schema version {SCHEMA_VERSION + 1}, newer") as err:
+        Store(make_backend())  # type: ignore[arg-type]
+    assert err.value.details["supported_version"] == SCHEMA_VERSION
+
+
+def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], object]) -> None:
+    backend = make_backend()
+    for statement in MIGRATIONS[0]:  # a version-1 store, as the first release wrote it
+        backend.execute(statement)  # type: ignore[attr-defined]
+    backend.execute("INSERT INTO nexus_meta (key, value) VALUES ('schema_version', '1')")  # type: ignore[attr-defined]
+    backend.execute(  # type: ignore[attr-defined]
+        "INSERT INTO runs (run_id, workflow, status, inputs, created_at, updated_at) VALUES ('r1', 'w', 'completed', '{}', 1, 2)"
+    )
+    backend.commit()  # type: ignore[attr-defined]
+    store = Store(backend)  # type: ignore[arg-type]
+    assert store.schema_version() == SCHEMA_VERSION
+    run = store.get_run("r1")
+    assert run is not None and run.status == RunStatus.COMPLETED and run.session_id is None
+    store.close()
+
+
+def test_run_lifecycle_with_checkpoints(store: Store) -> None:
+    store.create_run("r1", "wf", {"a": {"x": 5}}, owner="h0", lease_s=30)
+    run = store.get_run("r1")
+    assert run is not None and run.status == RunStatus.RUNNING and run.owner == "h0"
+    assert run.inputs == {"a": {"x": 5}} and run.lease_expires > time.time() + 20
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING, started_at=1.0))
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"result": 10}, started_at=1.0, duration_ms=2.0))
+    store.checkpoint_node("r1", NodeCheckpoint("b", NodeStatus.SKIPPED, reason="branch not taken"))
+    assert store.finish_run("r1", RunStatus.COMPLETED, {"a": {"result": 10}}, None)
+    assert not store.finish_run("r1", RunStatus.FAILED, None, {"node": "a"})  # already terminal
+    run = store.get_run("r1")
+    assert run is not None and run.done and run.owner is None
+    assert run.nodes["a"].outputs == {"result": 10} and run.nodes["a"].status == NodeStatus.COMPLETED
+    assert run.nodes["b"].reason == "branch not taken"
+    result = run.result()
+    assert result.outputs == {"a": {"result": 10}} and result.status == RunStatus.COMPLETED
+    assert store.get_run("missing") is None
+
+
+def test_list_runs_filters_and_pages(store: Store) -> None:
+    for i in range(5):
+        store.create_run(f"r{i}", "even" if i % 2 == 0 else "odd", {}, session_id="s1" if i < 2 else None)
+    assert [r.run_id for r in store.list_runs()] == ["r4", "r3", "r2", "r1", "r0"]
+    assert [r.run_id for r in store.list_runs(workflow="odd")] == ["r3", "r1"]
+    assert [r.run_id for r in store.list_runs(session_id="s1")] == ["r1", "r0"]
+    assert [r.run_id for r in store.list_runs(status="pending", limit=2)] == ["r4", "r3"]
+    assert [r.run_id for r in store.list_runs(limit=2, before="r3")] == ["r2", "r1"]
+
+
+def test_leases_renew_and_orphans_are_adopted_once(store: Store) -> None:
+    store.create_run("live", "w", {}, owner="h0", lease_s=60)
+    store.create_run("dead", "w", {}, owner="h1", lease_s=0.01)
+    store.create_run("queued", "w", {})
+    store.create_run("finished", "w", {}, owner="h1", lease_s=0.01)
+    store.finish_run("finished", RunStatus.COMPLETED, {}, None)
+    time.sleep(0.05)
+    assert store.renew_leases("h0", ["live", "dead"], 60) == ["live"]
+    adopted = store.adopt_orphans("h2", lease_s=60)
+    assert sorted(adopted) == ["dead", "queued"]
+    assert store.adopt_orphans("h3", lease_s=60) == []
+    dead = store.get_run("dead")
+    assert dead is not None and dead.owner == "h2" and dead.status == RunStatus.RUNNING
+
+
+def test_values_that_are_not_json_are_refused_clearly(store: Store) -> None:
+    from nexus_ray import NexusError
+
+    with pytest.raises(NexusError, match="cannot be stored as JSON"):
+        store.create_run("r", "w", {"n": {"x": object()}})
