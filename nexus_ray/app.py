@@ -174,9 +174,7 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(
-            self.settings.run_hosts, workflows, self.settings.node_threads, self.settings.batch_wait_ms / 1000
-        )
+        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings)
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NEXUS_RAY_ADDRESS", "RAY_ADDRESS"),
         description="Join this Ray cluster ('auto', 'ip:port', 'ray://...'); unset: embedded local Ray.",
     )
+    store_url: str | None = Field(
+        None, description="postgresql://... for a cluster; unset: SQLite at HOME/nexus.db (sqlite:///PATH also works)."
+    )
+    durable: bool = Field(True, description="Store runs and checkpoint every node (off: faster, nothing survives).")
+    lease_s: float = Field(10.0, gt=0, description="A run's owner lease; an orphan is adopted after at most this.")
     ingress: Literal["auto", "haproxy", "default"] = Field(
         "auto",
         description="'haproxy': Serve's HAProxy ingress (needs haproxy on PATH); 'default': "

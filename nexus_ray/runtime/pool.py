@@ -9,6 +9,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
+from ..settings import Settings
 from ..workflow import Workflow
 from .dispatch import HostDispatcher, RunRequest
 from .errors import translate_ray_error
@@ -58,20 +59,20 @@ class RunHostPool:
     Args:
         size: Number of hosts.
         workflows: Name → workflow, handed to each host (and again after a restart).
-        node_threads: Threads per host for synchronous node code.
+        settings: The app's settings (store, leases, threads, batching).
     """
 
-    def __init__(
-        self, size: int, workflows: dict[str, Workflow], node_threads: int, batch_wait_s: float = 0.01
-    ) -> None:
-        self.batch_wait_s = batch_wait_s
+    def __init__(self, size: int, workflows: dict[str, Workflow], settings: Settings) -> None:
+        self.batch_wait_s = settings.batch_wait_ms / 1000
+        # Actors do not share the driver's working directory: hand them absolute paths.
+        config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
         self.hosts: dict[str, ActorHandle] = {}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
         for i in range(size):
             host_id = f"run-host-{i}"
             self.hosts[host_id] = RunHost.options(  # type: ignore[attr-defined]
                 name=f"nexus-{pool_id}-{host_id}", namespace=NAMESPACE
-            ).remote(host_id, workflows, node_threads)
+            ).remote(host_id, workflows, config)
         ray.get([h.info.remote() for h in self.hosts.values()])
 
     def client(self) -> PoolClient:

@@ -1,36 +1,111 @@
-"""Store calls from async code: each runs on one dedicated thread, in order, so the
-event loop never blocks on the database."""
+"""Store calls from async code, with group commit.
+
+Every call runs on one dedicated thread (the event loop never waits on the database).
+Calls that queue up while a transaction runs are executed together in the next one, so
+under load many runs' checkpoints share one commit. A caller's future resolves only after
+the commit that made its write durable.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from .store import Store
 
-T = TypeVar("T")
+logger = logging.getLogger("nexus_ray.store")
+MAX_GROUP = 256
+_Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class AsyncStore:
-    """Async facade of a :class:`Store` built by ``factory`` on the store thread."""
+    """Async facade of the :class:`Store` that ``factory`` builds on the store thread."""
 
     def __init__(self, factory: Callable[[], Store]) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-store")
-        self._store: Store = self._executor.submit(factory).result()
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        ready: queue.SimpleQueue[BaseException | Store] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, args=(factory, ready), name="nexus-store", daemon=True)
+        self._thread.start()
+        opened = ready.get()
+        if isinstance(opened, BaseException):
+            raise opened
+        self.store: Store = opened
 
     async def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """``await store.call("get_run", run_id)``: run ``Store.method`` on the store thread."""
-        fn = functools.partial(getattr(self._store, method), *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def call_blocking(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        """The same from synchronous code."""
-        return self._executor.submit(getattr(self._store, method), *args, **kwargs).result()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future))
+        return await future
 
     def close(self) -> None:
-        """Close the connection and stop the thread."""
-        self._executor.submit(self._store.close).result()
-        self._executor.shutdown(wait=True)
+        """Finish queued calls, close the connection, stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _serve(self, factory: Callable[[], Store], ready: queue.SimpleQueue[BaseException | Store]) -> None:
+        try:
+            store = factory()
+        except BaseException as exc:  # reported to the constructor
+            ready.put(exc)
+            return
+        ready.put(store)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+            _settle(self._run_group(store, group))
+        store.close()
+
+    @staticmethod
+    def _run_group(store: Store, group: list[_Call]) -> list[tuple[_Call, bool, Any]]:
+        try:
+            with store.transaction():
+                results = [fn() for fn, _, _ in group]
+            return [(call, True, r) for call, r in zip(group, results, strict=True)]
+        except Exception:
+            # One call failed and took the shared transaction with it: run each alone.
+            outcomes = []
+            for call in group:
+                try:
+                    with store.transaction():
+                        outcomes.append((call, True, call[0]()))
+                except Exception as exc:
+                    outcomes.append((call, False, exc))
+            return outcomes
+
+
+def _settle(outcomes: list[tuple[_Call, bool, Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (_, loop, future), ok, value in outcomes:
+        by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, items)
+        except RuntimeError:  # the caller's loop is closed: nobody waits any more
+            logger.debug("store result for a closed event loop dropped")
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in items:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

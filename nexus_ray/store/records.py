@@ -53,9 +53,15 @@ class RunRecord:
 
     def result(self) -> RunResult:
         """As a RunResult (outputs of completed nodes, node records)."""
-        outputs = self.outputs if self.outputs is not None else {
-            n: c.outputs for n, c in self.nodes.items() if c.status == NodeStatus.COMPLETED and c.outputs is not None
-        }
+        outputs = (
+            self.outputs
+            if self.outputs is not None
+            else {
+                n: c.outputs
+                for n, c in self.nodes.items()
+                if c.status == NodeStatus.COMPLETED and c.outputs is not None
+            }
+        )
         end = self.finished_at if self.finished_at is not None else self.updated_at
         return RunResult(
             run_id=self.run_id,

@@ -36,6 +36,7 @@ class Store:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._depth = 0
         self.migrate()
 
     # -- schema -------------------------------------------------------------------------
@@ -60,7 +61,7 @@ class Store:
                 supported_version=SCHEMA_VERSION,
             )
         while version < SCHEMA_VERSION:
-            with self._tx():
+            with self.transaction():
                 for statement in MIGRATIONS[version]:
                     self.backend.execute(statement)
                 version += 1
@@ -71,16 +72,22 @@ class Store:
                 )
 
     @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[None]:
+        """One transaction around the block; nested blocks join the outermost one."""
+        self._depth += 1
         try:
             yield
         except BaseException:
-            self.backend.rollback()
+            if self._depth == 1:
+                self.backend.rollback()
             raise
-        self.backend.commit()
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self.backend.commit()
 
     def _write(self, fn: Callable[[], T]) -> T:
-        with self._tx():
+        with self.transaction():
             return fn()
 
     # -- runs ---------------------------------------------------------------------------
@@ -94,33 +101,47 @@ class Store:
         lease_s: float = 0.0,
         session_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> None:
-        """Store a new run with its inputs (before any node starts), owned by ``owner``."""
+    ) -> bool:
+        """Store a new run with its inputs (before any node starts), owned by ``owner``.
+        False when a run with this id already exists (nothing is changed then)."""
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
-        self._write(
+        rows = self._write(
             lambda: self.backend.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)",
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, idempotency_key),
             )
         )
+        return bool(rows)
 
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
         """Commit a node's state (its outputs before any dependent node starts)."""
         c = checkpoint
         self._write(
             lambda: self.backend.execute(
-                "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at, duration_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id) DO UPDATE SET status = excluded.status,"
+                "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
+                " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
+                " DO UPDATE SET status = excluded.status,"
                 " outputs = excluded.outputs, error = excluded.error, reason = excluded.reason,"
                 " started_at = excluded.started_at, duration_ms = excluded.duration_ms",
-                (run_id, c.node_id, c.status.value, _dump_opt(c.outputs), _dump_opt(c.error), c.reason,
-                 c.started_at, c.duration_ms),
+                (
+                    run_id,
+                    c.node_id,
+                    c.status.value,
+                    _dump_opt(c.outputs),
+                    _dump_opt(c.error),
+                    c.reason,
+                    c.started_at,
+                    c.duration_ms,
+                ),
             )
         )
 
-    def finish_run(self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None) -> bool:
+    def finish_run(
+        self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
+    ) -> bool:
         """Record a terminal status; False when the run was already finished (e.g. cancelled)."""
         now = time.time()
         rows = self._write(
@@ -134,6 +155,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run and its node checkpoints, or None."""
+
         def read() -> RunRecord | None:
             rows = self.backend.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
             if not rows:
@@ -224,14 +246,29 @@ def _load(text: str | None) -> Any:
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
-        run_id=row[0], workflow=row[1], status=RunStatus(row[2]), inputs=_load(row[3]), outputs=_load(row[4]),
-        error=_load(row[5]), owner=row[6], lease_expires=row[7], created_at=row[8], updated_at=row[9],
-        finished_at=row[10], session_id=row[11], idempotency_key=row[12],
+        run_id=row[0],
+        workflow=row[1],
+        status=RunStatus(row[2]),
+        inputs=_load(row[3]),
+        outputs=_load(row[4]),
+        error=_load(row[5]),
+        owner=row[6],
+        lease_expires=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        finished_at=row[10],
+        session_id=row[11],
+        idempotency_key=row[12],
     )
 
 
 def _checkpoint(row: tuple[Any, ...]) -> NodeCheckpoint:
     return NodeCheckpoint(
-        node_id=row[0], status=NodeStatus(row[1]), outputs=_load(row[2]), error=_load(row[3]), reason=row[4],
-        started_at=row[5], duration_ms=row[6],
+        node_id=row[0],
+        status=NodeStatus(row[1]),
+        outputs=_load(row[2]),
+        error=_load(row[3]),
+        reason=row[4],
+        started_at=row[5],
+        duration_ms=row[6],
     )

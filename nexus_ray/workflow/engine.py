@@ -78,9 +78,14 @@ class WorkflowEngine:
         run_id: str,
         workflow_name: str = "",
         hooks: EngineHooks | None = None,
+        restored: Mapping[str, tuple[NodeRecord, dict[str, Any] | None]] | None = None,
     ) -> RunOutcome:
-        """Run ``workflow`` with resolved per-node inputs (see ``Workflow.resolve_inputs``)."""
-        run = _Run(self, workflow, node_inputs, run_id, workflow_name, hooks or EngineHooks())
+        """Run ``workflow`` with resolved per-node inputs (see ``Workflow.resolve_inputs``).
+
+        ``restored`` resumes a run: node id → (record, outputs) of nodes that completed or
+        were skipped before; they are not run again (no hooks fire for them).
+        """
+        run = _Run(self, workflow, node_inputs, run_id, workflow_name, hooks or EngineHooks(), restored or {})
         return await run.execute()
 
 
@@ -95,8 +100,9 @@ class _Run:
         run_id: str,
         workflow_name: str,
         hooks: EngineHooks,
+        restored: Mapping[str, tuple[NodeRecord, dict[str, Any] | None]],
     ) -> None:
-        self.engine, self.workflow, self.hooks = engine, workflow, hooks
+        self.engine, self.workflow, self.hooks, self.restored = engine, workflow, hooks, restored
         self.run_id, self.workflow_name = run_id, workflow_name
         self.values: dict[str, dict[str, Any]] = {n: dict(node_inputs.get(n, {})) for n in workflow.nodes}
         self.waiting = {n: len(workflow.incoming[n]) for n in workflow.nodes}
@@ -125,6 +131,9 @@ class _Run:
     async def _start_ready(self) -> None:
         while self.ready:
             node_id = self.ready.popleft()
+            if node_id in self.restored:
+                self._restore(node_id, *self.restored[node_id])
+                continue
             reason = self._skip_reason(node_id)
             if reason is not None:
                 await self._skip(node_id, reason)
@@ -134,6 +143,16 @@ class _Run:
             await self.hooks.node_started(node_id)
             task = asyncio.create_task(self._run_node(node_id), name=f"node:{node_id}")
             self.running[task] = node_id
+
+    def _restore(self, node_id: str, record: NodeRecord, outputs: dict[str, Any] | None) -> None:
+        self.records[node_id] = record
+        if record.status == NodeStatus.COMPLETED and outputs is not None:
+            self.outputs[node_id] = outputs
+            for conn in self.workflow.outgoing[node_id]:
+                self._deliver(conn, outputs)
+        else:
+            for conn in self.workflow.outgoing[node_id]:
+                self._resolve_edge(conn, alive=False)
 
     def _skip_reason(self, node_id: str) -> str | None:
         incoming = self.workflow.incoming[node_id]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+# Every app of this run (README examples included) keeps its store in a fresh temp dir.
+os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-test-home-")
 
 import httpx
 import pytest

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import build_http_app
-from nexus_ray.runtime.run_host import RunService
+from nexus_ray.runtime.run_service import RunService
 
 from .helpers import double_plus_one
 

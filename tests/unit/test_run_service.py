@@ -1,18 +1,24 @@
-"""RunService (the RunHost's logic) in-process: batches reply after at most wait_s."""
+"""RunService (the RunHost's logic) in-process, with and without a store: batching,
+checkpoints, idempotent re-execution, adoption and resumption of orphaned runs."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
 from nexus_ray import NotFoundError, WorkflowNotFoundError
 from nexus_ray.runtime.dispatch import RunRequest
-from nexus_ray.runtime.run_host import RunService
-from nexus_ray.workflow import WorkflowBuilder
+from nexus_ray.runtime.run_service import RunService
+from nexus_ray.store import NodeCheckpoint, Store
+from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.workflow import NodeStatus, RunStatus, WorkflowBuilder
 
 from .helpers import double_plus_one
+
+CALLS: list[str] = []
 
 
 async def nap(seconds: float) -> float:
@@ -20,12 +26,30 @@ async def nap(seconds: float) -> float:
     return seconds
 
 
-def service() -> RunService:
-    return RunService("h0", {"dpo": double_plus_one(), "nap": WorkflowBuilder().add_node(nap, "nap").build()})
+def step_one(x: int) -> int:
+    CALLS.append("one")
+    return x + 1
 
 
-async def test_batch_returns_fast_runs_and_marks_slow_ones_pending() -> None:
-    svc = service()
+def step_two(y: int) -> int:
+    CALLS.append("two")
+    return y * 10
+
+
+def two_steps() -> object:
+    b = WorkflowBuilder().add_node(step_one, "one").add_node(step_two, "two")
+    return b.add_connection("one", "result", "two", "y").build()
+
+
+def service(store_path: Path | None = None, lease_s: float = 10.0) -> RunService:
+    workflows = {"dpo": double_plus_one(), "nap": WorkflowBuilder().add_node(nap, "nap").build(), "two": two_steps()}
+    factory = (lambda: Store(SQLiteBackend(store_path))) if store_path else None
+    return RunService("h0", workflows, store_factory=factory, lease_s=lease_s)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_batch_returns_fast_runs_and_marks_slow_ones_pending(durable: bool, tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db" if durable else None)
     requests = [
         RunRequest("dpo", double_plus_one().resolve_inputs({"x": 1}), "r1"),
         RunRequest("nap", {"nap": {"seconds": 0.3}}, "r2"),
@@ -33,16 +57,61 @@ async def test_batch_returns_fast_runs_and_marks_slow_ones_pending() -> None:
     ]
     started = time.perf_counter()
     replies = await svc.execute_batch(requests, wait_s=0.05)
-    assert time.perf_counter() - started < 0.2
+    assert time.perf_counter() - started < 0.25
     assert replies[0][0] == "ok" and replies[0][1]["outputs"]["add_one"]["result"]["value"] == 3
     assert replies[1] == ("pending", None)
     assert replies[2][0] == "error" and isinstance(replies[2][1], WorkflowNotFoundError)
-    result = await svc.await_run("r2")
+    result = await svc.wait_for("r2")
     assert result["status"] == "completed" and result["outputs"]["nap"]["result"] == 0.3
-    with pytest.raises(NotFoundError):
-        await svc.await_run("r2")  # claimed once
+    svc.close()
 
 
-async def test_await_unknown_run() -> None:
-    with pytest.raises(NotFoundError, match="not running"):
-        await service().await_run("nope")
+async def test_unknown_run() -> None:
+    with pytest.raises(NotFoundError, match="No run with id 'nope'"):
+        await service().wait_for("nope")
+
+
+async def test_durable_run_is_checkpointed_and_reexecution_returns_it(tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db")
+    CALLS.clear()
+    first = await svc.execute("two", {"one": {"x": 1}}, "run-a")
+    assert first["outputs"]["two"] == {"result": 20}
+    stored = await svc.get_run("run-a")
+    assert stored["status"] == "completed" and stored["nodes"]["one"]["status"] == "completed"
+    assert stored["outputs"] == {"one": {"result": 2}, "two": {"result": 20}}
+    svc._tasks.clear()  # as after a restart: only the store remembers
+    again = await svc.execute("two", {"one": {"x": 1}}, "run-a")
+    assert again["outputs"] == first["outputs"] and CALLS == ["one", "two"]
+    svc.close()
+
+
+async def test_orphaned_run_is_adopted_and_resumed_without_rerunning_completed_nodes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    crashed = Store(SQLiteBackend(path))  # what a host that died mid-run left behind
+    crashed.create_run("run-b", "two", {"one": {"x": 4}, "two": {}}, owner="dead-host", lease_s=0.01)
+    crashed.checkpoint_node("run-b", NodeCheckpoint("one", NodeStatus.COMPLETED, {"result": 5}, duration_ms=1.0))
+    crashed.checkpoint_node("run-b", NodeCheckpoint("two", NodeStatus.RUNNING, started_at=time.time()))
+    crashed.close()
+    time.sleep(0.02)
+    CALLS.clear()
+    svc = service(path)
+    assert await svc.maintain_once() == ["run-b"]
+    result = await svc.wait_for("run-b")
+    assert result["status"] == "completed" and result["outputs"]["two"] == {"result": 50}
+    assert CALLS == ["two"]  # the completed node did not run again; the in-flight one did
+    record = await svc.get_run("run-b")
+    assert record["status"] == RunStatus.COMPLETED and record["nodes"]["one"]["duration_ms"] == 1.0
+    svc.close()
+
+
+async def test_losing_a_lease_stops_the_local_copy(tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db", lease_s=0.05)
+    task = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 5}}, "run-c"))
+    await asyncio.sleep(0.1)  # lease expired: nobody renewed it
+    other = Store(SQLiteBackend(tmp_path / "s.db"))
+    assert other.adopt_orphans("other-host", lease_s=60) == ["run-c"]
+    other.close()
+    await svc.maintain_once()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    svc.close()

@@ -44,7 +44,8 @@ def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], obj
 
 
 def test_run_lifecycle_with_checkpoints(store: Store) -> None:
-    store.create_run("r1", "wf", {"a": {"x": 5}}, owner="h0", lease_s=30)
+    assert store.create_run("r1", "wf", {"a": {"x": 5}}, owner="h0", lease_s=30)
+    assert not store.create_run("r1", "other", {}, owner="h9")  # exists: unchanged
     run = store.get_run("r1")
     assert run is not None and run.status == RunStatus.RUNNING and run.owner == "h0"
     assert run.inputs == {"a": {"x": 5}} and run.lease_expires > time.time() + 20
@@ -92,3 +93,16 @@ def test_values_that_are_not_json_are_refused_clearly(store: Store) -> None:
 
     with pytest.raises(NexusError, match="cannot be stored as JSON"):
         store.create_run("r", "w", {"n": {"x": object()}})
+
+
+def test_transactions_nest_and_roll_back_together(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.create_run("a", "w", {})
+        with store.transaction():
+            store.create_run("b", "w", {})
+        raise RuntimeError("abort")
+    assert store.get_run("a") is None and store.get_run("b") is None
+    with store.transaction():
+        store.create_run("c", "w", {})
+        store.create_run("d", "w", {})
+    assert store.get_run("c") is not None and store.get_run("d") is not None

@@ -1,0 +1,225 @@
+"""The logic of a RunHost, free of Ray so it can be tested in-process.
+
+Runs are virtual actors: addressed by id, executed here, their truth in the store. With a
+store, each run is created with its inputs before any node starts, every node state is
+checkpointed, and the host holds a renewable lease on the runs it executes. A host adopts
+the runs whose owner's lease expired (the owner died) and resumes them from their last
+committed node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import NotFoundError, WorkflowNotFoundError
+from ..store import AsyncStore, RunRecord, Store
+from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
+from .checkpoints import CheckpointHooks
+from .dispatch import PENDING, RunRequest
+
+logger = logging.getLogger("nexus_ray.runtime")
+RESULT_TTL_S = 300.0  # a finished run's result stays in memory this long (then: the store)
+
+
+class RunService:
+    """Hosts many concurrent runs.
+
+    Args:
+        host_id: Name of the host (its place on the hash ring).
+        workflows: Registered name → workflow.
+        node_threads: Threads for synchronous node code.
+        store_factory: Opens the store (on the store thread); None: runs are not durable.
+        lease_s: How long a lease on a run lasts without renewal.
+    """
+
+    def __init__(
+        self,
+        host_id: str,
+        workflows: dict[str, Workflow],
+        node_threads: int = 64,
+        store_factory: Callable[[], Store] | None = None,
+        lease_s: float = 10.0,
+    ) -> None:
+        self.host_id = host_id
+        self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
+        self.workflows = dict(workflows)
+        self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
+        self.engine = WorkflowEngine(self.executor)
+        self.store = AsyncStore(store_factory) if store_factory is not None else None
+        self.lease_s = lease_s
+        self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+
+    # -- registry -----------------------------------------------------------------------
+    def register(self, name: str, workflow: Workflow) -> None:
+        """Add or replace a workflow."""
+        self.workflows[name] = workflow
+
+    def unregister(self, name: str) -> None:
+        """Remove a workflow (runs under way finish)."""
+        self.workflows.pop(name, None)
+
+    # -- runs ---------------------------------------------------------------------------
+    async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Run ``name`` as ``run_id`` and return its RunResult dict. Idempotent per run id:
+        a retried call (e.g. after this host restarted) waits for the same run."""
+        if run_id in self._tasks:
+            return await asyncio.shield(self._tasks[run_id])
+        if name not in self.workflows:
+            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        if self.store is not None:
+            created = await self.store.call(
+                "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
+            )
+            if not created:
+                return await self.wait_for(run_id)
+        return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
+
+    async def execute_batch(self, requests: list[RunRequest], wait_s: float) -> list[tuple[str, Any]]:
+        """Start every run; after at most ``wait_s`` reply per run with ``("ok", result)``,
+        ``("error", exc)`` or ``("pending", None)`` (then claim it with :meth:`wait_for`)."""
+        tasks = [asyncio.ensure_future(self.execute(r.name, r.node_inputs, r.run_id)) for r in requests]
+        await asyncio.wait(tasks, timeout=wait_s)
+        replies: list[tuple[str, Any]] = []
+        for task in tasks:
+            if not task.done():
+                replies.append((PENDING, None))
+            elif task.exception() is not None:
+                replies.append(("error", task.exception()))
+            else:
+                replies.append(("ok", task.result()))
+        return replies
+
+    async def wait_for(self, run_id: str) -> dict[str, Any]:
+        """The result of a run: from this host when it runs or ran it recently, else from
+        the store once the run (wherever it executes) has finished."""
+        delay = 0.02
+        while True:
+            task = self._tasks.get(run_id)
+            if task is not None:
+                return await asyncio.shield(task)
+            record = await self._load(run_id)
+            if record.done:
+                return record.result().to_dict()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's current state (status, per-node status and timings, outputs or error)."""
+        return (await self._load(run_id)).result().to_dict()
+
+    async def _load(self, run_id: str) -> RunRecord:
+        record = await self.store.call("get_run", run_id) if self.store is not None else None
+        if record is None:
+            raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
+        return record  # type: ignore[no-any-return]
+
+    def _start(
+        self,
+        run_id: str,
+        name: str,
+        node_inputs: dict[str, dict[str, Any]],
+        restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
+        created_at: float,
+    ) -> asyncio.Task[dict[str, Any]]:
+        task = asyncio.get_running_loop().create_task(self._run(run_id, name, node_inputs, restored, created_at))
+        self._tasks[run_id] = task
+        task.add_done_callback(
+            lambda _: asyncio.get_running_loop().call_later(RESULT_TTL_S, self._forget, run_id, task)
+        )
+        return task
+
+    def _forget(self, run_id: str, task: asyncio.Task[dict[str, Any]]) -> None:
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+
+    async def _run(
+        self,
+        run_id: str,
+        name: str,
+        node_inputs: dict[str, dict[str, Any]],
+        restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
+        created_at: float,
+    ) -> dict[str, Any]:
+        workflow = self.workflows.get(name)
+        hooks = CheckpointHooks(self.store, run_id) if self.store is not None else EngineHooks()
+        if workflow is None:  # adopted after the app stopped registering it
+            status, outputs, nodes = RunStatus.FAILED, {}, {}
+            error: dict[str, Any] | None = {
+                "node": "",
+                "type": "WorkflowNotFoundError",
+                "message": f"workflow {name!r} is no longer registered",
+            }
+        else:
+            outcome = await self.engine.execute(
+                workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
+            )
+            status, outputs, nodes, error = outcome.status, outcome.outputs, outcome.nodes, outcome.error
+        if self.store is not None:
+            await self.store.call("finish_run", run_id, status, outputs, error)
+        result = RunResult(run_id, name, status, outputs, round((time.time() - created_at) * 1000, 3), error, nodes)
+        return result.to_dict()
+
+    # -- ownership ----------------------------------------------------------------------
+    def start_maintenance(self) -> None:
+        """Renew this host's leases and adopt orphaned runs, every lease_s / 3 (call once,
+        from the host's event loop)."""
+        if self.store is not None and self._maintenance is None:
+            self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self.maintain_once()
+            except Exception:
+                logger.exception("lease maintenance on %s failed; retrying", self.host_id)
+            await asyncio.sleep(self.lease_s / 3)
+
+    async def maintain_once(self) -> list[str]:
+        """One round: renew leases (cancel runs whose lease was lost), adopt orphans; the
+        adopted run ids."""
+        assert self.store is not None
+        running = [run_id for run_id, task in self._tasks.items() if not task.done()]
+        kept = set(await self.store.call("renew_leases", self.owner, running, self.lease_s))
+        for run_id in set(running) - kept:
+            logger.warning("lost the lease on run %s (another host adopted it); stopping here", run_id)
+            self._tasks[run_id].cancel()
+        adopted: list[str] = await self.store.call("adopt_orphans", self.owner, self.lease_s)
+        for run_id in adopted:
+            await self._resume(run_id)
+        return adopted
+
+    async def _resume(self, run_id: str) -> None:
+        record = await self._load(run_id)
+        restored = {
+            node_id: (c.record(), c.outputs)
+            for node_id, c in record.nodes.items()
+            if c.status in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
+        }
+        logger.info("resuming run %s of %s (%d nodes already done)", run_id, record.workflow, len(restored))
+        self._start(run_id, record.workflow, record.inputs, restored, record.created_at)
+
+    def info(self) -> dict[str, Any]:
+        """Host id, process id, workflows and runs in flight."""
+        active = sum(1 for t in self._tasks.values() if not t.done())
+        return {
+            "host_id": self.host_id,
+            "owner": self.owner,
+            "pid": os.getpid(),
+            "workflows": sorted(self.workflows),
+            "active_runs": active,
+        }
+
+    def close(self) -> None:
+        """Stop maintenance and close the store."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        if self.store is not None:
+            self.store.close()
