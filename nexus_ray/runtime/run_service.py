@@ -149,7 +149,9 @@ class RunService:
         created_at: float,
     ) -> dict[str, Any]:
         workflow = self.workflows.get(name)
-        hooks = CheckpointHooks(self.store, run_id) if self.store is not None else EngineHooks()
+        hooks: EngineHooks = EngineHooks()
+        if self.store is not None and workflow is not None:
+            hooks = CheckpointHooks(self.store, run_id, workflow)
         if workflow is None:  # adopted after the app stopped registering it
             status, outputs, nodes = RunStatus.FAILED, {}, {}
             error: dict[str, Any] | None = {

@@ -20,7 +20,7 @@ from .store import Store
 
 logger = logging.getLogger("nexus_ray.store")
 MAX_GROUP = 256
-_Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+_Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
 
 
 class AsyncStore:
@@ -42,6 +42,11 @@ class AsyncStore:
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future))
         return await future
+
+    def submit(self, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Queue a write without waiting for it. Calls commit in order, so it is durable no
+        later than any call queued after it; a failure is logged."""
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), None, None))
 
     def close(self) -> None:
         """Finish queued calls, close the connection, stop the thread."""
@@ -92,7 +97,11 @@ class AsyncStore:
 
 def _settle(outcomes: list[tuple[_Call, bool, Any]]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (_, loop, future), ok, value in outcomes:
+    for (fn, loop, future), ok, value in outcomes:
+        if loop is None or future is None:  # submitted without waiting
+            if not ok:
+                logger.error("store write %s failed: %r", getattr(fn, "func", fn), value)
+            continue
         by_loop.setdefault(loop, []).append((future, ok, value))
     for loop, items in by_loop.items():
         try:

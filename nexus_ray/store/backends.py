@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import RuntimeUnavailableError
+
+logger = logging.getLogger("nexus_ray.store")
 
 
 class Backend(Protocol):
@@ -36,18 +40,35 @@ class SQLiteBackend:
 
     ``synchronous=NORMAL`` in WAL mode survives a process crash (SIGKILL) without losing
     a committed transaction; only an OS crash or power loss can drop the last ones.
+    The WAL is copied back into the database by a background thread (PASSIVE checkpoints,
+    which never block writers) instead of by whichever commit crosses the auto-checkpoint
+    threshold: that commit, and every one queued behind it, stalled for its fsync.
     """
 
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wal_checkpoint_s: float = 1.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.conn = _connect(path)
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
         self._in_tx = False
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_wal, args=(wal_checkpoint_s,), name="nexus-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_wal(self, every_s: float) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop.wait(every_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or locked: the next round catches up
+                    logger.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if not self._in_tx:
@@ -66,7 +87,17 @@ class SQLiteBackend:
             self._in_tx = False
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(timeout=5)
         self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
 
 
 def _writes(sql: str) -> bool:
