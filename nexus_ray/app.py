@@ -157,6 +157,40 @@ class Nexus:
             await asyncio.to_thread(self._ensure_runtime)
         return RunResult.from_dict(await self._pool.client().execute(item.name, node_inputs, new_run_id()))
 
+    def submit(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> str:
+        """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
+        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        from .runtime.ids import new_run_id
+
+        self._ensure_runtime()
+        run_id = new_run_id()
+        self._pool.client().call_blocking("start", run_id, item.name, node_inputs, run_id)
+        return run_id
+
+    def get_run(self, run_id: str) -> RunResult:
+        """A run's current state. Raises NotFoundError for an unknown id."""
+        self._ensure_runtime()
+        return RunResult.from_dict(self._pool.client().call_blocking("get_run", run_id, run_id))
+
+    def cancel(self, run_id: str) -> RunResult:
+        """Cancel a run at once; its final state. ConflictError when it already finished."""
+        self._ensure_runtime()
+        return RunResult.from_dict(self._pool.client().call_blocking("cancel", run_id, run_id))
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored runs, newest first; pass the last run id as ``cursor`` for the next page."""
+        self._ensure_runtime()
+        filters = {"workflow": workflow, "status": status, "session_id": session_id, "limit": limit, "before": cursor}
+        return self._pool.client().call_blocking("list_runs", cursor or "", filters)  # type: ignore[no-any-return]
+
     def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
         item = self._catalog.get(name)
         return item, item.workflow.resolve_inputs(inputs, name)

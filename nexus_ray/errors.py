@@ -43,16 +43,16 @@ class NexusError(Exception):
         return (_rebuild_error, (type(self), self.message, self.details))
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        """Render as an RFC 9457 problem document."""
-        problem: dict[str, Any] = {
-            "type": f"https://nexus-ray.dev/problems/{_slug(type(self).__name__)}",
-            "title": self.title,
-            "status": self.http_status,
-            "detail": self.message,
-        }
+        """Render as an RFC 9457 problem document (its own members win over details)."""
+        problem: dict[str, Any] = dict(self.details)
+        problem.update(
+            type=f"https://nexus-ray.dev/problems/{_slug(type(self).__name__)}",
+            title=self.title,
+            status=self.http_status,
+            detail=self.message,
+        )
         if instance:
             problem["instance"] = instance
-        problem.update(self.details)
         return problem
 
 

@@ -11,6 +11,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ..settings import Settings
 from ..workflow import Workflow
+from .catalog import WorkflowCatalog
 from .dispatch import HostDispatcher, RunRequest
 from .errors import translate_ray_error
 from .hashing import HashRing
@@ -45,12 +46,39 @@ class PoolClient:
             dispatcher = self._dispatchers[host_id] = HostDispatcher(self.hosts[host_id], wait_s=self.batch_wait_s)
         return await dispatcher.execute(RunRequest(name, node_inputs, run_id))
 
-    def execute_blocking(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
-        """Like :meth:`execute`, for synchronous callers (scripts, notebooks)."""
+    async def call(self, method: str, run_id: str, *args: Any) -> Any:
+        """Call ``method`` on the host that owns ``run_id`` (one hop)."""
         try:
-            return cast(dict[str, Any], ray.get(self.host_for(run_id).execute.remote(name, node_inputs, run_id)))
+            return await getattr(self.host_for(run_id), method).remote(*args)
         except (RayTaskError, RayActorError) as exc:
             raise translate_ray_error(exc) from exc
+
+    async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Start a run without waiting for it: ``{"run_id", "status"}``."""
+        return await self.call("start", run_id, name, node_inputs, run_id)  # type: ignore[no-any-return]
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's current state."""
+        return await self.call("get_run", run_id, run_id)  # type: ignore[no-any-return]
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run; its final state."""
+        return await self.call("cancel", run_id, run_id)  # type: ignore[no-any-return]
+
+    async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Runs from the store, newest first (any host can read them)."""
+        return await self.call("list_runs", filters.get("before") or "", filters)  # type: ignore[no-any-return]
+
+    def call_blocking(self, method: str, run_id: str, *args: Any) -> Any:
+        """Like :meth:`call`, for synchronous callers."""
+        try:
+            return ray.get(getattr(self.host_for(run_id), method).remote(*args))
+        except (RayTaskError, RayActorError) as exc:
+            raise translate_ray_error(exc) from exc
+
+    def execute_blocking(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Like :meth:`execute`, for synchronous callers (scripts, notebooks)."""
+        return cast(dict[str, Any], self.call_blocking("execute", run_id, name, node_inputs, run_id))
 
 
 class RunHostPool:
@@ -68,11 +96,14 @@ class RunHostPool:
         config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
         self.hosts: dict[str, ActorHandle] = {}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
+        self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
+            workflows
+        )
         for i in range(size):
             host_id = f"run-host-{i}"
             self.hosts[host_id] = RunHost.options(  # type: ignore[attr-defined]
                 name=f"nexus-{pool_id}-{host_id}", namespace=NAMESPACE
-            ).remote(host_id, workflows, config)
+            ).remote(host_id, self.catalog, config)
         ray.get([h.info.remote() for h in self.hosts.values()])
 
     def client(self) -> PoolClient:
@@ -80,7 +111,8 @@ class RunHostPool:
         return PoolClient(self.hosts, self.batch_wait_s)
 
     def register(self, name: str, workflow: Workflow) -> None:
-        """Add a workflow to every host."""
+        """Add a workflow to the catalog (for hosts that restart) and to every host."""
+        ray.get(self.catalog.put.remote(name, workflow))
         ray.get([h.register.remote(name, workflow) for h in self.hosts.values()])
 
     def info(self) -> list[dict[str, Any]]:
@@ -89,6 +121,6 @@ class RunHostPool:
 
     def shutdown(self) -> None:
         """Kill every host."""
-        for handle in self.hosts.values():
+        for handle in [*self.hosts.values(), self.catalog]:
             ray.kill(handle, no_restart=True)
         self.hosts.clear()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import ray
+from ray.actor import ActorHandle
 
 from ..settings import Settings
 from ..store import open_store
@@ -17,15 +18,17 @@ from .run_service import RunService
 class RunHost:
     """Ray actor wrapper of :class:`RunService`.
 
-    Restarted by Ray after its process dies (``__init__`` runs again with the same
-    workflows); calls in flight are retried on the new incarnation, which finds their
-    runs in the store and waits for them while its lease loop adopts and resumes them.
+    Restarted by Ray after its process dies (``__init__`` runs again and loads the current
+    workflows from the catalog); calls in flight are retried on the new incarnation, which
+    finds their runs in the store and waits for them while its lease loop adopts and
+    resumes them.
     """
 
-    def __init__(self, host_id: str, workflows: dict[str, Workflow], settings: dict[str, Any]) -> None:
+    def __init__(self, host_id: str, catalog: ActorHandle, settings: dict[str, Any]) -> None:
         config = Settings(**settings)
+        workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
-        self.service = RunService(host_id, workflows, config.node_threads, factory, config.lease_s)
+        self.service: RunService = RunService(host_id, workflows, config.node_threads, factory, config.lease_s)
         self.service.start_maintenance()
 
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
@@ -39,6 +42,15 @@ class RunHost:
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
+
+    async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        return await self.service.start(name, node_inputs, run_id)
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        return await self.service.cancel(run_id)
+
+    async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.service.list_runs(**filters)
 
     async def register(self, name: str, workflow: Workflow) -> None:
         self.service.register(name, workflow)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import NotFoundError, WorkflowNotFoundError
+from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from .checkpoints import CheckpointHooks
@@ -55,6 +55,7 @@ class RunService:
         self.store = AsyncStore(store_factory) if store_factory is not None else None
         self.lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._cancelled: set[str] = set()  # cancelled by a user (not by losing the lease)
         self._maintenance: asyncio.Task[None] | None = None
 
     # -- registry -----------------------------------------------------------------------
@@ -81,6 +82,50 @@ class RunService:
             if not created:
                 return await self.wait_for(run_id)
         return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
+
+    async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Start a run and return ``{"run_id", "status"}`` once its inputs are stored."""
+        if run_id in self._tasks:
+            return {"run_id": run_id, "status": RunStatus.RUNNING.value}
+        if name not in self.workflows:
+            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        if self.store is not None:
+            created = await self.store.call(
+                "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
+            )
+            if not created:
+                record = await self._load(run_id)
+                return {"run_id": run_id, "status": record.status.value}
+        self._start(run_id, name, node_inputs, {}, time.time())
+        return {"run_id": run_id, "status": RunStatus.RUNNING.value}
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run at once (its in-flight nodes are cancelled); its final state.
+
+        Raises:
+            NotFoundError: no such run. ConflictError: it already finished.
+        """
+        task = self._tasks.get(run_id)
+        if task is not None and not task.done():
+            self._cancelled.add(run_id)
+            task.cancel()
+            return await asyncio.shield(task)
+        if self.store is None:
+            if task is None:
+                raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
+            raise _already_finished(run_id, task.result()["status"])
+        record = await self._load(run_id)
+        if record.done:
+            raise _already_finished(run_id, record.status.value)
+        # Executing on another host: mark it cancelled there; that host loses its lease and stops.
+        await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
+        return await self.get_run(run_id)
+
+    async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
+        """Stored runs, newest first (see ``Store.list_runs`` for filters)."""
+        if self.store is None:
+            raise ConflictError("Listing runs needs the store (NEXUS_DURABLE=true).")
+        return [_summary(r) for r in await self.store.call("list_runs", **filters)]
 
     async def execute_batch(self, requests: list[RunRequest], wait_s: float) -> list[tuple[str, Any]]:
         """Start every run; after at most ``wait_s`` reply per run with ``("ok", result)``,
@@ -113,6 +158,11 @@ class RunService:
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state (status, per-node status and timings, outputs or error)."""
+        task = self._tasks.get(run_id)
+        if self.store is None and task is not None:
+            if task.done():
+                return task.result()
+            return {"run_id": run_id, "status": RunStatus.RUNNING.value, "outputs": {}, "nodes": {}}
         return (await self._load(run_id)).result().to_dict()
 
     async def _load(self, run_id: str) -> RunRecord:
@@ -160,14 +210,27 @@ class RunService:
                 "message": f"workflow {name!r} is no longer registered",
             }
         else:
-            outcome = await self.engine.execute(
-                workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
-            )
+            try:
+                outcome = await self.engine.execute(
+                    workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
+                )
+            except asyncio.CancelledError:
+                if run_id not in self._cancelled:
+                    raise  # lost the lease: the run goes on elsewhere; leave the store alone
+                self._cancelled.discard(run_id)
+                return await self._finish_cancelled(run_id, name, created_at)
             status, outputs, nodes, error = outcome.status, outcome.outputs, outcome.nodes, outcome.error
         if self.store is not None:
             await self.store.call("finish_run", run_id, status, outputs, error)
         result = RunResult(run_id, name, status, outputs, round((time.time() - created_at) * 1000, 3), error, nodes)
         return result.to_dict()
+
+    async def _finish_cancelled(self, run_id: str, name: str, created_at: float) -> dict[str, Any]:
+        if self.store is not None:
+            await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
+            return await self.get_run(run_id)
+        duration = round((time.time() - created_at) * 1000, 3)
+        return RunResult(run_id, name, RunStatus.CANCELLED, {}, duration).to_dict()
 
     # -- ownership ----------------------------------------------------------------------
     def start_maintenance(self) -> None:
@@ -225,3 +288,24 @@ class RunService:
             self._maintenance.cancel()
         if self.store is not None:
             self.store.close()
+
+
+def _summary(record: RunRecord) -> dict[str, Any]:
+    """A run without its outputs and node details (for listings)."""
+    result = record.result()
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status.value,
+        "session_id": record.session_id,
+        "created_at": record.created_at,
+        "finished_at": record.finished_at,
+        "duration_ms": result.duration_ms,
+        "error": record.error,
+    }
+
+
+def _already_finished(run_id: str, status: str) -> ConflictError:
+    return ConflictError(
+        f"Run {run_id!r} already finished ({status}); nothing to cancel.", run_id=run_id, run_status=status
+    )

@@ -42,6 +42,9 @@ def add_test_workflows(app: Nexus) -> None:
     failing.add_connection("prepare", "result", "explode", "zero")
     app.register("fails", failing)
     app.register("whoami", whoami)
+    from .durable_app import three_steps
+
+    app.register("three_steps", three_steps())
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +53,7 @@ def app() -> Iterator[Nexus]:
     quickstart.settings = Settings(
         port=free_port(),
         max_body_bytes=BODY_LIMIT,
+        lease_s=2.0,
         ingress="haproxy" if shutil.which("haproxy") else "default",
     )
     add_test_workflows(quickstart)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,21 +13,43 @@ from fastapi.testclient import TestClient
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import build_http_app
 from nexus_ray.runtime.run_service import RunService
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
 
 from .helpers import double_plus_one
 
 
 class InProcessRunner:
+    """The RunGateway over a RunService in this process (no Ray)."""
+
     def __init__(self, service: RunService) -> None:
         self.service = service
 
     async def execute(self, name: str, node_inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
         return await self.service.execute(name, node_inputs, run_id)
 
+    async def start(self, name: str, node_inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
+        return await self.service.start(name, node_inputs, run_id)
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return await self.service.get_run(run_id)
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        return await self.service.cancel(run_id)
+
+    async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self.service.list_runs(**filters)
+
+
+async def nap(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app = Nexus(port=0)
+    app.register("nap", nap)
     app.register("double_plus_one", double_plus_one(), description="x -> 2x + 1")
     failing = WorkflowBuilder().add_node("PythonCodeNode", "explode", {"code": "result = 1 / zero"})
     app.register("fails", failing)
@@ -34,8 +59,11 @@ def client() -> TestClient:
         return f"Hello, {name}{'!' if excited else '.'}"
 
     workflows = {name: item.workflow for name, item in app.workflows.items()}
-    runner = InProcessRunner(RunService("h0", workflows))
-    return TestClient(build_http_app(app.workflows, runner, Settings(max_body_bytes=1024)))
+    db = tmp_path_factory.mktemp("store") / "nexus.db"
+    service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)))
+    with TestClient(build_http_app(app.workflows, InProcessRunner(service), Settings(max_body_bytes=1024))) as client:
+        yield client  # one event loop for the whole module: async runs outlive their request
+    service.close()
 
 
 def test_execute_returns_outputs(client: TestClient) -> None:
@@ -111,7 +139,7 @@ def test_list_workflows(client: TestClient) -> None:
     r = client.get("/workflows")
     assert r.status_code == 200
     items = {w["name"]: w for w in r.json()}
-    assert set(items) == {"double_plus_one", "fails", "greet"}
+    assert set(items) == {"double_plus_one", "fails", "greet", "nap"}
     assert items["double_plus_one"]["description"] == "x -> 2x + 1"
     assert items["greet"]["input_schema"]["required"] == ["name"]
     assert items["greet"]["output_schema"]["properties"]["greet"]["properties"]["result"] == {"type": "string"}
@@ -141,3 +169,59 @@ def test_openapi_has_one_route_per_workflow_with_its_schema(client: TestClient) 
 
 def test_health(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
+
+
+def wait_status(client: TestClient, run_id: str, status: str, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/runs/{run_id}").json()
+        if body["status"] == status:
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.02)
+    raise AssertionError(f"run {run_id} not {status}: {body}")
+
+
+def test_async_mode_202_then_poll(client: TestClient) -> None:
+    r = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 2}, "mode": "async"})
+    assert r.status_code == 202
+    run_id = r.json()["run_id"]
+    assert r.headers["location"] == f"/runs/{run_id}" and r.json()["status"] in ("pending", "running")
+    body = wait_status(client, run_id, "completed")
+    assert body["outputs"]["add_one"]["result"]["value"] == 5
+    assert body["nodes"]["double"]["status"] == "completed" and body["nodes"]["double"]["duration_ms"] >= 0
+
+
+def test_bad_mode_is_422(client: TestClient) -> None:
+    body = problem(client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}, "mode": "later"}), 422)
+    assert body["errors"][0]["field"] == "body.mode"
+
+
+def test_unknown_run_404(client: TestClient) -> None:
+    assert problem(client.get("/runs/nope"), 404)["run_id"] == "nope"
+    problem(client.post("/runs/nope/cancel"), 404)
+
+
+def test_cancel_running_then_conflict(client: TestClient) -> None:
+    run_id = client.post("/workflows/nap/execute", json={"inputs": {"seconds": 30}, "mode": "async"}).json()["run_id"]
+    wait_status(client, run_id, "running")
+    started = time.monotonic()
+    r = client.post(f"/runs/{run_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert time.monotonic() - started < 2
+    assert client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+    assert problem(client.post(f"/runs/{run_id}/cancel"), 409)["run_status"] == "cancelled"
+
+
+def test_list_runs_filters_and_cursor(client: TestClient) -> None:
+    ids = [
+        client.post("/workflows/greet/execute", json={"inputs": {"name": str(i)}}).json()["run_id"] for i in range(3)
+    ]
+    page = client.get("/runs", params={"workflow": "greet", "limit": 2}).json()
+    assert [r["run_id"] for r in page["runs"]] == ids[::-1][:2]
+    assert page["runs"][0]["status"] == "completed" and "outputs" not in page["runs"][0]
+    rest = client.get("/runs", params={"workflow": "greet", "limit": 2, "cursor": page["next_cursor"]}).json()
+    assert ids[0] in [r["run_id"] for r in rest["runs"]]
+    failed = client.get("/runs", params={"status": "failed"}).json()["runs"]
+    assert all(r["status"] == "failed" for r in failed)
+    problem(client.get("/runs", params={"status": "bogus"}), 422)
+    problem(client.get("/runs", params={"limit": 0}), 422)

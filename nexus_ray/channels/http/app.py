@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request
@@ -15,18 +15,12 @@ from ...runtime.ids import new_run_id
 from ...settings import Settings
 from ...workflow.fields import json_schema_for
 from .body import parse_execute_request, read_json_body
-from .models import Health, RunResponse, WorkflowSummary
+from .gateway import RunGateway
+from .models import Health, RunAccepted, RunResponse, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
+from .runs import add_run_routes
 
 JSON = "application/json"
-
-
-class RunGateway(Protocol):
-    """Where runs execute (the RunHost pool, one actor hop away)."""
-
-    async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
-        """Execute and return the RunResult dict."""
-        ...
 
 
 def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, settings: Settings) -> FastAPI:
@@ -64,6 +58,7 @@ def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway
         raise not_found(name, list(workflows))
 
     app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
+    add_run_routes(app, runner)
     return app
 
 
@@ -75,6 +70,10 @@ def _execute_endpoint(
     async def execute(request: Request) -> Response:
         envelope = parse_execute_request(await read_json_body(request, limit), name)
         node_inputs = workflow.resolve_inputs(envelope.inputs, name)
+        if envelope.mode == "async":
+            accepted = await runner.start(name, node_inputs, new_run_id())
+            location = {"location": f"/runs/{accepted['run_id']}"}
+            return Response(pydantic_core.to_json(accepted), status_code=202, media_type=JSON, headers=location)
         result = await runner.execute(name, node_inputs, new_run_id())
         return Response(pydantic_core.to_json(result), media_type=JSON)
 
@@ -101,6 +100,10 @@ def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
         200: {
             "description": "The run finished (status 'completed' or 'failed').",
             "content": {JSON: {"schema": run_schema}},
+        },
+        202: {
+            "description": "mode 'async': the run started",
+            "content": {JSON: {"schema": json_schema_for(RunAccepted)}},
         },
         400: {"description": "Malformed JSON", **problem},
         413: {"description": "Body too large", **problem},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,9 @@ class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict, description="Workflow inputs (see its input schema).")
+    mode: Literal["sync", "async"] = Field(
+        "sync", description="'sync': wait and return the outcome (200); 'async': return 202 with the run id at once."
+    )
 
 
 class RunErrorModel(BaseModel):
@@ -60,3 +63,30 @@ class Health(BaseModel):
     """Liveness."""
 
     status: str = "ok"
+
+
+class RunAccepted(BaseModel):
+    """A run started in async mode; poll ``GET /runs/{run_id}``."""
+
+    run_id: str
+    status: RunStatus
+
+
+class RunSummary(BaseModel):
+    """A run in a listing (no outputs; ``GET /runs/{run_id}`` has them)."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    session_id: str | None = None
+    created_at: float
+    finished_at: float | None = None
+    duration_ms: float
+    error: RunErrorModel | None = None
+
+
+class RunPage(BaseModel):
+    """One page of runs, newest first."""
+
+    runs: list[RunSummary]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")

@@ -44,11 +44,17 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "nobody")
     port = _free_port()
     data = root / "data"
-    subprocess.run([*prefix, "initdb", "-D", str(data), "-A", "trust", "-U", "nexus", "--no-instructions"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, "initdb", "-D", str(data), "-A", "trust", "-U", "nexus", "--no-instructions"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://nexus@127.0.0.1:{port}"
     finally:

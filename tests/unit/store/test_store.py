@@ -50,7 +50,9 @@ def test_run_lifecycle_with_checkpoints(store: Store) -> None:
     assert run is not None and run.status == RunStatus.RUNNING and run.owner == "h0"
     assert run.inputs == {"a": {"x": 5}} and run.lease_expires > time.time() + 20
     store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING, started_at=1.0))
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"result": 10}, started_at=1.0, duration_ms=2.0))
+    store.checkpoint_node(
+        "r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"result": 10}, started_at=1.0, duration_ms=2.0)
+    )
     store.checkpoint_node("r1", NodeCheckpoint("b", NodeStatus.SKIPPED, reason="branch not taken"))
     assert store.finish_run("r1", RunStatus.COMPLETED, {"a": {"result": 10}}, None)
     assert not store.finish_run("r1", RunStatus.FAILED, None, {"node": "a"})  # already terminal

@@ -1,0 +1,29 @@
+"""What the HTTP channel needs from the runtime (the RunHost pool, one actor hop away)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class RunGateway(Protocol):
+    """Runs, addressed by id; each call goes to the RunHost that owns the id."""
+
+    async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Execute and return the RunResult dict."""
+        ...
+
+    async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
+        """Start without waiting: ``{"run_id", "status"}``."""
+        ...
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's current state."""
+        ...
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel; the final state."""
+        ...
+
+    async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run summaries, newest first."""
+        ...

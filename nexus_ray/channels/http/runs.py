@@ -1,0 +1,67 @@
+"""Routes for runs: status, listing, cancellation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pydantic_core
+from fastapi import FastAPI, Query
+from starlette.responses import Response
+
+from ...workflow import RunStatus
+from .gateway import RunGateway
+from .models import RunPage, RunResponse
+from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+
+JSON = "application/json"
+_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+
+
+def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
+    """``GET /runs``, ``GET /runs/{run_id}``, ``POST /runs/{run_id}/cancel``."""
+
+    @app.get(
+        "/runs/{run_id}",
+        response_model=RunResponse,
+        tags=["runs"],
+        summary="A run's status, per-node status and timings, outputs or error",
+        responses={404: {"description": "No such run", **_PROBLEM}},
+    )
+    async def get_run(run_id: str) -> Response:
+        return _json(await runner.get_run(run_id))
+
+    @app.post(
+        "/runs/{run_id}/cancel",
+        response_model=RunResponse,
+        tags=["runs"],
+        summary="Cancel a run at once (in-flight nodes are cancelled)",
+        responses={
+            404: {"description": "No such run", **_PROBLEM},
+            409: {"description": "Already finished", **_PROBLEM},
+        },
+    )
+    async def cancel_run(run_id: str) -> Response:
+        return _json(await runner.cancel(run_id))
+
+    @app.get("/runs", response_model=RunPage, tags=["runs"], summary="List runs, newest first")
+    async def list_runs(
+        workflow: str | None = None,
+        status: RunStatus | None = None,
+        session_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    ) -> Response:
+        filters: dict[str, Any] = {
+            "workflow": workflow,
+            "status": status.value if status else None,
+            "session_id": session_id,
+            "limit": limit,
+            "before": cursor,
+        }
+        runs = await runner.list_runs(filters)
+        next_cursor = runs[-1]["run_id"] if len(runs) == limit else None
+        return _json({"runs": runs, "next_cursor": next_cursor})
+
+
+def _json(body: Any, status_code: int = 200) -> Response:
+    return Response(pydantic_core.to_json(body), status_code=status_code, media_type=JSON)

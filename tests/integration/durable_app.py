@@ -1,0 +1,39 @@
+"""A workflow whose nodes log each execution to a file: first -> slow -> last."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nexus_ray import Nexus, WorkflowBuilder
+
+
+def log_step(path: str, step: str) -> None:
+    with open(path, "a") as out:
+        out.write(step + "\n")
+
+
+def first(path: str) -> str:
+    log_step(path, "first")
+    return "a"
+
+
+async def slow(path: str, prev: str, seconds: float = 3.0) -> str:
+    log_step(path, "slow")
+    await asyncio.sleep(seconds)
+    return prev + "b"
+
+
+def last(path: str, prev: str) -> str:
+    log_step(path, "last")
+    return prev + "c"
+
+
+def three_steps() -> WorkflowBuilder:
+    b = WorkflowBuilder(description="first -> slow -> last, each logging to `path`")
+    b.add_node(first, "first").add_node(slow, "slow").add_node(last, "last")
+    b.add_connection("first", "result", "slow", "prev").add_connection("slow", "result", "last", "prev")
+    return b
+
+
+app = Nexus()
+app.register("three_steps", three_steps())

@@ -1,0 +1,101 @@
+"""Durable runs on the real runtime: async mode, status, listing, cancellation, and
+recovery after a RunHost process is SIGKILLed mid-run."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nexus_ray import ConflictError, Nexus, NotFoundError, RunStatus
+
+
+def wait_for(http: httpx.Client, run_id: str, done: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = http.get(f"/runs/{run_id}").json()
+        if done(body):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting on run {run_id}: {body}")
+
+
+def test_async_mode_status_and_listing(http: httpx.Client) -> None:
+    r = http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 7}, "mode": "async"})
+    assert r.status_code == 202 and r.headers["location"] == f"/runs/{r.json()['run_id']}"
+    body = wait_for(http, r.json()["run_id"], lambda b: b["status"] == "completed")
+    assert body["outputs"]["add_one"]["result"]["value"] == 15
+    assert {n["status"] for n in body["nodes"].values()} == {"completed"}
+    listed = http.get("/runs", params={"workflow": "double_plus_one", "limit": 5}).json()["runs"]
+    assert listed[0]["run_id"] == r.json()["run_id"]
+    assert http.get("/runs/unknown-id").status_code == 404
+
+
+def test_cancel_over_rest_and_python(app: Nexus, http: httpx.Client, tmp_path: Path) -> None:
+    log = tmp_path / "steps.log"
+    inputs = {"path": str(log), "slow": {"seconds": 30}}
+    run_id = http.post("/workflows/three_steps/execute", json={"inputs": inputs, "mode": "async"}).json()["run_id"]
+    wait_for(http, run_id, lambda b: b["nodes"].get("slow", {}).get("status") == "running")
+    r = http.post(f"/runs/{run_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert r.json()["nodes"]["slow"]["status"] in ("running", "cancelled")  # in flight when cancelled
+    assert http.post(f"/runs/{run_id}/cancel").status_code == 409
+    time.sleep(0.5)
+    assert log.read_text().split() == ["first", "slow"]  # 'last' never ran
+
+    py_run = app.submit("three_steps", path=str(log), slow={"seconds": 30})
+    deadline = time.monotonic() + 30
+    while app.get_run(py_run).nodes.get("slow") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert app.cancel(py_run).status == RunStatus.CANCELLED
+    with pytest.raises(ConflictError):
+        app.cancel(py_run)
+    with pytest.raises(NotFoundError):
+        app.get_run("no-such-run")
+
+
+def test_runhost_sigkill_mid_run_completes_each_node_once(app: Nexus, http: httpx.Client, tmp_path: Path) -> None:
+    log = tmp_path / "steps.log"
+    inputs = {"path": str(log), "slow": {"seconds": 3}}
+    run_id = http.post("/workflows/three_steps/execute", json={"inputs": inputs, "mode": "async"}).json()["run_id"]
+    wait_for(http, run_id, lambda b: b["nodes"].get("slow", {}).get("status") == "running")
+    sync_log = tmp_path / "sync.log"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # A synchronous request in flight when the host dies still gets its answer.
+        sync_call = pool.submit(
+            http.post,
+            "/workflows/three_steps/execute",
+            json={"inputs": {"path": str(sync_log), "slow": {"seconds": 2}}},
+            timeout=90,
+        )
+        time.sleep(0.5)
+        (host,) = app._pool.info()
+        os.kill(host["pid"], signal.SIGKILL)
+        body = wait_for(http, run_id, lambda b: b["status"] in ("completed", "failed"), timeout=90)
+        sync_response = sync_call.result(timeout=90)
+    assert body["status"] == "completed", body
+    assert body["outputs"]["last"]["result"] == "abc"
+    steps = log.read_text().split()
+    assert steps.count("first") == 1 and steps.count("last") == 1  # completed nodes never ran again
+    assert steps.count("slow") == 2  # the node in flight ran again
+    (new_host,) = app._pool.info()
+    assert new_host["pid"] != host["pid"]
+    assert sync_response.status_code == 200, sync_response.text
+    assert sync_response.json()["status"] == "completed"
+    assert sync_response.json()["outputs"]["last"]["result"] == "abc"
+
+
+def test_two_hundred_concurrent_runs(http: httpx.Client) -> None:
+    def one(x: int) -> int:
+        r = http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": x}})
+        return int(r.json()["outputs"]["add_one"]["result"]["value"])
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        assert list(pool.map(one, range(200))) == [2 * x + 1 for x in range(200)]
