@@ -1,12 +1,9 @@
 """`nexus serve` as a real subprocess on Serve's default proxy: it serves, and SIGINT stops
-every process it started within 10 s."""
+every process it started within 10 s; SIGKILL of the whole tree loses no run."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,72 +13,65 @@ import psutil
 import pytest
 
 from .conftest import ROOT, free_port
+from .server_process import ServerProcess
+
+DURABLE_APP = Path(__file__).with_name("durable_app.py")
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "NEXUS_INGRESS": "default", "NEXUS_HOME": str(tmp_path / ".nexus")}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from nexus_ray.channels.cli import main; main()",
-                "serve",
-                str(ROOT / "examples" / "quickstart.py"),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-    try:
-        yield proc, port, log
-    finally:
-        if proc.poll() is None:  # the test failed before stopping it: stop what it started
-            tree = psutil.Process(proc.pid).children(recursive=True)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            for child in tree:
-                if child.is_running():
-                    child.kill()
+def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
 
 
-def wait_for_banner(proc: subprocess.Popen[str], log: Path, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text()
-        if "Press Ctrl-C to stop." in text:
-            return text
-        assert proc.poll() is None, f"nexus serve exited early:\n{text}"
-        time.sleep(0.2)
-    raise AssertionError(f"no banner within {timeout} s:\n{log.read_text()}")
+def start(servers: list[ServerProcess], app: Path, tmp_path: Path, port: int) -> ServerProcess:
+    env = {"NEXUS_INGRESS": "default", "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_LEASE_S": "2"}
+    server = ServerProcess(app, port, tmp_path, env, tmp_path / f"serve-{len(servers)}.log")
+    servers.append(server)
+    return server
 
 
-def test_serve_runs_and_sigint_leaves_nothing(served: tuple[subprocess.Popen[str], int, Path]) -> None:
-    proc, port, log = served
-    banner = wait_for_banner(proc, log)
+def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_path: Path) -> None:
+    server = start(servers, ROOT / "examples" / "quickstart.py", tmp_path, free_port())
+    banner = server.wait_for_banner()
     assert "ingress:   Serve default proxy on embedded local Ray" in banner
-    assert f"REST docs: http://127.0.0.1:{port}/docs" in banner
-    r = httpx.post(f"http://127.0.0.1:{port}/workflows/double_plus_one/execute", json={"inputs": {"x": 5}}, timeout=30)
+    assert f"REST docs: {server.url}/docs" in banner
+    r = httpx.post(f"{server.url}/workflows/double_plus_one/execute", json={"inputs": {"x": 5}}, timeout=30)
     assert r.json()["outputs"]["add_one"]["result"]["value"] == 11
 
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    names = {p.name() for p in tree}
-    assert "raylet" in names and "gcs_server" in names
+    tree = server.tree()
+    assert {"raylet", "gcs_server"} <= {p.name() for p in tree}
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
     time.sleep(0.5)
     left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"left behind: {[(p.pid, p.name()) for p in left]}"
-    assert "Stopped." in log.read_text()
+    assert "Stopped." in server.log.read_text()
+
+
+def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[ServerProcess], tmp_path: Path) -> None:
+    port = free_port()
+    first = start(servers, DURABLE_APP, tmp_path, port)
+    first.wait_for_banner()
+    log = tmp_path / "steps.log"
+    body = {"inputs": {"path": str(log), "slow": {"seconds": 4}}, "mode": "async"}
+    run_id = httpx.post(f"{first.url}/workflows/three_steps/execute", json=body, timeout=30).json()["run_id"]
+    deadline = time.monotonic() + 30
+    while log.read_text().split() != ["first", "slow"] if log.exists() else True:
+        assert time.monotonic() < deadline, "the slow node never started"
+        time.sleep(0.05)
+    first.kill_all()  # SIGKILL: the server, Ray, the RunHost mid-node
+
+    second = start(servers, DURABLE_APP, tmp_path, port)
+    second.wait_for_banner()
+    deadline = time.monotonic() + 60
+    while (run := httpx.get(f"{second.url}/runs/{run_id}", timeout=30).json())["status"] != "completed":
+        assert time.monotonic() < deadline and run["status"] in ("pending", "running"), run
+        time.sleep(0.1)
+    assert run["outputs"]["last"]["result"] == "abc"
+    steps = log.read_text().split()
+    assert steps.count("first") == 1 and steps.count("last") == 1 and steps.count("slow") == 2
