@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -133,20 +134,34 @@ class Nexus:
         return self._server.url
 
     # -- execution ----------------------------------------------------------------------
-    def execute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
+    def execute(
+        self,
+        name: str,
+        inputs: dict[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **kw_inputs: Any,
+    ) -> RunResult:
         """Run a workflow on the RunHost pool and wait for it (starts Ray if needed).
 
         Inputs as a dict, as keywords, or both (keywords win). Works in scripts and
-        notebooks; in async code use :meth:`aexecute`.
+        notebooks; in async code use :meth:`aexecute`. With ``idempotency_key``, the same
+        key and inputs give the same run (a different request with it: ConflictError).
 
         Raises:
-            WorkflowNotFoundError, InputValidationError, RuntimeUnavailableError.
+            WorkflowNotFoundError, InputValidationError, ConflictError, RuntimeUnavailableError.
         """
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        self._ensure_runtime()
+        client = self._pool.client()
+        if idempotency_key is not None:
+            return RunResult.from_dict(
+                _run_sync(client.execute_idempotent(idempotency_key, item.name, node_inputs, True))
+            )
         from .runtime.ids import new_run_id
 
-        self._ensure_runtime()
-        return RunResult.from_dict(self._pool.client().execute_blocking(item.name, node_inputs, new_run_id()))
+        return RunResult.from_dict(client.execute_blocking(item.name, node_inputs, new_run_id()))
 
     async def aexecute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
         """Async :meth:`execute`."""
@@ -157,12 +172,23 @@ class Nexus:
             await asyncio.to_thread(self._ensure_runtime)
         return RunResult.from_dict(await self._pool.client().execute(item.name, node_inputs, new_run_id()))
 
-    def submit(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> str:
+    def submit(
+        self,
+        name: str,
+        inputs: dict[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **kw_inputs: Any,
+    ) -> str:
         """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         from .runtime.ids import new_run_id
 
         self._ensure_runtime()
+        if idempotency_key is not None:
+            started = _run_sync(self._pool.client().execute_idempotent(idempotency_key, item.name, node_inputs, False))
+            return str(started["run_id"])
         run_id = new_run_id()
         self._pool.client().call_blocking("start", run_id, item.name, node_inputs, run_id)
         return run_id
@@ -231,6 +257,17 @@ def function_workflow(fn: Callable[..., Any], description: str | None = None) ->
     builder = WorkflowBuilder(description=description or (fn.__doc__ or "").strip())
     builder.add_node(node_class_of(fn) or fn, node_id)
     return builder.build()
+
+
+def _run_sync(coroutine: Any) -> Any:
+    """Run an async runtime call from synchronous code, also where a loop already runs
+    (Jupyter): then on a helper thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _client_host(host: str) -> str:

@@ -15,6 +15,7 @@ from .catalog import WorkflowCatalog
 from .dispatch import HostDispatcher, RunRequest
 from .errors import translate_ray_error
 from .hashing import HashRing
+from .ids import new_run_id, request_hash
 from .run_host import RunHost
 
 NAMESPACE = "nexus"
@@ -52,6 +53,28 @@ class PoolClient:
             return await getattr(self.host_for(run_id), method).remote(*args)
         except (RayTaskError, RayActorError) as exc:
             raise translate_ray_error(exc) from exc
+
+    async def execute_idempotent(
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+    ) -> dict[str, Any]:
+        """Execute or start under an idempotency key, on the host that owns the key; the
+        new run's id is drawn so that it belongs to that same host."""
+        host_id = self.ring.member_for(key)
+        run_id = self.run_id_on(host_id)
+        digest = request_hash(name, node_inputs)
+        try:
+            return await self.hosts[host_id].execute_idempotent.remote(  # type: ignore[no-any-return]
+                key, digest, name, node_inputs, run_id, wait
+            )
+        except (RayTaskError, RayActorError) as exc:
+            raise translate_ray_error(exc) from exc
+
+    def run_id_on(self, host_id: str) -> str:
+        """A new run id that the ring places on ``host_id`` (about one try per host)."""
+        while True:
+            run_id = new_run_id()
+            if self.ring.member_for(run_id) == host_id:
+                return run_id
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run without waiting for it: ``{"run_id", "status"}``."""

@@ -43,6 +43,11 @@ class RunHost:
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
 
+    async def execute_idempotent(
+        self, key: str, digest: str, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, wait: bool
+    ) -> dict[str, Any]:
+        return await self.service.execute_idempotent(key, digest, name, node_inputs, run_id, wait)
+
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         return await self.service.start(name, node_inputs, run_id)
 

@@ -56,6 +56,7 @@ class RunService:
         self.lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._cancelled: set[str] = set()  # cancelled by a user (not by losing the lease)
+        self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
         self._maintenance: asyncio.Task[None] | None = None
 
     # -- registry -----------------------------------------------------------------------
@@ -82,6 +83,32 @@ class RunService:
             if not created:
                 return await self.wait_for(run_id)
         return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
+
+    async def execute_idempotent(
+        self, key: str, digest: str, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """Execute (``wait``) or start a run under an idempotency key: the same key with the
+        same request gives the same run, also while it runs; with another request, 409."""
+        bound_run, bound_digest = await self._claim(key, digest, run_id)
+        if bound_digest != digest:
+            raise ConflictError(
+                f"Idempotency-Key {key!r} was used for a different request (run {bound_run}); use a new key.",
+                idempotency_key=key,
+                run_id=bound_run,
+            )
+        if bound_run != run_id:  # a repeat: the bound run exists, here or in the store
+            return await self.wait_for(bound_run) if wait else await self._status(bound_run)
+        if wait:
+            return await self.execute(name, node_inputs, run_id)
+        return await self.start(name, node_inputs, run_id)
+
+    async def _claim(self, key: str, digest: str, run_id: str) -> tuple[str, str]:
+        if self.store is not None:
+            return await self.store.call("claim_idempotency_key", key, digest, run_id)  # type: ignore[no-any-return]
+        return self._keys.setdefault(key, (run_id, digest))
+
+    async def _status(self, run_id: str) -> dict[str, Any]:
+        return {"run_id": run_id, "status": (await self.get_run(run_id))["status"]}
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run and return ``{"run_id", "status"}`` once its inputs are stored."""

@@ -193,6 +193,22 @@ class Store:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY run_id DESC LIMIT ?"
         return self._write(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
 
+    # -- idempotency --------------------------------------------------------------------
+    def claim_idempotency_key(self, key: str, request_hash: str, run_id: str) -> tuple[str, str]:
+        """Bind ``key`` to ``run_id`` unless it is bound already; the bound (run_id, request_hash)."""
+        now = time.time()
+
+        def claim() -> tuple[str, str]:
+            self.backend.execute(
+                "INSERT INTO idempotency_keys (key, request_hash, run_id, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO NOTHING",
+                (key, request_hash, run_id, now),
+            )
+            row = self.backend.execute("SELECT run_id, request_hash FROM idempotency_keys WHERE key = ?", (key,))
+            return row[0][0], row[0][1]
+
+        return self._write(claim)
+
     # -- ownership ----------------------------------------------------------------------
     def renew_leases(self, owner: str, run_ids: list[str], lease_s: float) -> list[str]:
         """Extend ``owner``'s leases on ``run_ids``; the ids it still owns."""

@@ -19,9 +19,20 @@ class ServerProcess:
         self.port, self.log = port, log
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from nexus_ray.channels.cli import main; main()",
-                 "serve", str(app), "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, text=True, cwd=cwd, env={**os.environ, **env},
+                [
+                    sys.executable,
+                    "-c",
+                    "from nexus_ray.channels.cli import main; main()",
+                    "serve",
+                    str(app),
+                    "--port",
+                    str(port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=cwd,
+                env={**os.environ, **env},
             )
 
     @property

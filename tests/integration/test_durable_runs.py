@@ -99,3 +99,25 @@ def test_two_hundred_concurrent_runs(http: httpx.Client) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         assert list(pool.map(one, range(200))) == [2 * x + 1 for x in range(200)]
+
+
+def test_idempotency_over_rest_and_python(app: Nexus, http: httpx.Client, tmp_path: Path) -> None:
+    log = tmp_path / "steps.log"
+    body = {"inputs": {"path": str(log), "slow": {"seconds": 1}}}
+    key = {"Idempotency-Key": f"k-{time.time_ns()}"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # the second arrives while the first runs
+        first, second = pool.map(lambda _: http.post("/workflows/three_steps/execute", json=body, headers=key), [0, 1])
+    assert first.status_code == second.status_code == 200
+    assert first.json()["run_id"] == second.json()["run_id"]
+    assert log.read_text().split() == ["first", "slow", "last"]  # executed once
+    other = {"inputs": {"path": str(log), "slow": {"seconds": 2}}}
+    conflict = http.post("/workflows/three_steps/execute", json=other, headers=key)
+    assert conflict.status_code == 409 and conflict.json()["run_id"] == first.json()["run_id"]
+
+    py_key = f"py-{time.time_ns()}"
+    a = app.execute("double_plus_one", x=1, idempotency_key=py_key)
+    b = app.execute("double_plus_one", {"x": 1}, idempotency_key=py_key)
+    assert a.run_id == b.run_id and b.outputs["add_one"]["result"]["value"] == 3
+    with pytest.raises(ConflictError):
+        app.execute("double_plus_one", x=2, idempotency_key=py_key)
+    assert app.submit("double_plus_one", x=1, idempotency_key=py_key) == a.run_id

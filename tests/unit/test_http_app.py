@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import build_http_app
+from nexus_ray.runtime.ids import new_run_id, request_hash
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
@@ -30,6 +31,10 @@ class InProcessRunner:
 
     async def start(self, name: str, node_inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
         return await self.service.start(name, node_inputs, run_id)
+
+    async def execute_idempotent(self, key: str, name: str, node_inputs: dict[str, Any], wait: bool) -> dict[str, Any]:
+        digest = request_hash(name, node_inputs)
+        return await self.service.execute_idempotent(key, digest, name, node_inputs, new_run_id(), wait)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
@@ -225,3 +230,28 @@ def test_list_runs_filters_and_cursor(client: TestClient) -> None:
     assert all(r["status"] == "failed" for r in failed)
     problem(client.get("/runs", params={"status": "bogus"}), 422)
     problem(client.get("/runs", params={"limit": 0}), 422)
+
+
+def test_idempotency_key_same_request_same_run(client: TestClient) -> None:
+    key = {"Idempotency-Key": "order-1"}
+    first = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 3}}, headers=key).json()
+    again = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 3}}, headers=key).json()
+    assert first["run_id"] == again["run_id"] and again["outputs"]["add_one"]["result"]["value"] == 7
+    body = problem(client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 4}}, headers=key), 409)
+    assert body["idempotency_key"] == "order-1" and body["run_id"] == first["run_id"]
+
+
+def test_idempotency_key_while_running(client: TestClient) -> None:
+    key = {"Idempotency-Key": "slow-1"}
+    request = {"inputs": {"seconds": 0.5}, "mode": "async"}
+    started = client.post("/workflows/nap/execute", json=request, headers=key)
+    repeat = client.post("/workflows/nap/execute", json=request, headers=key)
+    assert started.status_code == repeat.status_code == 202
+    assert repeat.json() == {"run_id": started.json()["run_id"], "status": "running"}
+    sync = client.post("/workflows/nap/execute", json={"inputs": {"seconds": 0.5}}, headers=key).json()
+    assert sync["run_id"] == started.json()["run_id"] and sync["status"] == "completed"
+
+
+def test_bad_idempotency_key_400(client: TestClient) -> None:
+    r = client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}}, headers={"Idempotency-Key": "x" * 300})
+    assert problem(r, 400)["header"] == "Idempotency-Key"

@@ -14,13 +14,21 @@ from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...settings import Settings
 from ...workflow.fields import json_schema_for
-from .body import parse_execute_request, read_json_body
+from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
 from .models import Health, RunAccepted, RunResponse, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
 from .runs import add_run_routes
 
 JSON = "application/json"
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "The same key with the same request returns the same run (also while it runs); "
+    "with a different request, 409.",
+    "schema": {"type": "string", "maxLength": 255},
+}
 
 
 def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, settings: Settings) -> FastAPI:
@@ -50,7 +58,7 @@ def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway
             summary=f"Execute {item.name}",
             description=item.description or f"Run the workflow {item.name!r} and wait for its outputs.",
             tags=["workflows"],
-            openapi_extra={"requestBody": _request_body(item)},
+            openapi_extra={"requestBody": _request_body(item), "parameters": [IDEMPOTENCY_PARAMETER]},
             responses=_responses(item),
         )
 
@@ -70,12 +78,18 @@ def _execute_endpoint(
     async def execute(request: Request) -> Response:
         envelope = parse_execute_request(await read_json_body(request, limit), name)
         node_inputs = workflow.resolve_inputs(envelope.inputs, name)
-        if envelope.mode == "async":
-            accepted = await runner.start(name, node_inputs, new_run_id())
-            location = {"location": f"/runs/{accepted['run_id']}"}
-            return Response(pydantic_core.to_json(accepted), status_code=202, media_type=JSON, headers=location)
-        result = await runner.execute(name, node_inputs, new_run_id())
-        return Response(pydantic_core.to_json(result), media_type=JSON)
+        key = idempotency_key(request)
+        wait = envelope.mode == "sync"
+        if key is not None:
+            result = await runner.execute_idempotent(key, name, node_inputs, wait)
+        elif wait:
+            result = await runner.execute(name, node_inputs, new_run_id())
+        else:
+            result = await runner.start(name, node_inputs, new_run_id())
+        if wait:
+            return Response(pydantic_core.to_json(result), media_type=JSON)
+        location = {"location": f"/runs/{result['run_id']}"}
+        return Response(pydantic_core.to_json(result), status_code=202, media_type=JSON, headers=location)
 
     return execute
 
@@ -105,7 +119,8 @@ def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
             "description": "mode 'async': the run started",
             "content": {JSON: {"schema": json_schema_for(RunAccepted)}},
         },
-        400: {"description": "Malformed JSON", **problem},
+        400: {"description": "Malformed JSON or Idempotency-Key", **problem},
+        409: {"description": "Idempotency-Key reused with a different request", **problem},
         413: {"description": "Body too large", **problem},
         422: {"description": "Invalid inputs; 'errors' names each field", **problem},
     }

@@ -58,3 +58,16 @@ def parse_execute_request(body: Any, workflow: str) -> ExecuteRequest:
             if error["type"] == "extra_forbidden":
                 error["message"] = 'Unknown field; put workflow inputs under "inputs"'
         raise InputValidationError(errors, workflow=workflow) from None
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header: 1-255 printable ASCII characters, or absent."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= 255 or not key.isprintable() or not key.isascii():
+        raise InvalidRequestError(
+            "Idempotency-Key must be 1-255 printable ASCII characters (a UUID is a good choice).",
+            header="Idempotency-Key",
+        )
+    return key

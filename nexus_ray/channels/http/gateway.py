@@ -12,6 +12,12 @@ class RunGateway(Protocol):
         """Execute and return the RunResult dict."""
         ...
 
+    async def execute_idempotent(
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+    ) -> dict[str, Any]:
+        """Execute (``wait``) or start under an idempotency key (409 on a different request)."""
+        ...
+
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start without waiting: ``{"run_id", "status"}``."""
         ...
