@@ -237,27 +237,37 @@ class RunService:
                 "message": f"workflow {name!r} is no longer registered",
             }
         else:
+            work = self.engine.execute(
+                workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
+            )
             try:
-                outcome = await self.engine.execute(
-                    workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
-                )
+                if workflow.timeout_s is None:
+                    outcome = await work
+                else:  # counted from the run's creation, also when resumed after a crash
+                    outcome = await asyncio.wait_for(work, max(0.0, workflow.timeout_s - (time.time() - created_at)))
+            except TimeoutError:
+                error = _run_timeout(workflow.timeout_s)
+                return await self._finish(run_id, name, created_at, RunStatus.FAILED, error)
             except asyncio.CancelledError:
                 if run_id not in self._cancelled:
                     raise  # lost the lease: the run goes on elsewhere; leave the store alone
                 self._cancelled.discard(run_id)
-                return await self._finish_cancelled(run_id, name, created_at)
+                return await self._finish(run_id, name, created_at, RunStatus.CANCELLED, None)
             status, outputs, nodes, error = outcome.status, outcome.outputs, outcome.nodes, outcome.error
         if self.store is not None:
             await self.store.call("finish_run", run_id, status, outputs, error)
         result = RunResult(run_id, name, status, outputs, round((time.time() - created_at) * 1000, 3), error, nodes)
         return result.to_dict()
 
-    async def _finish_cancelled(self, run_id: str, name: str, created_at: float) -> dict[str, Any]:
+    async def _finish(
+        self, run_id: str, name: str, created_at: float, status: RunStatus, error: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Finish a run the engine did not finish (cancelled, timed out); its state."""
         if self.store is not None:
-            await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
+            await self.store.call("finish_run", run_id, status, None, error)
             return await self.get_run(run_id)
         duration = round((time.time() - created_at) * 1000, 3)
-        return RunResult(run_id, name, RunStatus.CANCELLED, {}, duration).to_dict()
+        return RunResult(run_id, name, status, {}, duration, error).to_dict()
 
     # -- ownership ----------------------------------------------------------------------
     def start_maintenance(self) -> None:
@@ -336,3 +346,7 @@ def _already_finished(run_id: str, status: str) -> ConflictError:
     return ConflictError(
         f"Run {run_id!r} already finished ({status}); nothing to cancel.", run_id=run_id, run_status=status
     )
+
+
+def _run_timeout(timeout_s: float | None) -> dict[str, Any]:
+    return {"node": "", "type": "RunTimeoutError", "message": f"the run exceeded its timeout of {timeout_s} s"}

@@ -7,6 +7,7 @@ from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, NodeContext, lookup_node_type, register_node_type, registered_node_types
 from .nodes import HTTPRequestNode, MergeNode, PythonCodeNode, SwitchNode, free_variables
+from .policy import NodePolicy, NodeTimeoutError, RunTimeoutError
 from .result import NodeRecord, NodeStatus, RunResult, RunStatus
 from .typed import FunctionNode, function_node_class, node
 
@@ -20,12 +21,15 @@ __all__ = [
     "MergeNode",
     "Node",
     "NodeContext",
+    "NodePolicy",
     "NodeRecord",
     "NodeStatus",
+    "NodeTimeoutError",
     "PythonCodeNode",
     "RunOutcome",
     "RunResult",
     "RunStatus",
+    "RunTimeoutError",
     "SwitchNode",
     "Workflow",
     "WorkflowBuilder",

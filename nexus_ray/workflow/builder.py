@@ -10,6 +10,7 @@ from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, lookup_node_type
 from .paths import split_path
+from .policy import NodePolicy
 from .typed import node_class_of
 
 
@@ -24,9 +25,11 @@ class WorkflowBuilder:
         >>> workflow = b.build()
     """
 
-    def __init__(self, description: str = "") -> None:
+    def __init__(self, description: str = "", *, timeout_s: float | None = None) -> None:
         self.description = description
+        self.timeout_s = timeout_s
         self._nodes: dict[str, Node] = {}
+        self._policies: dict[str, NodePolicy] = {}
         self._connections: list[Connection] = []
 
     def add_node(
@@ -34,6 +37,8 @@ class WorkflowBuilder:
         node_type: str | type[Node] | Callable[..., Any],
         node_id: str,
         params: Mapping[str, Any] | None = None,
+        *,
+        policy: NodePolicy | None = None,
         **kwargs: Any,
     ) -> WorkflowBuilder:
         """Add a node.
@@ -43,6 +48,7 @@ class WorkflowBuilder:
                 typed function (``@node``-decorated or plain).
             node_id: Unique id within the workflow.
             params: Configuration and input values (Kailash style, a dict).
+            policy: Retries, backoff and timeout of this node (default: none).
             **kwargs: Same as ``params``, as keywords.
 
         Raises:
@@ -54,6 +60,10 @@ class WorkflowBuilder:
             raise WorkflowError(f"Duplicate node id {node_id!r}: each node needs its own id.", node=node_id)
         cls = self._node_class(node_type, node_id)
         self._nodes[node_id] = cls(node_id, **{**(params or {}), **kwargs})
+        if policy is not None:
+            if not isinstance(policy, NodePolicy):
+                raise WorkflowError(f"Node {node_id!r}: policy must be a NodePolicy, got {policy!r}.", node=node_id)
+            self._policies[node_id] = policy
         return self
 
     @staticmethod
@@ -88,4 +98,6 @@ class WorkflowBuilder:
         if not self._nodes:
             raise WorkflowError("A workflow needs at least one node; call add_node first.")
         text = self.description if description is None else description
-        return Workflow(self._nodes, self._connections, description=text)
+        return Workflow(
+            self._nodes, self._connections, description=text, policies=self._policies, timeout_s=self.timeout_s
+        )

@@ -18,6 +18,7 @@ from .graph import Workflow
 from .graph_types import Connection
 from .node import NodeContext
 from .paths import PathError, get_path
+from .policy import NodeTimeoutError
 from .result import NodeRecord, NodeStatus, RunStatus
 
 
@@ -32,6 +33,9 @@ class EngineHooks:
 
     async def node_failed(self, node_id: str, error: dict[str, Any]) -> None:
         """A node raised; ``error`` has node, type and message."""
+
+    async def node_retrying(self, node_id: str, attempt: int, error: dict[str, Any], delay_s: float) -> None:
+        """Attempt ``attempt`` failed with ``error``; the next starts after ``delay_s``."""
 
     async def node_skipped(self, node_id: str, reason: str) -> None:
         """A node will not run (a Switch branch not taken upstream)."""
@@ -56,8 +60,10 @@ class NodeFailure(Exception):
 
 
 def error_record(node_id: str, exc: BaseException) -> dict[str, Any]:
-    """``{"node", "type", "message"}`` for an exception raised by a node."""
-    return {"node": node_id, "type": type(exc).__name__, "message": str(exc)}
+    """``{"node", "type", "message"}`` for an exception raised by a node (notes appended)."""
+    notes = getattr(exc, "__notes__", None)
+    message = str(exc) + (f" ({'; '.join(notes)})" if notes else "")
+    return {"node": node_id, "type": type(exc).__name__, "message": message}
 
 
 class WorkflowEngine:
@@ -171,8 +177,30 @@ class _Run:
             self._resolve_edge(conn, alive=False)
 
     async def _run_node(self, node_id: str) -> dict[str, Any]:
-        ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor)
-        outputs = await self.workflow.nodes[node_id].run(self.values[node_id], ctx)
+        policy = self.workflow.policy(node_id)
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(node_id, attempt, policy.timeout_s)
+            except Exception as exc:
+                if not policy.should_retry(exc, attempt):
+                    if attempt > 1:
+                        exc.add_note(f"after {attempt} attempts")
+                    raise
+                delay = policy.delay_s(attempt)
+                await self.hooks.node_retrying(node_id, attempt, error_record(node_id, exc), delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _attempt(self, node_id: str, attempt: int, timeout_s: float | None) -> dict[str, Any]:
+        ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor, attempt)
+        work = self.workflow.nodes[node_id].run(self.values[node_id], ctx)
+        try:
+            outputs = await (asyncio.wait_for(work, timeout_s) if timeout_s is not None else work)
+        except TimeoutError:
+            if timeout_s is None:
+                raise
+            raise NodeTimeoutError(f"node {node_id!r} timed out after {timeout_s} s") from None
         if not isinstance(outputs, dict):
             raise TypeError(f"node returned {type(outputs).__name__}, expected a dict of outputs")
         return outputs

@@ -6,9 +6,11 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import WorkflowError
 from .graph_types import Connection
 from .inputs import WorkflowInputs
 from .node import Node
+from .policy import DEFAULT_POLICY, NodePolicy
 from .validation import check_connections, check_input_names, topological_order
 
 
@@ -20,6 +22,8 @@ class Workflow:
         connections: Every edge.
         order: A topological order of node ids.
         description: Free text shown in listings, OpenAPI and MCP.
+        policies: Node id → retries/timeout policy (nodes not listed: no retries).
+        timeout_s: Limit on a run's wall time (None: none).
     """
 
     def __init__(
@@ -28,17 +32,27 @@ class Workflow:
         connections: Sequence[Connection],
         *,
         description: str = "",
+        policies: Mapping[str, NodePolicy] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
+        if timeout_s is not None and timeout_s <= 0:
+            raise WorkflowError(f"A workflow's timeout_s must be positive, got {timeout_s}.")
         check_connections(nodes, connections)
         self.order: tuple[str, ...] = tuple(topological_order(nodes, connections))
         self.nodes: Mapping[str, Node] = MappingProxyType(dict(nodes))
         self.connections: tuple[Connection, ...] = tuple(connections)
         self.description = description
+        self.policies: Mapping[str, NodePolicy] = MappingProxyType(dict(policies or {}))
+        self.timeout_s = timeout_s
         self.incoming: Mapping[str, tuple[Connection, ...]] = _group(connections, "target", nodes)
         self.outgoing: Mapping[str, tuple[Connection, ...]] = _group(connections, "source", nodes)
         connected = {(c.target, c.target_input) for c in connections}
         self.inputs = WorkflowInputs(self.nodes, connected)
         check_input_names(nodes, {n: [f.name for f in fs] for n, fs in self.inputs.open_fields.items()})
+
+    def policy(self, node_id: str) -> NodePolicy:
+        """The retries/timeout policy of a node."""
+        return self.policies.get(node_id, DEFAULT_POLICY)
 
     def input_schema(self, title: str = "Inputs") -> dict[str, Any]:
         """JSON Schema of the ``inputs`` object a run accepts."""

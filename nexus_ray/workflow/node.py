@@ -34,6 +34,12 @@ class NodeContext:
     attempt: int = 1
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def idempotency_key(self) -> str:
+        """``run_id:node_id``: the same for every attempt of this node in this run (also
+        after a crash), so a node calling an external service can deduplicate retries."""
+        return f"{self.run_id}:{self.node_id}"
+
     async def run_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run blocking ``fn`` in the node thread pool and await its result."""
         loop = asyncio.get_running_loop()

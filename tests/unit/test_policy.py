@@ -1,0 +1,123 @@
+"""Retries with backoff, retry_on, per-node timeouts, and the run-level timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexus_ray import WorkflowError
+from nexus_ray.runtime.run_service import RunService
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.workflow import EngineHooks, InputField, Node, NodeContext, NodePolicy, WorkflowBuilder
+
+from .helpers import run
+
+
+class Retries(EngineHooks):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, str, float]] = []
+
+    async def node_retrying(self, node_id: str, attempt: int, error: dict[str, Any], delay_s: float) -> None:
+        self.seen.append((node_id, attempt, error["type"], delay_s))
+
+
+def flaky_node(failures: int, exc: type[Exception] = ConnectionError) -> Any:
+    calls: list[str] = []
+
+    def flaky(ctx_key: str = "") -> int:
+        calls.append(ctx_key)
+        if len(calls) <= failures:
+            raise exc(f"failure {len(calls)}")
+        return len(calls)
+
+    return flaky, calls
+
+
+def test_retries_until_success_with_hooks_and_backoff() -> None:
+    flaky, calls = flaky_node(2)
+    wf = WorkflowBuilder().add_node(flaky, "f", policy=NodePolicy(retries=3, backoff_s=0.01)).build()
+    hooks = Retries()
+    outcome = run(wf, {}, hooks=hooks)
+    assert outcome.status == "completed" and outcome.outputs["f"] == {"result": 3}
+    assert [(n, a, t) for n, a, t, _ in hooks.seen] == [("f", 1, "ConnectionError"), ("f", 2, "ConnectionError")]
+    assert 0.005 <= hooks.seen[0][3] <= 0.01 and 0.01 <= hooks.seen[1][3] <= 0.02
+
+
+def test_retry_on_filters_and_exhaustion_is_reported() -> None:
+    flaky, calls = flaky_node(5, ValueError)
+    wf = WorkflowBuilder().add_node(flaky, "f", policy=NodePolicy(retries=3, retry_on=("ConnectionError",))).build()
+    outcome = run(wf, {})
+    assert outcome.status == "failed" and len(calls) == 1  # ValueError is not retried
+    flaky, calls = flaky_node(5)
+    wf = WorkflowBuilder().add_node(flaky, "f", policy=NodePolicy(retries=1, backoff_s=0)).build()
+    outcome = run(wf, {})
+    assert len(calls) == 2 and outcome.error["message"] == "failure 2 (after 2 attempts)"
+
+
+def test_node_timeout_and_retrying_a_timeout() -> None:
+    attempts: list[int] = []
+
+    class Sleepy(Node):
+        def output_ports(self) -> frozenset[str]:
+            return frozenset({"ok"})
+
+        async def run(self, inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+            attempts.append(ctx.attempt)
+            assert ctx.idempotency_key == "test:s"
+            await asyncio.sleep(5 if ctx.attempt == 1 else 0)
+            return {"ok": True}
+
+        def declare_inputs(self) -> dict[str, InputField]:
+            return {}
+
+    started = time.perf_counter()
+    wf = WorkflowBuilder().add_node(Sleepy, "s", policy=NodePolicy(timeout_s=0.1)).build()
+    outcome = run(wf, {})
+    assert outcome.error == {"node": "s", "type": "NodeTimeoutError", "message": "node 's' timed out after 0.1 s"}
+    assert time.perf_counter() - started < 1
+    attempts.clear()
+    retried = NodePolicy(timeout_s=0.1, retries=1, retry_on=(TimeoutError,), backoff_s=0)
+    outcome = run(WorkflowBuilder().add_node(Sleepy, "s", policy=retried).build(), {})
+    assert outcome.status == "completed" and attempts == [1, 2]
+
+
+def test_policy_validation() -> None:
+    with pytest.raises(WorkflowError):
+        NodePolicy(retries=-1)
+    with pytest.raises(WorkflowError):
+        NodePolicy(timeout_s=0)
+    with pytest.raises(WorkflowError, match="must be a NodePolicy"):
+        WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "result = 1"}, policy={"retries": 1})  # type: ignore[arg-type]
+    with pytest.raises(WorkflowError, match="timeout_s must be positive"):
+        WorkflowBuilder(timeout_s=-1).add_node("PythonCodeNode", "n", {"code": "result = 1"}).build()
+
+
+def test_backoff_is_capped() -> None:
+    policy = NodePolicy(backoff_s=1, max_backoff_s=4)
+    assert all(2 <= policy.delay_s(10) <= 4 for _ in range(50))
+
+
+async def nap(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+async def test_run_level_timeout_fails_the_run(tmp_path: Path) -> None:
+    wf = WorkflowBuilder(timeout_s=0.2).add_node(nap, "nap").build()
+    svc = RunService("h0", {"nap": wf}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    started = time.perf_counter()
+    result = await svc.execute("nap", {"nap": {"seconds": 5}}, "r1")
+    assert time.perf_counter() - started < 1
+    assert result["status"] == "failed"
+    assert result["error"] == {
+        "node": "",
+        "type": "RunTimeoutError",
+        "message": "the run exceeded its timeout of 0.2 s",
+    }
+    assert (await svc.get_run("r1"))["status"] == "failed"
+    svc.close()
