@@ -11,6 +11,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..workflow import Workflow
 from .dispatch import RunRequest
+from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 
 
@@ -28,7 +29,9 @@ class RunHost:
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
-        self.service: RunService = RunService(host_id, workflows, config.node_threads, factory, config.lease_s)
+        self.service: RunService = RunService(
+            host_id, workflows, config.node_threads, factory, config.lease_s, RayNodeRunner()
+        )
         self.service.start_maintenance()
 
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
+from ..workflow.engine import RemoteNodeRunner
 from .checkpoints import CheckpointHooks
 from .dispatch import PENDING, RunRequest
 
@@ -37,6 +38,7 @@ class RunService:
         node_threads: Threads for synchronous node code.
         store_factory: Opens the store (on the store thread); None: runs are not durable.
         lease_s: How long a lease on a run lasts without renewal.
+        remote: Runs nodes that declare resources (the RunHost passes Ray tasks).
     """
 
     def __init__(
@@ -46,12 +48,13 @@ class RunService:
         node_threads: int = 64,
         store_factory: Callable[[], Store] | None = None,
         lease_s: float = 10.0,
+        remote: RemoteNodeRunner | None = None,
     ) -> None:
         self.host_id = host_id
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
         self.workflows = dict(workflows)
         self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
-        self.engine = WorkflowEngine(self.executor)
+        self.engine = WorkflowEngine(self.executor, remote)
         self.store = AsyncStore(store_factory) if store_factory is not None else None
         self.lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}

@@ -10,7 +10,7 @@ from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, lookup_node_type
 from .paths import split_path
-from .policy import NodePolicy
+from .policy import NodePolicy, check_resources
 from .typed import node_class_of
 
 
@@ -30,6 +30,7 @@ class WorkflowBuilder:
         self.timeout_s = timeout_s
         self._nodes: dict[str, Node] = {}
         self._policies: dict[str, NodePolicy] = {}
+        self._resources: dict[str, dict[str, Any]] = {}
         self._connections: list[Connection] = []
 
     def add_node(
@@ -39,6 +40,7 @@ class WorkflowBuilder:
         params: Mapping[str, Any] | None = None,
         *,
         policy: NodePolicy | None = None,
+        resources: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> WorkflowBuilder:
         """Add a node.
@@ -49,6 +51,9 @@ class WorkflowBuilder:
             node_id: Unique id within the workflow.
             params: Configuration and input values (Kailash style, a dict).
             policy: Retries, backoff and timeout of this node (default: none).
+            resources: Ray resources, e.g. ``{"num_cpus": 1}``, ``{"num_gpus": 1}``,
+                ``{"resources": {"my_label": 1}}``, ``{"memory": 2**30}``: the node then
+                runs as a Ray task wherever the cluster has them (others run in the host).
             **kwargs: Same as ``params``, as keywords.
 
         Raises:
@@ -64,6 +69,8 @@ class WorkflowBuilder:
             if not isinstance(policy, NodePolicy):
                 raise WorkflowError(f"Node {node_id!r}: policy must be a NodePolicy, got {policy!r}.", node=node_id)
             self._policies[node_id] = policy
+        if resources is not None:
+            self._resources[node_id] = check_resources(node_id, resources)
         return self
 
     @staticmethod
@@ -99,5 +106,10 @@ class WorkflowBuilder:
             raise WorkflowError("A workflow needs at least one node; call add_node first.")
         text = self.description if description is None else description
         return Workflow(
-            self._nodes, self._connections, description=text, policies=self._policies, timeout_s=self.timeout_s
+            self._nodes,
+            self._connections,
+            description=text,
+            policies=self._policies,
+            resources=self._resources,
+            timeout_s=self.timeout_s,
         )

@@ -12,11 +12,11 @@ from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .graph import Workflow
 from .graph_types import Connection
-from .node import NodeContext
+from .node import Node, NodeContext
 from .paths import PathError, get_path
 from .policy import NodeTimeoutError
 from .result import NodeRecord, NodeStatus, RunStatus
@@ -66,15 +66,27 @@ def error_record(node_id: str, exc: BaseException) -> dict[str, Any]:
     return {"node": node_id, "type": type(exc).__name__, "message": message}
 
 
+class RemoteNodeRunner(Protocol):
+    """Runs a node elsewhere with resources (the runtime provides one over Ray tasks)."""
+
+    async def run_node(
+        self, node: Node, inputs: dict[str, Any], ctx: NodeContext, resources: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run ``node`` where ``resources`` are available; its outputs."""
+        ...
+
+
 class WorkflowEngine:
     """Runs workflows; one instance serves many concurrent runs.
 
     Args:
         executor: Thread pool for synchronous node code (None: the loop's default).
+        remote: Where nodes that declare resources run (None: such nodes fail, saying so).
     """
 
-    def __init__(self, executor: Executor | None = None) -> None:
+    def __init__(self, executor: Executor | None = None, remote: RemoteNodeRunner | None = None) -> None:
         self.executor = executor
+        self.remote = remote
 
     async def execute(
         self,
@@ -194,7 +206,13 @@ class _Run:
 
     async def _attempt(self, node_id: str, attempt: int, timeout_s: float | None) -> dict[str, Any]:
         ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor, attempt)
-        work = self.workflow.nodes[node_id].run(self.values[node_id], ctx)
+        node, resources = self.workflow.nodes[node_id], self.workflow.resources.get(node_id)
+        if resources is None:
+            work = node.run(self.values[node_id], ctx)
+        elif self.engine.remote is None:
+            raise RuntimeError(f"node {node_id!r} asks for resources {resources}, but no cluster runtime is attached")
+        else:
+            work = self.engine.remote.run_node(node, self.values[node_id], ctx, resources)
         try:
             outputs = await (asyncio.wait_for(work, timeout_s) if timeout_s is not None else work)
         except TimeoutError:

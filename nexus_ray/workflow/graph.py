@@ -23,6 +23,7 @@ class Workflow:
         order: A topological order of node ids.
         description: Free text shown in listings, OpenAPI and MCP.
         policies: Node id → retries/timeout policy (nodes not listed: no retries).
+        resources: Node id → Ray resources; such nodes run as Ray tasks.
         timeout_s: Limit on a run's wall time (None: none).
     """
 
@@ -33,6 +34,7 @@ class Workflow:
         *,
         description: str = "",
         policies: Mapping[str, NodePolicy] | None = None,
+        resources: Mapping[str, dict[str, Any]] | None = None,
         timeout_s: float | None = None,
     ) -> None:
         if timeout_s is not None and timeout_s <= 0:
@@ -43,6 +45,7 @@ class Workflow:
         self.connections: tuple[Connection, ...] = tuple(connections)
         self.description = description
         self.policies: Mapping[str, NodePolicy] = MappingProxyType(dict(policies or {}))
+        self.resources: Mapping[str, dict[str, Any]] = MappingProxyType(dict(resources or {}))
         self.timeout_s = timeout_s
         self.incoming: Mapping[str, tuple[Connection, ...]] = _group(connections, "target", nodes)
         self.outgoing: Mapping[str, tuple[Connection, ...]] = _group(connections, "source", nodes)

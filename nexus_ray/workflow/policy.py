@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import WorkflowError
 
@@ -61,3 +63,25 @@ class NodePolicy:
 
 
 DEFAULT_POLICY = NodePolicy()
+
+
+RESOURCE_KEYS = frozenset({"num_cpus", "num_gpus", "memory", "resources", "accelerator_type"})
+
+
+def check_resources(node_id: str, resources: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a node's Ray resource request (the keys of ``ray.remote`` options)."""
+    unknown = sorted(set(resources) - RESOURCE_KEYS)
+    if unknown:
+        raise WorkflowError(
+            f"Node {node_id!r}: unknown resource option(s) {unknown}; use {sorted(RESOURCE_KEYS)} "
+            "(custom resources go under 'resources': {'name': amount}).",
+            node=node_id,
+        )
+    for key in ("num_cpus", "num_gpus", "memory"):
+        value = resources.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise WorkflowError(f"Node {node_id!r}: {key} must be a non-negative number, got {value!r}.", node=node_id)
+    custom = resources.get("resources", {})
+    if not isinstance(custom, Mapping) or not all(isinstance(v, (int, float)) and v >= 0 for v in custom.values()):
+        raise WorkflowError(f"Node {node_id!r}: 'resources' must map names to amounts, got {custom!r}.", node=node_id)
+    return dict(resources)

@@ -13,6 +13,7 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "NexusError",
         "Node",
         "NodeContext",
+        "NodePolicy",
         "NotFoundError",
         "PayloadTooLargeError",
         "PythonCodeNode",

@@ -1,0 +1,34 @@
+"""Nodes that declare resources run as Ray tasks, placed by Ray (and the autoscaler)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import ray
+
+from ..workflow import Node, NodeContext
+
+
+@ray.remote(max_retries=0)  # retries are the node policy's job, with backoff and retry_on
+def _run_node_task(node: Node, inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
+    return asyncio.run(node.run(inputs, ctx))
+
+
+class RayNodeRunner:
+    """Runs a node as a Ray task with the node's resource request."""
+
+    async def run_node(
+        self, node: Node, inputs: dict[str, Any], ctx: NodeContext, resources: dict[str, Any]
+    ) -> dict[str, Any]:
+        task_ctx = replace(ctx, executor=None)  # the host's thread pool stays in the host
+        ref = _run_node_task.options(**resources).remote(node, inputs, task_ctx)
+        try:
+            return await ref  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            ray.cancel(ref)  # the run was cancelled or the node timed out: stop the task too
+            raise
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause
+            raise cause if isinstance(cause, Exception) else exc from None
