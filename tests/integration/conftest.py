@@ -35,7 +35,23 @@ def whoami() -> int:
     return os.getpid()
 
 
+def busy_pid(seconds: float) -> int:
+    """Sleeps (in a Ray task when given resources) and reports its process."""
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def remote_failure(reason: str) -> int:
+    raise ValueError(reason)
+
+
 def add_test_workflows(app: Nexus) -> None:
+    placed = WorkflowBuilder(description="Two nodes that each need a CPU: they run as Ray tasks.")
+    placed.add_node(busy_pid, "a", resources={"num_cpus": 1}).add_node(busy_pid, "b", resources={"num_cpus": 1})
+    app.register("placed", placed)
+    app.register("remote_failure", WorkflowBuilder().add_node(remote_failure, "boom", resources={"num_cpus": 0.5}))
     failing = WorkflowBuilder(description="Always fails in its second node.")
     failing.add_node("PythonCodeNode", "prepare", {"code": "result = 0"})
     failing.add_node("PythonCodeNode", "explode", {"code": "result = 1 / zero"})
