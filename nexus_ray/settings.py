@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
     run_hosts: int = Field(1, ge=1, le=256, description="RunHost actors in the pool.")
     ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress.")
+    ingress_max_ongoing_requests: int = Field(
+        2048,
+        ge=1,
+        description="Requests one ingress replica holds at once. Replicas are fully async, so a waiting "
+        "request costs little; past the limit the proxy queues them (1,000 one-second runs: 26 s at 256).",
+    )
     batch_wait_ms: float = Field(
         10.0,
         ge=0,

@@ -19,7 +19,7 @@ APP_NAME = "nexus"
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256, graceful_shutdown_timeout_s=2)
+@serve.deployment(ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=2)
 @serve.ingress()
 class NexusIngress:
     """One replica of the HTTP ingress. Workflows and the pool client arrive pickled; the
@@ -37,9 +37,9 @@ class NexusIngress:
 def deploy_ingress(catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: Settings) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
-    app = NexusIngress.options(num_replicas=settings.ingress_replicas).bind(  # type: ignore[attr-defined]
-        catalog, pool, settings.model_dump(mode="json")
-    )
+    app = NexusIngress.options(  # type: ignore[attr-defined]
+        num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests
+    ).bind(catalog, pool, settings.model_dump(mode="json"))
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
     serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)

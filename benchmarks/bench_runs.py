@@ -1,0 +1,159 @@
+"""Durable runs: checkpointing on vs off, and 1,000 concurrent runs of a 1 s sleep node.
+
+    python benchmarks/bench_runs.py [--seconds 8] [--reps 3] [--runs 1000]
+
+Each part starts its own app on an embedded local Ray (HAProxy ingress when available)
+with a fresh store in a temp dir. Loopback only; every response is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.loadgen import post_json, tool  # noqa: E402
+from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
+
+
+async def sleep_node(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def make_app(durable: bool) -> Nexus:
+    app = Nexus(
+        settings=Settings(port=free_port(), durable=durable, home=Path(tempfile.mkdtemp(prefix="nexus-bench-")))
+    )
+    wf = WorkflowBuilder()
+    wf.add_node("PythonCodeNode", "double", {"code": "result = {'value': x * 2}"})
+    wf.add_node("PythonCodeNode", "add_one", {"code": "result = {'value': value + 1}"})
+    wf.add_connection("double", "result.value", "add_one", "value")
+    app.register("double_plus_one", wf)
+    app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
+    return app
+
+
+def checkpointing(seconds: float, reps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for durable in (False, True):
+        app = make_app(durable)
+        info = app.start()
+        try:
+            url = f"{info.url}/workflows/double_plus_one/execute"
+            r = httpx.post(url, json={"inputs": {"x": 5}}, timeout=30)
+            assert r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
+            body = json.dumps({"inputs": {"x": 5}}).encode()
+            post_json(url, body, 32, 3)  # warm-up
+            runs = [post_json(url, body, 32, seconds) for _ in range(reps)]
+            assert sum(x.errors for x in runs) == 0
+            rps = [x.rps for x in runs]
+            out["on" if durable else "off"] = {
+                "median": round(statistics.median(rps), 1),
+                "min": round(min(rps), 1),
+                "max": round(max(rps), 1),
+            }
+        finally:
+            app.stop()
+    out["ratio"] = round(out["on"]["median"] / out["off"]["median"], 3)
+    return out
+
+
+async def _python_burst(app: Nexus, runs: int) -> float:
+    started = time.perf_counter()
+    results = await asyncio.gather(*(app.aexecute("sleep", seconds=1.0) for _ in range(runs)))
+    elapsed = time.perf_counter() - started
+    assert all(r.status == "completed" for r in results)
+    return elapsed
+
+
+async def _rest_async_burst(url: str, runs: int) -> float:
+    # 32 keep-alive connections: 1,000 simultaneous new TCP connections measure the client's
+    # connection setup (even a bare uvicorn app takes ~8 s here), not the runtime.
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        started = time.perf_counter()
+        body = {"inputs": {"seconds": 1.0}, "mode": "async"}
+        gate = asyncio.Semaphore(32)  # httpx slows to ~100 req/s with 1,000 requests queued on its pool
+
+        async def submit() -> httpx.Response:
+            async with gate:
+                return await client.post("/workflows/sleep/execute", json=body)
+
+        accepted = await asyncio.gather(*(submit() for _ in range(runs)))
+        pending = {r.json()["run_id"] for r in accepted if r.status_code == 202}
+        assert len(pending) == runs
+        oldest = min(pending)
+        while pending:
+            await asyncio.sleep(0.1)
+            pending -= await _completed_since(client, oldest)
+        return time.perf_counter() - started
+
+
+async def _completed_since(client: httpx.AsyncClient, oldest: str) -> set[str]:
+    """Completed sleep runs with ids >= oldest (ids sort by time: stop paging past it)."""
+    done: set[str] = set()
+    params: dict[str, Any] = {"workflow": "sleep", "status": "completed", "limit": 500}
+    while True:
+        page = (await client.get("/runs", params=params)).json()
+        done |= {r["run_id"] for r in page["runs"] if r["run_id"] >= oldest}
+        if not page["next_cursor"] or page["runs"][-1]["run_id"] < oldest:
+            return done
+        params["cursor"] = page["next_cursor"]
+
+
+def concurrent_sleeps(runs: int, reps: int) -> dict[str, Any]:
+    app = make_app(True)
+    info = app.start()
+    try:
+        asyncio.run(_python_burst(app, 50))  # warm-up
+        python = [asyncio.run(_python_burst(app, runs)) for _ in range(reps)]
+        rest = [asyncio.run(_rest_async_burst(info.url, runs)) for _ in range(reps)]
+    finally:
+        app.stop()
+
+    def stat(values: list[float]) -> dict[str, float]:
+        return {
+            "median": round(statistics.median(values), 2),
+            "min": round(min(values), 2),
+            "max": round(max(values), 2),
+        }
+
+    return {"python": stat(python), "rest_async": stat(rest)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=1000)
+    args = parser.parse_args()
+    ckpt = checkpointing(args.seconds, args.reps)
+    burst = concurrent_sleeps(args.runs, args.reps)
+    print(f"\nDurable runs ({tool()}, 32 connections, double_plus_one; median [min-max] of {args.reps})")
+    print(f"  checkpointing off: {ckpt['off']['median']} req/s [{ckpt['off']['min']}-{ckpt['off']['max']}]")
+    print(f"  checkpointing on:  {ckpt['on']['median']} req/s [{ckpt['on']['min']}-{ckpt['on']['max']}]")
+    print(f"  on / off: {ckpt['ratio']:.0%} (target >= 80%)")
+    for how, label in (("python", "Python aexecute"), ("rest_async", "REST async mode, 32 conns")):
+        b = burst[how]
+        print(f"  {args.runs} concurrent 1 s runs via {label}: {b['median']} s [{b['min']}-{b['max']}] (target <= 3 s)")
+    out = ROOT / "benchmarks" / "results" / f"runs-{time.strftime('%Y-%m-%d')}.json"
+    out.write_text(json.dumps({"checkpointing": ckpt, "concurrent_sleep_runs": {"runs": args.runs, **burst}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
