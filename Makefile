@@ -41,6 +41,7 @@ bench: $(STAMP) haproxy
 	@command -v wrk >/dev/null 2>&1 || ([ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  apt-get install -y -qq wrk >/dev/null 2>&1) || echo "wrk not installed: using the httpx load generator."
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_rest.py
+	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_runs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples

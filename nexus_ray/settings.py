@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         description="How long a batched run call waits for its runs before the slow "
         "ones are awaited one by one (see runtime/dispatch.py).",
     )
+    batch_inflight: int = Field(
+        1, ge=1, le=64, description="Batched run calls a replica keeps in flight per RunHost (see runtime/dispatch.py)."
+    )
     node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
     ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all).")

@@ -25,10 +25,11 @@ class PoolClient:
     """Routes a run to the RunHost that owns its id (consistent hashing). Picklable, so the
     ingress replicas carry their own copy and call the host directly."""
 
-    def __init__(self, hosts: dict[str, ActorHandle], batch_wait_s: float = 0.01) -> None:
+    def __init__(self, hosts: dict[str, ActorHandle], batch_wait_s: float = 0.01, batch_inflight: int = 1) -> None:
         self.hosts = hosts
         self.ring = HashRing(list(hosts))
         self.batch_wait_s = batch_wait_s
+        self.batch_inflight = batch_inflight
         self._dispatchers: dict[str, HostDispatcher] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -44,7 +45,9 @@ class PoolClient:
         host_id = self.ring.member_for(run_id)
         dispatcher = self._dispatchers.get(host_id)
         if dispatcher is None:
-            dispatcher = self._dispatchers[host_id] = HostDispatcher(self.hosts[host_id], wait_s=self.batch_wait_s)
+            dispatcher = self._dispatchers[host_id] = HostDispatcher(
+                self.hosts[host_id], max_inflight=self.batch_inflight, wait_s=self.batch_wait_s
+            )
         return await dispatcher.execute(RunRequest(name, node_inputs, run_id))
 
     async def call(self, method: str, run_id: str, *args: Any) -> Any:
@@ -115,6 +118,7 @@ class RunHostPool:
 
     def __init__(self, size: int, workflows: dict[str, Workflow], settings: Settings) -> None:
         self.batch_wait_s = settings.batch_wait_ms / 1000
+        self.batch_inflight = settings.batch_inflight
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
         self.hosts: dict[str, ActorHandle] = {}
@@ -131,7 +135,7 @@ class RunHostPool:
 
     def client(self) -> PoolClient:
         """A picklable router over the pool."""
-        return PoolClient(self.hosts, self.batch_wait_s)
+        return PoolClient(self.hosts, self.batch_wait_s, self.batch_inflight)
 
     def register(self, name: str, workflow: Workflow) -> None:
         """Add a workflow to the catalog (for hosts that restart) and to every host."""

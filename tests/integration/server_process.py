@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,10 +58,8 @@ class ServerProcess:
         """SIGKILL the server and every process it started, as a crash would."""
         victims = [*self.tree(), psutil.Process(self.proc.pid)]
         for p in victims:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(victims, timeout=10)
 
     def stop(self) -> None:

@@ -33,7 +33,8 @@ def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], obj
         backend.execute(statement)  # type: ignore[attr-defined]
     backend.execute("INSERT INTO nexus_meta (key, value) VALUES ('schema_version', '1')")  # type: ignore[attr-defined]
     backend.execute(  # type: ignore[attr-defined]
-        "INSERT INTO runs (run_id, workflow, status, inputs, created_at, updated_at) VALUES ('r1', 'w', 'completed', '{}', 1, 2)"
+        "INSERT INTO runs (run_id, workflow, status, inputs, created_at, updated_at)"
+        " VALUES ('r1', 'w', 'completed', '{}', 1, 2)"
     )
     backend.commit()  # type: ignore[attr-defined]
     store = Store(backend)  # type: ignore[arg-type]

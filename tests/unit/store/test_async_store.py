@@ -1,0 +1,54 @@
+"""The group-commit thread: calls from many coroutines share commits, one failing call
+does not fail the others, and queued writes are durable before later awaited calls return."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from nexus_ray import NexusError
+from nexus_ray.store import AsyncStore, NodeCheckpoint, Store
+from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.workflow import NodeStatus
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AsyncStore:
+    return AsyncStore(lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+
+
+async def test_concurrent_calls_all_commit(store: AsyncStore) -> None:
+    created = await asyncio.gather(*(store.call("create_run", f"r{i:03d}", "w", {}) for i in range(200)))
+    assert all(created)
+    assert len(await store.call("list_runs", limit=500)) == 200
+    store.close()
+
+
+async def test_a_failing_call_does_not_take_the_group_down(store: AsyncStore) -> None:
+    good = [store.call("create_run", f"ok{i}", "w", {}) for i in range(5)]
+    bad = store.call("create_run", "bad", "w", {"n": {"x": object()}})
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert results[:5] == [True] * 5
+    assert isinstance(results[5], NexusError)
+    assert await store.call("get_run", "bad") is None
+    store.close()
+
+
+async def test_submitted_writes_are_durable_before_a_later_call_returns(store: AsyncStore, tmp_path: Path) -> None:
+    await store.call("create_run", "r", "w", {})
+    for i in range(50):
+        store.submit("checkpoint_node", "r", NodeCheckpoint(f"n{i}", NodeStatus.COMPLETED, {"i": i}))
+    await store.call("get_run", "r")  # queued after them: they are committed by now
+    store.close()
+    reopened = Store(SQLiteBackend(tmp_path / "s.db"))
+    run = reopened.get_run("r")
+    assert run is not None and len(run.nodes) == 50 and run.nodes["n49"].outputs == {"i": 49}
+    reopened.close()
+
+
+def test_store_that_cannot_open_raises_at_construction(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception):  # noqa: B017 - the backend's own error, whatever the OS says
+        AsyncStore(lambda: Store(SQLiteBackend(tmp_path / "file" / "nested.db")))
