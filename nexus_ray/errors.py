@@ -8,6 +8,7 @@
     ├── NotFoundError               404  MCP -32602  exit 4
     │   └── WorkflowNotFoundError   404  MCP -32602  exit 4
     ├── ConflictError               409  MCP -32600  exit 6   e.g. a duplicate workflow name
+    │   └── PreconditionFailedError 412  MCP -32600  exit 6   If-Match names a stale version
     └── RuntimeUnavailableError     503  MCP -32603  exit 5   Ray / Serve / host pool not reachable
 
 Channels translate errors with :func:`http_status`, :func:`mcp_code` and :func:`exit_code`;
@@ -138,6 +139,13 @@ class ConflictError(NexusError):
     http_status = 409
     mcp_code = -32600
     exit_code = 6
+
+
+class PreconditionFailedError(ConflictError):
+    """A conditional request (If-Match) names a version that is no longer current."""
+
+    title = "Precondition failed"
+    http_status = 412
 
 
 class RuntimeUnavailableError(NexusError):

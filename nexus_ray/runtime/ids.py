@@ -10,7 +10,8 @@ from typing import Any
 
 
 def new_run_id() -> str:
-    """A 32-hex-digit id: 12 digits of milliseconds since the epoch, then 20 random."""
+    """A 32-hex-digit id: 12 digits of milliseconds since the epoch, then 20 random. Ids
+    sort by creation time to the millisecond (within one millisecond, at random)."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .async_store import AsyncStore
 from .backends import PostgresBackend, SQLiteBackend
-from .records import NodeCheckpoint, RunRecord
+from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .store import Store, StoreVersionError
 
 
@@ -19,4 +19,4 @@ def open_store(url: str | None, home: Path) -> Store:
     return Store(SQLiteBackend(home / "nexus.db"))
 
 
-__all__ = ["AsyncStore", "NodeCheckpoint", "RunRecord", "Store", "StoreVersionError", "open_store"]
+__all__ = ["AsyncStore", "NodeCheckpoint", "RunRecord", "SessionRecord", "Store", "StoreVersionError", "open_store"]

@@ -72,3 +72,32 @@ class RunRecord:
             error=self.error,
             nodes={n: c.record() for n, c in self.nodes.items()},
         )
+
+
+@dataclass
+class SessionRecord:
+    """A session as stored. ``expires_at`` slides: each change moves it to now + ttl_s."""
+
+    session_id: str
+    state: dict[str, Any]
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None = None
+    ttl_s: float | None = None
+
+    def expired(self, now: float) -> bool:
+        """True once past its expiry."""
+        return self.expires_at is not None and self.expires_at <= now
+
+    def to_dict(self) -> dict[str, Any]:
+        """The REST/Python representation."""
+        return {
+            "session_id": self.session_id,
+            "state": self.state,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+            "ttl_s": self.ttl_s,
+        }

@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -65,5 +65,9 @@ MIGRATIONS: dict[int, list[str]] = {
             created_at DOUBLE PRECISION NOT NULL,
             PRIMARY KEY (scope, scope_id, seq)
         )""",
+    ],
+    2: [
+        """ALTER TABLE sessions ADD COLUMN ttl_s DOUBLE PRECISION""",
+        """CREATE INDEX sessions_by_expiry ON sessions (expires_at)""",
     ],
 }

@@ -14,10 +14,11 @@ import pydantic_core
 from ..errors import NexusError, RuntimeUnavailableError
 from ..workflow import NodeStatus, RunStatus
 from .backends import Backend
-from .records import NodeCheckpoint, RunRecord
+from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
+_SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_at, ttl_s"
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
@@ -193,6 +194,75 @@ class Store:
         sql = f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY run_id DESC LIMIT ?"
         return self._write(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
 
+    # -- sessions -----------------------------------------------------------------------
+    def create_session(self, session_id: str, state: dict[str, Any], ttl_s: float | None) -> SessionRecord:
+        """A new session at version 1."""
+        now = time.time()
+        record = SessionRecord(session_id, state, 1, now, now, now + ttl_s if ttl_s else None, ttl_s)
+        self._write(
+            lambda: self.backend.execute(
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s),
+            )
+        )
+        return record
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None when it does not exist or has expired."""
+        rows = self._write(
+            lambda: self.backend.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
+        )
+        record = _session(rows[0]) if rows else None
+        return None if record is None or record.expired(time.time()) else record
+
+    def save_session(self, session_id: str, state: dict[str, Any], expected_version: int) -> SessionRecord | None:
+        """Store a new state if the session is still at ``expected_version``; the new record,
+        else None (changed meanwhile, deleted or expired)."""
+        now = time.time()
+        rows = self._write(
+            lambda: self.backend.execute(
+                "UPDATE sessions SET state = ?, version = version + 1, updated_at = ?,"
+                " expires_at = CASE WHEN ttl_s IS NULL THEN NULL ELSE ? + ttl_s END"
+                " WHERE session_id = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)"
+                f" RETURNING {_SESSION_COLUMNS}",
+                (_dump(state), now, now, session_id, expected_version, now),
+            )
+        )
+        return _session(rows[0]) if rows else None
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete; False when there was no live session."""
+        now = time.time()
+        rows = self._write(
+            lambda: self.backend.execute(
+                "DELETE FROM sessions WHERE session_id = ? AND (expires_at IS NULL OR expires_at > ?)"
+                " RETURNING session_id",
+                (session_id, now),
+            )
+        )
+        return bool(rows)
+
+    def list_sessions(self, limit: int = 50, before: str | None = None) -> list[SessionRecord]:
+        """Live sessions, newest first (ids sort by time); ``before`` is the paging cursor."""
+        now = time.time()
+        sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE (expires_at IS NULL OR expires_at > ?)"
+        params: list[Any] = [now]
+        if before is not None:
+            sql += " AND session_id < ?"
+            params.append(before)
+        sql += " ORDER BY session_id DESC LIMIT ?"
+        return self._write(lambda: [_session(r) for r in self.backend.execute(sql, (*params, limit))])
+
+    def purge_expired_sessions(self) -> int:
+        """Delete expired sessions; how many."""
+        rows = self._write(
+            lambda: self.backend.execute(
+                "DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING session_id",
+                (time.time(),),
+            )
+        )
+        return len(rows)
+
     # -- idempotency --------------------------------------------------------------------
     def claim_idempotency_key(self, key: str, request_hash: str, run_id: str) -> tuple[str, str]:
         """Bind ``key`` to ``run_id`` unless it is bound already; the bound (run_id, request_hash)."""
@@ -275,6 +345,18 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         finished_at=row[10],
         session_id=row[11],
         idempotency_key=row[12],
+    )
+
+
+def _session(row: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
+        session_id=row[0],
+        state=_load(row[1]),
+        version=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        expires_at=row[5],
+        ttl_s=row[6],
     )
 
 

@@ -109,3 +109,27 @@ def test_transactions_nest_and_roll_back_together(store: Store) -> None:
         store.create_run("c", "w", {})
         store.create_run("d", "w", {})
     assert store.get_run("c") is not None and store.get_run("d") is not None
+
+
+def test_sessions_versions_ttl_and_listing(store: Store) -> None:
+    created = store.create_session("s1", {"a": 1}, ttl_s=None)
+    assert created.version == 1 and store.get_session("s1") == created
+    saved = store.save_session("s1", {"a": 2}, expected_version=1)
+    assert saved is not None and saved.version == 2 and saved.state == {"a": 2}
+    assert store.save_session("s1", {"a": 3}, expected_version=1) is None  # stale version
+    store.create_session("s2", {}, ttl_s=0.05)
+    assert [s.session_id for s in store.list_sessions()] == ["s2", "s1"]
+    time.sleep(0.1)
+    assert store.get_session("s2") is None and store.save_session("s2", {}, 1) is None
+    assert [s.session_id for s in store.list_sessions()] == ["s1"]
+    assert store.purge_expired_sessions() == 1
+    assert store.delete_session("s1") and not store.delete_session("s1")
+    assert store.get_session("s1") is None
+
+
+def test_session_ttl_slides_on_change(store: Store) -> None:
+    first = store.create_session("s", {}, ttl_s=60)
+    time.sleep(0.02)
+    saved = store.save_session("s", {"x": 1}, 1)
+    assert saved is not None and saved.expires_at is not None and first.expires_at is not None
+    assert saved.expires_at > first.expires_at

@@ -1,0 +1,110 @@
+"""Sessions as virtual actors (SessionService in-process, SQLite store)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexus_ray import InvalidRequestError, NotFoundError
+from nexus_ray.errors import PreconditionFailedError
+from nexus_ray.runtime.merge_patch import merge_patch
+from nexus_ray.runtime.session_service import SessionService
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "expected"),
+    [  # from RFC 7396, appendix A
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ],
+)
+def test_merge_patch(target: Any, patch: Any, expected: Any) -> None:
+    assert merge_patch(target, patch) == expected
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[SessionService]:
+    svc = SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    yield svc
+    svc.close()
+
+
+async def test_create_get_patch_delete(sessions: SessionService) -> None:
+    created = await sessions.create({"user": {"name": "ada"}}, ttl_s=3600)
+    sid = created["session_id"]
+    assert created["version"] == 1 and created["expires_at"] > time.time() + 3500
+    patched = await sessions.patch(sid, {"user": {"lang": "en"}, "cart": [1]})
+    assert patched["state"] == {"user": {"name": "ada", "lang": "en"}, "cart": [1]} and patched["version"] == 2
+    assert (await sessions.get(sid))["state"] == patched["state"]
+    await sessions.delete(sid)
+    with pytest.raises(NotFoundError):
+        await sessions.get(sid)
+    with pytest.raises(NotFoundError):
+        await sessions.delete(sid)
+
+
+async def test_if_match_on_a_stale_version_is_refused(sessions: SessionService) -> None:
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    await sessions.patch(sid, {"n": 1}, if_version=1)
+    with pytest.raises(PreconditionFailedError) as err:
+        await sessions.patch(sid, {"n": 2}, if_version=1)
+    assert err.value.details["current_version"] == 2 and err.value.http_status == 412
+
+
+async def test_concurrent_turns_are_serialized(sessions: SessionService) -> None:
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    await asyncio.gather(*(sessions.turn(sid, lambda s: {**s, "n": s["n"] + 1}) for _ in range(100)))
+    final = await sessions.get(sid)
+    assert final["state"]["n"] == 100 and final["version"] == 101
+
+
+async def test_ttl_expiry(sessions: SessionService) -> None:
+    sid = (await sessions.create({}, ttl_s=0.05))["session_id"]
+    await asyncio.sleep(0.1)
+    with pytest.raises(NotFoundError, match="may have expired"):
+        await sessions.get(sid)
+
+
+async def test_passivation_round_trip(sessions: SessionService, tmp_path: Path) -> None:
+    sid = (await sessions.create({"k": "v"}))["session_id"]
+    await sessions.patch(sid, {"k2": "v2"})
+    assert sessions.info()["active_sessions"] == 1
+    assert sessions.passivate_idle(idle_s=0) == 1 and sessions.info()["active_sessions"] == 0
+    again = await sessions.get(sid)  # re-activated from the store
+    assert again["state"] == {"k": "v", "k2": "v2"} and again["version"] == 2
+    other = SessionService("s1", lambda: Store(SQLiteBackend(tmp_path / "s.db")))  # another host, same store
+    assert (await other.get(sid))["state"] == again["state"]
+    other.close()
+
+
+async def test_bad_input_is_named(sessions: SessionService) -> None:
+    with pytest.raises(InvalidRequestError, match="ttl_s"):
+        await sessions.create({}, ttl_s=0)
+    with pytest.raises(InvalidRequestError, match="JSON object"):
+        await sessions.create([1])  # type: ignore[arg-type]
+    sid = (await sessions.create())["session_id"]
+    with pytest.raises(InvalidRequestError, match="merge patch"):
+        await sessions.patch(sid, [1])  # type: ignore[arg-type]
+
+
+async def test_listing(sessions: SessionService) -> None:
+    ids = []
+    for i in range(3):  # ids order by creation to the millisecond
+        ids.append((await sessions.create({"i": i}))["session_id"])
+        await asyncio.sleep(0.002)
+    listed = await sessions.list(limit=2)
+    assert [s["session_id"] for s in listed] == ids[::-1][:2]
+    assert [s["session_id"] for s in await sessions.list(limit=2, before=listed[-1]["session_id"])] == [ids[0]]
