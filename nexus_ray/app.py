@@ -217,6 +217,44 @@ class Nexus:
         filters = {"workflow": workflow, "status": status, "session_id": session_id, "limit": limit, "before": cursor}
         return self._pool.client().call_blocking("list_runs", cursor or "", filters)  # type: ignore[no-any-return]
 
+    # -- sessions -------------------------------------------------------------------------
+    def create_session(self, state: dict[str, Any] | None = None, *, ttl_s: float | None = None) -> dict[str, Any]:
+        """A new session: ``{"session_id", "state", "version": 1, ...}``."""
+        self._ensure_runtime()
+        return self._pool.sessions().create_blocking(state, ttl_s)  # type: ignore[no-any-return]
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        """A session's state and version (NotFoundError when missing or expired)."""
+        self._ensure_runtime()
+        return self._pool.sessions().call_blocking("get", session_id, session_id)  # type: ignore[no-any-return]
+
+    def update_session(
+        self,
+        session_id: str,
+        change: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        if_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a session in one turn: a JSON merge patch, or a function from the current
+        state to the new one (it runs in the session's host; turns of a session never
+        overlap, so ``lambda s: {**s, "n": s["n"] + 1}`` is a safe increment). With
+        ``if_version``, only if the session is still at that version (else
+        PreconditionFailedError)."""
+        self._ensure_runtime()
+        client = self._pool.sessions()
+        method = "turn" if callable(change) else "patch"
+        return client.call_blocking(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session (NotFoundError when there is none)."""
+        self._ensure_runtime()
+        self._pool.sessions().call_blocking("delete", session_id, session_id)
+
+    def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> list[dict[str, Any]]:
+        """Live sessions, newest first; pass the last session id as ``cursor`` for more."""
+        self._ensure_runtime()
+        return self._pool.sessions().call_blocking("list", cursor or "", limit, cursor)  # type: ignore[no-any-return]
+
     def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
         item = self._catalog.get(name)
         return item, item.workflow.resolve_inputs(inputs, name)
@@ -246,7 +284,7 @@ class Nexus:
         # The facade composes the HTTP channel here (imported lazily: channels sit above).
         from .channels.http.ingress import deploy_ingress, wait_until_ready
 
-        deploy_ingress(self._catalog.items(), self._pool.client(), self.settings)
+        deploy_ingress(self._catalog.items(), self._pool.client(), self._pool.sessions(), self.settings)
         url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
         wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 

@@ -17,6 +17,8 @@ from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id, request_hash
 from .run_host import RunHost
+from .session_host import SessionHost
+from .sessions_client import SessionsClient
 
 NAMESPACE = "nexus"
 
@@ -121,21 +123,22 @@ class RunHostPool:
         self.batch_inflight = settings.batch_inflight
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
-        self.hosts: dict[str, ActorHandle] = {}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
         self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
             workflows
         )
-        for i in range(size):
-            host_id = f"run-host-{i}"
-            self.hosts[host_id] = RunHost.options(  # type: ignore[attr-defined]
-                name=f"nexus-{pool_id}-{host_id}", namespace=NAMESPACE
-            ).remote(host_id, self.catalog, config)
-        ray.get([h.info.remote() for h in self.hosts.values()])
+        self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, config)
+        self.session_hosts = _start_hosts(
+            SessionHost, f"nexus-{pool_id}", "session-host", settings.session_hosts, config
+        )
 
     def client(self) -> PoolClient:
-        """A picklable router over the pool."""
+        """A picklable router over the RunHosts."""
         return PoolClient(self.hosts, self.batch_wait_s, self.batch_inflight)
+
+    def sessions(self) -> SessionsClient:
+        """A picklable router over the SessionHosts."""
+        return SessionsClient(self.session_hosts)
 
     def register(self, name: str, workflow: Workflow) -> None:
         """Add a workflow to the catalog (for hosts that restart) and to every host."""
@@ -148,6 +151,17 @@ class RunHostPool:
 
     def shutdown(self) -> None:
         """Kill every host."""
-        for handle in [*self.hosts.values(), self.catalog]:
+        for handle in [*self.hosts.values(), *self.session_hosts.values(), self.catalog]:
             ray.kill(handle, no_restart=True)
         self.hosts.clear()
+        self.session_hosts.clear()
+
+
+def _start_hosts(cls: Any, prefix: str, kind: str, size: int, *args: Any) -> dict[str, ActorHandle]:
+    """``size`` named actors of ``cls`` (host ids ``kind-0`` ...), ready when returned."""
+    hosts = {
+        f"{kind}-{i}": cls.options(name=f"{prefix}-{kind}-{i}", namespace=NAMESPACE).remote(f"{kind}-{i}", *args)
+        for i in range(size)
+    }
+    ray.get([h.info.remote() for h in hosts.values()])
+    return hosts

@@ -44,13 +44,15 @@ class SessionService:
         self._active: dict[str, _Active] = {}
         self._maintenance: asyncio.Task[None] | None = None
 
-    async def create(self, state: dict[str, Any] | None = None, ttl_s: float | None = None) -> dict[str, Any]:
-        """A new session (version 1)."""
+    async def create(
+        self, state: dict[str, Any] | None = None, ttl_s: float | None = None, *, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """A new session (version 1); ``session_id`` is drawn by the caller that routes by it."""
         if state is not None and not isinstance(state, dict):
             raise InvalidRequestError("A session's state must be a JSON object.", field="state")
         if ttl_s is not None and ttl_s <= 0:
             raise InvalidRequestError(f"ttl_s must be positive, got {ttl_s}.", field="ttl_s")
-        record: SessionRecord = await self.store.call("create_session", new_run_id(), state or {}, ttl_s)
+        record: SessionRecord = await self.store.call("create_session", session_id or new_run_id(), state or {}, ttl_s)
         self._active[record.session_id] = _Active(record)
         return record.to_dict()
 

@@ -14,6 +14,7 @@ from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import build_http_app
 from nexus_ray.runtime.ids import new_run_id, request_hash
 from nexus_ray.runtime.run_service import RunService
+from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 
@@ -66,9 +67,12 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     workflows = {name: item.workflow for name, item in app.workflows.items()}
     db = tmp_path_factory.mktemp("store") / "nexus.db"
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)))
-    with TestClient(build_http_app(app.workflows, InProcessRunner(service), Settings(max_body_bytes=1024))) as client:
+    sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
+    http_app = build_http_app(app.workflows, InProcessRunner(service), sessions, Settings(max_body_bytes=1024))
+    with TestClient(http_app) as client:
         yield client  # one event loop for the whole module: async runs outlive their request
     service.close()
+    sessions.close()
 
 
 def test_execute_returns_outputs(client: TestClient) -> None:
@@ -255,3 +259,30 @@ def test_idempotency_key_while_running(client: TestClient) -> None:
 def test_bad_idempotency_key_400(client: TestClient) -> None:
     r = client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}}, headers={"Idempotency-Key": "x" * 300})
     assert problem(r, 400)["header"] == "Idempotency-Key"
+
+
+def test_sessions_over_rest(client: TestClient) -> None:
+    r = client.post("/sessions", json={"state": {"cart": []}, "ttl_s": 600})
+    assert r.status_code == 201 and r.headers["etag"] == '"1"'
+    sid = r.json()["session_id"]
+    assert r.headers["location"] == f"/sessions/{sid}"
+    assert client.get(f"/sessions/{sid}").json()["state"] == {"cart": []}
+    patched = client.patch(f"/sessions/{sid}", json={"cart": [1], "user": "ada"}, headers={"If-Match": '"1"'})
+    assert patched.status_code == 200 and patched.json()["version"] == 2 and patched.headers["etag"] == '"2"'
+    stale = problem(client.patch(f"/sessions/{sid}", json={"x": 1}, headers={"If-Match": "1"}), 412)
+    assert stale["current_version"] == 2
+    problem(client.patch(f"/sessions/{sid}", json={"x": 1}, headers={"If-Match": "latest"}), 400)
+    problem(client.patch(f"/sessions/{sid}", json=[1]), 400)
+    removed = client.patch(f"/sessions/{sid}", json={"user": None}).json()
+    assert removed["state"] == {"cart": [1]} and removed["version"] == 3
+    listed = client.get("/sessions", params={"limit": 500}).json()["sessions"]
+    assert sid in [s["session_id"] for s in listed]
+    assert client.delete(f"/sessions/{sid}").status_code == 204
+    problem(client.get(f"/sessions/{sid}"), 404)
+    problem(client.delete(f"/sessions/{sid}"), 404)
+
+
+def test_session_creation_errors(client: TestClient) -> None:
+    assert problem(client.post("/sessions", json={"state": [], "ttl_s": -1}), 422)["errors"]
+    assert problem(client.post("/sessions", json={"stat": {}}), 422)["errors"][0]["field"] == "body.stat"
+    assert client.post("/sessions").status_code == 201  # no body: an empty session

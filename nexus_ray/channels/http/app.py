@@ -19,6 +19,7 @@ from .gateway import RunGateway
 from .models import Health, RunAccepted, RunResponse, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
 from .runs import add_run_routes
+from .sessions import SessionGateway, add_session_routes
 
 JSON = "application/json"
 IDEMPOTENCY_PARAMETER = {
@@ -31,8 +32,10 @@ IDEMPOTENCY_PARAMETER = {
 }
 
 
-def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, settings: Settings) -> FastAPI:
-    """The REST API over ``catalog``: one documented execute route per workflow."""
+def build_http_app(
+    catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway, settings: Settings
+) -> FastAPI:
+    """The REST API over ``catalog``: one documented execute route per workflow, runs, sessions."""
     app = FastAPI(
         title="nexus_ray",
         version=__version__,
@@ -67,6 +70,7 @@ def build_http_app(catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway
 
     app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
     add_run_routes(app, runner)
+    add_session_routes(app, sessions, settings.max_body_bytes)
     return app
 
 

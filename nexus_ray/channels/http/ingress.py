@@ -12,6 +12,7 @@ from ray import serve
 from ...errors import RuntimeUnavailableError
 from ...registry import RegisteredWorkflow
 from ...runtime.pool import PoolClient
+from ...runtime.sessions_client import SessionsClient
 from ...settings import Settings
 from .app import build_http_app
 
@@ -25,21 +26,30 @@ class NexusIngress:
     """One replica of the HTTP ingress. Workflows and the pool client arrive pickled; the
     FastAPI app is built inside the replica, so nothing of FastAPI crosses processes."""
 
-    def __init__(self, catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        catalog: dict[str, RegisteredWorkflow],
+        pool: PoolClient,
+        sessions: SessionsClient,
+        settings: dict[str, Any],
+    ) -> None:
         self.catalog = catalog
         self.pool = pool
+        self.sessions = sessions
         self.settings = Settings(**settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_http_app(self.catalog, self.pool, self.settings)
+        return build_http_app(self.catalog, self.pool, self.sessions, self.settings)
 
 
-def deploy_ingress(catalog: dict[str, RegisteredWorkflow], pool: PoolClient, settings: Settings) -> None:
+def deploy_ingress(
+    catalog: dict[str, RegisteredWorkflow], pool: PoolClient, sessions: SessionsClient, settings: Settings
+) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     app = NexusIngress.options(  # type: ignore[attr-defined]
         num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests
-    ).bind(catalog, pool, settings.model_dump(mode="json"))
+    ).bind(catalog, pool, sessions, settings.model_dump(mode="json"))
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
     serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)

@@ -1,0 +1,139 @@
+"""Routes for sessions: create, read, merge-patch (If-Match), delete, list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol
+
+import pydantic_core
+from fastapi import FastAPI, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from ...errors import InputValidationError, InvalidRequestError
+from ...workflow.fields import describe_validation_error
+from .body import read_json_body
+from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+
+JSON = "application/json"
+_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+
+
+class SessionGateway(Protocol):
+    """Sessions, each call sent to the SessionHost that owns the id."""
+
+    async def create(self, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]: ...
+    async def get(self, session_id: str) -> dict[str, Any]: ...
+    async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None) -> dict[str, Any]: ...
+    async def delete(self, session_id: str) -> None: ...
+    async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]: ...
+
+
+class CreateSession(BaseModel):
+    """Body of ``POST /sessions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: dict[str, Any] = Field(default_factory=dict, description="Initial state (a JSON object).")
+    ttl_s: float | None = Field(None, gt=0, description="Expire after this many seconds without a change.")
+
+
+class SessionModel(BaseModel):
+    """A session."""
+
+    session_id: str
+    state: dict[str, Any]
+    version: int = Field(description="Bumped by every change; send it as If-Match to change safely.")
+    created_at: float
+    updated_at: float
+    expires_at: float | None = None
+    ttl_s: float | None = None
+
+
+class SessionPage(BaseModel):
+    """One page of sessions, newest first."""
+
+    sessions: list[SessionModel]
+    next_cursor: str | None = None
+
+
+def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int) -> None:
+    """The ``/sessions`` routes."""
+
+    @app.post("/sessions", status_code=201, response_model=SessionModel, tags=["sessions"], summary="Create a session")
+    async def create_session(request: Request) -> Response:
+        body = await read_json_body(request, limit_bytes)
+        try:
+            spec = CreateSession.model_validate(body if body != {} else {})
+        except ValidationError as exc:
+            raise InputValidationError(describe_validation_error(exc, "body")) from None
+        created = await sessions.create(spec.state, spec.ttl_s)
+        return _session(created, 201, {"location": f"/sessions/{created['session_id']}"})
+
+    @app.get(
+        "/sessions/{session_id}",
+        response_model=SessionModel,
+        tags=["sessions"],
+        summary="Read a session",
+        responses={404: {"description": "No such session (or expired)", **_PROBLEM}},
+    )
+    async def get_session(session_id: str) -> Response:
+        return _session(await sessions.get(session_id))
+
+    @app.patch(
+        "/sessions/{session_id}",
+        response_model=SessionModel,
+        tags=["sessions"],
+        summary="Change a session with a JSON merge patch (RFC 7396); If-Match: <version> to change safely",
+        responses={
+            404: {"description": "No such session", **_PROBLEM},
+            412: {"description": "If-Match names a stale version", **_PROBLEM},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/merge-patch+json": {"schema": {"type": "object"}},
+                    JSON: {"schema": {"type": "object"}},
+                },
+            }
+        },
+    )
+    async def patch_session(session_id: str, request: Request) -> Response:
+        patch = await read_json_body(request, limit_bytes)
+        if not isinstance(patch, dict):
+            raise InvalidRequestError("The body must be a JSON object (a JSON merge patch, RFC 7396).")
+        return _session(await sessions.patch(session_id, patch, _if_match(request)))
+
+    @app.delete(
+        "/sessions/{session_id}",
+        status_code=204,
+        tags=["sessions"],
+        summary="Delete a session",
+        responses={404: {"description": "No such session", **_PROBLEM}},
+    )
+    async def delete_session(session_id: str) -> Response:
+        await sessions.delete(session_id)
+        return Response(status_code=204)
+
+    @app.get("/sessions", response_model=SessionPage, tags=["sessions"], summary="List sessions, newest first")
+    async def list_sessions(limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Response:
+        page = await sessions.list(limit, cursor)
+        next_cursor = page[-1]["session_id"] if len(page) == limit else None
+        return Response(pydantic_core.to_json({"sessions": page, "next_cursor": next_cursor}), media_type=JSON)
+
+
+def _session(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    etag = {"etag": f'"{body["version"]}"'}
+    return Response(
+        pydantic_core.to_json(body), status_code=status, media_type=JSON, headers={**etag, **(headers or {})}
+    )
+
+
+def _if_match(request: Request) -> int | None:
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise InvalidRequestError(f'If-Match must be a session version (e.g. "3"), got {raw!r}.', header="If-Match")
+    return int(value)

@@ -1,0 +1,48 @@
+"""SessionHost: a Ray actor hosting many sessions (virtual actors), placed by session id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from ..settings import Settings
+from ..store import open_store
+from .session_service import SessionService
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class SessionHost:
+    """Ray actor wrapper of :class:`SessionService`. After a restart its sessions are
+    simply re-activated from the store on their next message."""
+
+    def __init__(self, host_id: str, settings: dict[str, Any]) -> None:
+        config = Settings(**settings)
+        self.service: SessionService = SessionService(
+            host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s
+        )
+        self.service.start_maintenance()
+
+    async def create(self, session_id: str, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]:
+        return await self.service.create(state, ttl_s, session_id=session_id)
+
+    async def get(self, session_id: str) -> dict[str, Any]:
+        return await self.service.get(session_id)
+
+    async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None) -> dict[str, Any]:
+        return await self.service.patch(session_id, patch, if_version)
+
+    async def turn(
+        self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], if_version: int | None
+    ) -> dict[str, Any]:
+        return await self.service.turn(session_id, change, if_version)
+
+    async def delete(self, session_id: str) -> None:
+        await self.service.delete(session_id)
+
+    async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]:
+        return await self.service.list(limit, before)
+
+    async def info(self) -> dict[str, Any]:
+        return self.service.info()
