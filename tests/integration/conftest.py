@@ -35,12 +35,13 @@ def whoami() -> int:
     return os.getpid()
 
 
-def busy_pid(seconds: float) -> int:
-    """Sleeps (in a Ray task when given resources) and reports its process."""
+def busy_pid(seconds: float) -> dict[str, float]:
+    """Sleeps (in a Ray task when given resources); reports its process and when it ran."""
     import time
 
+    started = time.time()
     time.sleep(seconds)
-    return os.getpid()
+    return {"pid": os.getpid(), "start": started, "end": time.time()}
 
 
 def remote_failure(reason: str) -> int:
