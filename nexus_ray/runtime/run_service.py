@@ -77,14 +77,8 @@ class RunService:
         a retried call (e.g. after this host restarted) waits for the same run."""
         if run_id in self._tasks:
             return await asyncio.shield(self._tasks[run_id])
-        if name not in self.workflows:
-            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
-        if self.store is not None:
-            created = await self.store.call(
-                "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
-            )
-            if not created:
-                return await self.wait_for(run_id)
+        if not await self._create(name, node_inputs, run_id):
+            return await self.wait_for(run_id)
         return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
 
     async def execute_idempotent(
@@ -117,17 +111,22 @@ class RunService:
         """Start a run and return ``{"run_id", "status"}`` once its inputs are stored."""
         if run_id in self._tasks:
             return {"run_id": run_id, "status": RunStatus.RUNNING.value}
-        if name not in self.workflows:
-            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
-        if self.store is not None:
-            created = await self.store.call(
-                "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
-            )
-            if not created:
-                record = await self._load(run_id)
-                return {"run_id": run_id, "status": record.status.value}
+        if not await self._create(name, node_inputs, run_id):
+            return await self._status(run_id)
         self._start(run_id, name, node_inputs, {}, time.time())
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
+
+    async def _create(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> bool:
+        """Check the workflow exists and store the new run with its inputs, owned here;
+        False when a run with this id exists already."""
+        if name not in self.workflows:
+            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        if self.store is None:
+            return True
+        created: bool = await self.store.call(
+            "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
+        )
+        return created
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run at once (its in-flight nodes are cancelled); its final state.
