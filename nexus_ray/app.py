@@ -141,6 +141,7 @@ class Nexus:
         /,
         *,
         idempotency_key: str | None = None,
+        session_id: str | None = None,
         **kw_inputs: Any,
     ) -> RunResult:
         """Run a workflow on the RunHost pool and wait for it (starts Ray if needed).
@@ -148,10 +149,14 @@ class Nexus:
         Inputs as a dict, as keywords, or both (keywords win). Works in scripts and
         notebooks; in async code use :meth:`aexecute`. With ``idempotency_key``, the same
         key and inputs give the same run (a different request with it: ConflictError).
+        With ``session_id``, the run belongs to that session: its state is offered as
+        inputs (explicit inputs win) and SessionUpdateNode patches are applied on completion.
 
         Raises:
             WorkflowNotFoundError, InputValidationError, ConflictError, RuntimeUnavailableError.
         """
+        if session_id is not None:
+            return RunResult.from_dict(self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, True))
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         self._ensure_runtime()
         client = self._pool.client()
@@ -179,9 +184,12 @@ class Nexus:
         /,
         *,
         idempotency_key: str | None = None,
+        session_id: str | None = None,
         **kw_inputs: Any,
     ) -> str:
         """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
+        if session_id is not None:
+            return str(self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, False)["run_id"])
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         from .runtime.ids import new_run_id
 
@@ -254,6 +262,11 @@ class Nexus:
         """Live sessions, newest first; pass the last session id as ``cursor`` for more."""
         self._ensure_runtime()
         return self._pool.sessions().call_blocking("list", cursor or "", limit, cursor)  # type: ignore[no-any-return]
+
+    def _in_session(self, name: str, inputs: dict[str, Any], session_id: str, wait: bool) -> dict[str, Any]:
+        item = self._catalog.get(name)  # inputs are resolved on the host, with the session's state
+        self._ensure_runtime()
+        return _run_sync(self._pool.client().execute_in_session(item.name, inputs, session_id, wait))  # type: ignore[no-any-return]
 
     def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
         item = self._catalog.get(name)

@@ -81,6 +81,13 @@ class PoolClient:
             if self.ring.member_for(run_id) == host_id:
                 return run_id
 
+    async def execute_in_session(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """Run in a session (inputs resolved on the host, with the session's state offered)."""
+        run_id = new_run_id()
+        return await self.call("execute_in_session", run_id, name, inputs, run_id, session_id, wait)  # type: ignore[no-any-return]
+
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run without waiting for it: ``{"run_id", "status"}``."""
         return await self.call("start", run_id, name, node_inputs, run_id)  # type: ignore[no-any-return]
@@ -127,10 +134,11 @@ class RunHostPool:
         self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
             workflows
         )
-        self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, config)
         self.session_hosts = _start_hosts(
             SessionHost, f"nexus-{pool_id}", "session-host", settings.session_hosts, config
         )
+        sessions = SessionsClient(self.session_hosts)
+        self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, sessions, config)
 
     def client(self) -> PoolClient:
         """A picklable router over the RunHosts."""

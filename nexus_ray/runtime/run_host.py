@@ -13,6 +13,7 @@ from ..workflow import Workflow
 from .dispatch import RunRequest
 from .remote_nodes import RayNodeRunner
 from .run_service import RunService
+from .sessions_client import SessionsClient
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -25,12 +26,12 @@ class RunHost:
     resumes them.
     """
 
-    def __init__(self, host_id: str, catalog: ActorHandle, settings: dict[str, Any]) -> None:
+    def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
         self.service: RunService = RunService(
-            host_id, workflows, config.node_threads, factory, config.lease_s, RayNodeRunner()
+            host_id, workflows, config.node_threads, factory, config.lease_s, RayNodeRunner(), sessions
         )
         self.service.start_maintenance()
 
@@ -45,6 +46,11 @@ class RunHost:
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
+
+    async def execute_in_session(
+        self, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        return await self.service.execute_in_session(name, inputs, run_id, session_id, wait)
 
     async def execute_idempotent(
         self, key: str, digest: str, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, wait: bool

@@ -16,16 +16,25 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner
+from ..workflow.nodes import session_patches
 from .checkpoints import CheckpointHooks
 from .dispatch import PENDING, RunRequest
 
 logger = logging.getLogger("nexus_ray.runtime")
+
+
+class SessionCaller(Protocol):
+    """Calls a method on the SessionHost that owns a session (SessionsClient)."""
+
+    async def call(self, method: str, session_id: str, *args: Any) -> Any: ...
+
+
 RESULT_TTL_S = 300.0  # a finished run's result stays in memory this long (then: the store)
 
 
@@ -39,6 +48,7 @@ class RunService:
         store_factory: Opens the store (on the store thread); None: runs are not durable.
         lease_s: How long a lease on a run lasts without renewal.
         remote: Runs nodes that declare resources (the RunHost passes Ray tasks).
+        sessions: Reaches the SessionHosts (for runs that belong to a session).
     """
 
     def __init__(
@@ -49,6 +59,7 @@ class RunService:
         store_factory: Callable[[], Store] | None = None,
         lease_s: float = 10.0,
         remote: RemoteNodeRunner | None = None,
+        sessions: SessionCaller | None = None,
     ) -> None:
         self.host_id = host_id
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
@@ -57,6 +68,7 @@ class RunService:
         self.engine = WorkflowEngine(self.executor, remote)
         self.store = AsyncStore(store_factory) if store_factory is not None else None
         self.lease_s = lease_s
+        self.sessions = sessions
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._cancelled: set[str] = set()  # cancelled by a user (not by losing the lease)
         self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
@@ -80,6 +92,38 @@ class RunService:
         if not await self._create(name, node_inputs, run_id):
             return await self.wait_for(run_id)
         return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
+
+    async def execute_in_session(
+        self, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """Run in a session: its state is offered as inputs (explicit inputs win), and the
+        patches of the run's SessionUpdateNodes are applied when it completes."""
+        workflow = self.workflows.get(name)
+        if workflow is None:
+            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        state = await self._session_state(session_id)
+        offered = {k: v for k, v in state.items() if k in workflow.inputs.by_name}
+        node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
+        if not await self._create(name, node_inputs, run_id, session_id):
+            return await (self.wait_for(run_id) if wait else self._status(run_id))
+        task = self._start(run_id, name, node_inputs, {}, time.time(), session_id)
+        if wait:
+            return await asyncio.shield(task)
+        return {"run_id": run_id, "status": RunStatus.RUNNING.value}
+
+    async def _session_state(self, session_id: str) -> dict[str, Any]:
+        if self.store is not None:  # the store has every committed turn: no hop needed
+            record = await self.store.call("get_session", session_id)
+            if record is None:
+                raise NotFoundError(f"No session with id {session_id!r} (it may have expired).", session_id=session_id)
+            return record.state  # type: ignore[no-any-return]
+        session = await self._sessions().call("get", session_id, session_id)
+        return session["state"]  # type: ignore[no-any-return]
+
+    def _sessions(self) -> SessionCaller:
+        if self.sessions is None:
+            raise ConflictError("This host has no session pool; runs in sessions need the Nexus runtime.")
+        return self.sessions
 
     async def execute_idempotent(
         self, key: str, digest: str, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, wait: bool
@@ -116,7 +160,9 @@ class RunService:
         self._start(run_id, name, node_inputs, {}, time.time())
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
-    async def _create(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> bool:
+    async def _create(
+        self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, session_id: str | None = None
+    ) -> bool:
         """Check the workflow exists and store the new run with its inputs, owned here;
         False when a run with this id exists already."""
         if name not in self.workflows:
@@ -124,7 +170,7 @@ class RunService:
         if self.store is None:
             return True
         created: bool = await self.store.call(
-            "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s
+            "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s, session_id=session_id
         )
         return created
 
@@ -207,8 +253,10 @@ class RunService:
         node_inputs: dict[str, dict[str, Any]],
         restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
         created_at: float,
+        session_id: str | None = None,
     ) -> asyncio.Task[dict[str, Any]]:
-        task = asyncio.get_running_loop().create_task(self._run(run_id, name, node_inputs, restored, created_at))
+        work = self._run(run_id, name, node_inputs, restored, created_at, session_id)
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks[run_id] = task
         task.add_done_callback(
             lambda _: asyncio.get_running_loop().call_later(RESULT_TTL_S, self._forget, run_id, task)
@@ -226,6 +274,7 @@ class RunService:
         node_inputs: dict[str, dict[str, Any]],
         restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
         created_at: float,
+        session_id: str | None,
     ) -> dict[str, Any]:
         workflow = self.workflows.get(name)
         hooks: EngineHooks = EngineHooks()
@@ -256,7 +305,13 @@ class RunService:
                 self._cancelled.discard(run_id)
                 return await self._finish(run_id, name, created_at, RunStatus.CANCELLED, None)
             status, outputs, nodes, error = outcome.status, outcome.outputs, outcome.nodes, outcome.error
-        if self.store is not None:
+        patches = session_patches(dict(workflow.nodes), workflow.order, outputs) if workflow and session_id else []
+        if session_id and patches and status == RunStatus.COMPLETED:
+            # The session's turn applies the patches and records the run's end atomically.
+            status, error = await self._sessions().call(
+                "complete_run", session_id, session_id, run_id, status, outputs, error, patches
+            )
+        elif self.store is not None:
             await self.store.call("finish_run", run_id, status, outputs, error)
         result = RunResult(run_id, name, status, outputs, round((time.time() - created_at) * 1000, 3), error, nodes)
         return result.to_dict()
@@ -308,7 +363,7 @@ class RunService:
             if c.status in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
         }
         logger.info("resuming run %s of %s (%d nodes already done)", run_id, record.workflow, len(restored))
-        self._start(run_id, record.workflow, record.inputs, restored, record.created_at)
+        self._start(run_id, record.workflow, record.inputs, restored, record.created_at, record.session_id)
 
     def info(self) -> dict[str, Any]:
         """Host id, process id, workflows and runs in flight."""

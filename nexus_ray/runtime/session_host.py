@@ -9,6 +9,7 @@ import ray
 
 from ..settings import Settings
 from ..store import open_store
+from ..workflow import RunStatus
 from .session_service import SessionService
 
 
@@ -37,6 +38,17 @@ class SessionHost:
         self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], if_version: int | None
     ) -> dict[str, Any]:
         return await self.service.turn(session_id, change, if_version)
+
+    async def complete_run(
+        self,
+        session_id: str,
+        run_id: str,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        patches: list[dict[str, Any]],
+    ) -> tuple[RunStatus, dict[str, Any] | None]:
+        return await self.service.complete_run(session_id, run_id, status, outputs, error, patches)
 
     async def delete(self, session_id: str) -> None:
         await self.service.delete(session_id)

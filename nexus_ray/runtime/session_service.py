@@ -5,6 +5,7 @@ dropped from memory (passivated) and re-activated from the store on their next m
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..errors import ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError
 from ..store import AsyncStore, SessionRecord, Store
+from ..workflow import RunStatus
 from .ids import new_run_id
 from .merge_patch import merge_patch
 
@@ -94,6 +96,40 @@ class SessionService:
                 )
             active.record, active.last_used = saved, time.monotonic()
             return saved.to_dict()  # type: ignore[no-any-return]
+
+    async def complete_run(
+        self,
+        session_id: str,
+        run_id: str,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        patches: list[dict[str, Any]],
+    ) -> tuple[RunStatus, dict[str, Any] | None]:
+        """One turn: apply a finished run's patches and record its end in one transaction.
+        If the session is gone, nothing is applied and the run fails, saying why; the
+        (status, error) the run ends with."""
+        for _ in range(3):
+            try:
+                active = await self._activate(session_id)
+            except NotFoundError:
+                gone = {
+                    "node": "",
+                    "type": "SessionNotFoundError",
+                    "message": f"session {session_id!r} no longer exists; its update was not applied",
+                }
+                await self.store.call("finish_run", run_id, RunStatus.FAILED, outputs, gone)
+                return RunStatus.FAILED, gone
+            async with active.lock:
+                state = functools.reduce(merge_patch, patches, active.record.state)
+                saved = await self.store.call(
+                    "finish_run_in_session", run_id, status, outputs, error, session_id, state, active.record.version
+                )
+                if saved is not None:
+                    active.record, active.last_used = saved, time.monotonic()
+                    return status, error
+                self._active.pop(session_id, None)  # changed on another host: reload and reapply
+        raise ConflictError(f"Session {session_id!r} kept changing elsewhere; run {run_id} was not finished.")
 
     async def delete(self, session_id: str) -> None:
         """Delete the session (404 when there is none)."""

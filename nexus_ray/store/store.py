@@ -26,6 +26,10 @@ _RUN_COLUMNS = (
 )
 
 
+class _SessionMoved(Exception):
+    """Rolls back a transaction whose session changed meanwhile."""
+
+
 class StoreVersionError(RuntimeUnavailableError):
     """The store was written by a newer nexus_ray than this one."""
 
@@ -229,6 +233,28 @@ class Store:
             )
         )
         return _session(rows[0]) if rows else None
+
+    def finish_run_in_session(
+        self,
+        run_id: str,
+        status: RunStatus,
+        outputs: dict[str, Any] | None,
+        error: dict[str, Any] | None,
+        session_id: str,
+        state: dict[str, Any],
+        expected_version: int,
+    ) -> SessionRecord | None:
+        """Record a run's end and its session's new state in one transaction; None (and
+        nothing written) when the session is no longer at ``expected_version``."""
+        try:
+            with self.transaction():
+                self.finish_run(run_id, status, outputs, error)
+                saved = self.save_session(session_id, state, expected_version)
+                if saved is None:
+                    raise _SessionMoved
+                return saved
+        except _SessionMoved:
+            return None
 
     def delete_session(self, session_id: str) -> bool:
         """Delete; False when there was no live session."""

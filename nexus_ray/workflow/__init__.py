@@ -6,7 +6,7 @@ from .fields import MISSING, InputField
 from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, NodeContext, lookup_node_type, register_node_type, registered_node_types
-from .nodes import HTTPRequestNode, MergeNode, PythonCodeNode, SwitchNode, free_variables
+from .nodes import HTTPRequestNode, MergeNode, PythonCodeNode, SessionUpdateNode, SwitchNode, free_variables
 from .policy import NodePolicy, NodeTimeoutError, RunTimeoutError
 from .result import NodeRecord, NodeStatus, RunResult, RunStatus
 from .typed import FunctionNode, function_node_class, node
@@ -30,6 +30,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "RunTimeoutError",
+    "SessionUpdateNode",
     "SwitchNode",
     "Workflow",
     "WorkflowBuilder",

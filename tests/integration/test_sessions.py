@@ -37,3 +37,17 @@ def test_one_hundred_concurrent_increments_are_serialized(app: Nexus) -> None:
     final = app.get_session(sid)
     assert final["state"]["n"] == 100 and final["version"] == 101
     assert sorted(versions) == list(range(2, 102))  # every turn saw the one before it
+
+
+def test_run_in_a_session_over_rest_and_python(app: Nexus, http: httpx.Client) -> None:
+    sid = http.post("/sessions", json={"state": {"name": "ada", "visits": 0}}).json()["session_id"]
+    r = http.post("/workflows/visit/execute", json={"inputs": {}, "session_id": sid})
+    assert r.status_code == 200 and r.json()["outputs"]["count"]["result"] == {"visits": 1, "greeting": "hi ada"}
+    after_rest = http.get(f"/sessions/{sid}").json()
+    assert after_rest["state"]["visits"] == 1 and after_rest["version"] == 2
+    result = app.execute("visit", session_id=sid, name="bob")  # explicit input wins over the session's name
+    assert result.outputs["count"]["result"] == {"visits": 2, "greeting": "hi bob"}
+    assert app.get_session(sid)["state"] == {"name": "ada", "visits": 2, "greeting": "hi bob"}
+    listed = http.get("/runs", params={"session_id": sid}).json()["runs"]
+    assert {run["run_id"] for run in listed} == {r.json()["run_id"], result.run_id}
+    assert http.post("/workflows/visit/execute", json={"session_id": "missing"}).status_code == 404

@@ -40,6 +40,11 @@ class InProcessRunner:
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
 
+    async def execute_in_session(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        return await self.service.execute_in_session(name, inputs, new_run_id(), session_id, wait)
+
     async def cancel(self, run_id: str) -> dict[str, Any]:
         return await self.service.cancel(run_id)
 
@@ -286,3 +291,10 @@ def test_session_creation_errors(client: TestClient) -> None:
     assert problem(client.post("/sessions", json={"state": [], "ttl_s": -1}), 422)["errors"]
     assert problem(client.post("/sessions", json={"stat": {}}), 422)["errors"][0]["field"] == "body.stat"
     assert client.post("/sessions").status_code == 201  # no body: an empty session
+
+
+def test_session_id_with_idempotency_key_is_refused_clearly(client: TestClient) -> None:
+    sid = client.post("/sessions", json={}).json()["session_id"]
+    body = {"inputs": {"name": "a"}, "session_id": sid}
+    r = client.post("/workflows/greet/execute", json=body, headers={"Idempotency-Key": "k"})
+    assert "not supported yet" in problem(r, 400)["detail"]

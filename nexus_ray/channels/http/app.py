@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from ... import __version__
+from ...errors import InvalidRequestError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...settings import Settings
@@ -81,21 +82,30 @@ def _execute_endpoint(
 
     async def execute(request: Request) -> Response:
         envelope = parse_execute_request(await read_json_body(request, limit), name)
-        node_inputs = workflow.resolve_inputs(envelope.inputs, name)
         key = idempotency_key(request)
         wait = envelope.mode == "sync"
+        if envelope.session_id is not None:
+            if key is not None:
+                raise InvalidRequestError("Idempotency-Key together with session_id is not supported yet; send one.")
+            result = await runner.execute_in_session(name, envelope.inputs, envelope.session_id, wait)
+            return _run_response(result, wait)
+        node_inputs = workflow.resolve_inputs(envelope.inputs, name)
         if key is not None:
             result = await runner.execute_idempotent(key, name, node_inputs, wait)
         elif wait:
             result = await runner.execute(name, node_inputs, new_run_id())
         else:
             result = await runner.start(name, node_inputs, new_run_id())
-        if wait:
-            return Response(pydantic_core.to_json(result), media_type=JSON)
-        location = {"location": f"/runs/{result['run_id']}"}
-        return Response(pydantic_core.to_json(result), status_code=202, media_type=JSON, headers=location)
+        return _run_response(result, wait)
 
     return execute
+
+
+def _run_response(result: dict[str, Any], wait: bool) -> Response:
+    if wait:
+        return Response(pydantic_core.to_json(result), media_type=JSON)
+    location = {"location": f"/runs/{result['run_id']}"}
+    return Response(pydantic_core.to_json(result), status_code=202, media_type=JSON, headers=location)
 
 
 def _request_body(item: RegisteredWorkflow) -> dict[str, Any]:

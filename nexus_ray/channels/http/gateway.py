@@ -18,6 +18,12 @@ class RunGateway(Protocol):
         """Execute (``wait``) or start under an idempotency key (409 on a different request)."""
         ...
 
+    async def execute_in_session(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """Execute (``wait``) or start in a session; inputs are resolved with its state."""
+        ...
+
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start without waiting: ``{"run_id", "status"}``."""
         ...

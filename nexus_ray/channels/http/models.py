@@ -15,6 +15,11 @@ class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict, description="Workflow inputs (see its input schema).")
+    session_id: str | None = Field(
+        None,
+        description="Run in this session: its state is offered as inputs (explicit inputs win) and "
+        "SessionUpdateNode patches are applied when the run completes.",
+    )
     mode: Literal["sync", "async"] = Field(
         "sync", description="'sync': wait and return the outcome (200); 'async': return 202 with the run id at once."
     )

@@ -3,6 +3,15 @@
 from .http_request import HTTPRequestNode
 from .merge import MergeNode
 from .python_code import PythonCodeNode, free_variables
+from .session_update import SessionUpdateNode, session_patches
 from .switch import SwitchNode
 
-__all__ = ["HTTPRequestNode", "MergeNode", "PythonCodeNode", "SwitchNode", "free_variables"]
+__all__ = [
+    "HTTPRequestNode",
+    "MergeNode",
+    "PythonCodeNode",
+    "SessionUpdateNode",
+    "SwitchNode",
+    "free_variables",
+    "session_patches",
+]

@@ -1,0 +1,107 @@
+"""Runs that belong to a session: state offered as inputs, write-back in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexus_ray import NotFoundError
+from nexus_ray.runtime.run_service import RunService
+from nexus_ray.runtime.session_service import SessionService
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.workflow import WorkflowBuilder
+
+
+class InProcessSessions:
+    """SessionCaller over a SessionService in this process."""
+
+    def __init__(self, service: SessionService) -> None:
+        self.service = service
+
+    async def call(self, method: str, session_id: str, *args: Any) -> Any:
+        return await getattr(self.service, method)(*args)
+
+
+def visit_workflow() -> Any:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "count", {"code": "result = {'visits': visits + 1, 'greeting': 'hi ' + name}"})
+    b.add_node("SessionUpdateNode", "remember")
+    b.add_connection("count", "result", "remember", "patch")
+    return b.build()
+
+
+async def slow_fail(fail: bool = False, pause: float = 0.0) -> int:
+    await asyncio.sleep(pause)
+    if fail:
+        raise RuntimeError("no")
+    return 1
+
+
+def failing_workflow() -> Any:
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "patch", {"code": "result = {'touched': True}"})
+    b.add_node("SessionUpdateNode", "remember").add_node(slow_fail, "maybe")
+    return b.add_connection("patch", "result", "remember", "patch").build()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[tuple[RunService, SessionService]]:
+    db = tmp_path / "s.db"
+    sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
+    workflows = {"visit": visit_workflow(), "failing": failing_workflow()}
+    runs = RunService(
+        "h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=InProcessSessions(sessions)
+    )
+    yield runs, sessions
+    runs.close()
+    sessions.close()
+
+
+async def test_state_offered_as_inputs_and_written_back(services: tuple[RunService, SessionService]) -> None:
+    runs, sessions = services
+    sid = (await sessions.create({"name": "ada", "visits": 0, "other": "kept"}))["session_id"]
+    result = await runs.execute_in_session("visit", {}, "r1", sid, wait=True)
+    assert result["status"] == "completed"
+    assert result["outputs"]["count"]["result"] == {"visits": 1, "greeting": "hi ada"}
+    session = await sessions.get(sid)
+    assert session["state"] == {"name": "ada", "visits": 1, "other": "kept", "greeting": "hi ada"}
+    assert session["version"] == 2
+    assert [r["run_id"] for r in await runs.list_runs(session_id=sid)] == ["r1"]
+
+
+async def test_explicit_inputs_win_over_session_state(services: tuple[RunService, SessionService]) -> None:
+    runs, sessions = services
+    sid = (await sessions.create({"name": "ada", "visits": 5}))["session_id"]
+    result = await runs.execute_in_session("visit", {"name": "bob"}, "r2", sid, wait=True)
+    assert result["outputs"]["count"]["result"] == {"visits": 6, "greeting": "hi bob"}
+
+
+async def test_failed_run_writes_nothing_back(services: tuple[RunService, SessionService]) -> None:
+    runs, sessions = services
+    sid = (await sessions.create({"x": 1}))["session_id"]
+    result = await runs.execute_in_session("failing", {"fail": True}, "r3", sid, wait=True)
+    assert result["status"] == "failed"
+    session = await sessions.get(sid)
+    assert session["state"] == {"x": 1} and session["version"] == 1
+
+
+async def test_missing_session_is_404(services: tuple[RunService, SessionService]) -> None:
+    runs, _ = services
+    with pytest.raises(NotFoundError, match="No session"):
+        await runs.execute_in_session("visit", {}, "r4", "no-such-session", wait=True)
+
+
+async def test_session_deleted_during_the_run_fails_the_run(services: tuple[RunService, SessionService]) -> None:
+    runs, sessions = services
+    sid = (await sessions.create({}))["session_id"]
+    task = asyncio.ensure_future(runs.execute_in_session("failing", {"pause": 0.2}, "r5", sid, wait=True))
+    await asyncio.sleep(0.05)
+    await sessions.delete(sid)
+    result = await task
+    assert result["status"] == "failed" and result["error"]["type"] == "SessionNotFoundError"
+    assert (await runs.get_run("r5"))["status"] == "failed"
