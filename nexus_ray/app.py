@@ -226,10 +226,36 @@ class Nexus:
         return self._pool.client().call_blocking("list_runs", cursor or "", filters)  # type: ignore[no-any-return]
 
     # -- sessions -------------------------------------------------------------------------
-    def create_session(self, state: dict[str, Any] | None = None, *, ttl_s: float | None = None) -> dict[str, Any]:
-        """A new session: ``{"session_id", "state", "version": 1, ...}``."""
+    def create_session(
+        self, state: dict[str, Any] | None = None, *, ttl_s: float | None = None, channel: str | None = None
+    ) -> dict[str, Any]:
+        """A new session: ``{"session_id", "state", "version": 1, ...}``; ``channel`` (e.g.
+        "api", "cli") is recorded in its ``session.created`` event."""
         self._ensure_runtime()
-        return self._pool.sessions().create_blocking(state, ttl_s)  # type: ignore[no-any-return]
+        return self._pool.sessions().create_blocking(state, ttl_s, channel)  # type: ignore[no-any-return]
+
+    def sync_session(self, session_id: str, channel: str) -> dict[str, Any]:
+        """The session's current state and version, recording that ``channel`` synced it."""
+        self._ensure_runtime()
+        return self._pool.sessions().call_blocking("sync", session_id, session_id, channel)  # type: ignore[no-any-return]
+
+    def broadcast_event(
+        self, event_type: str, data: dict[str, Any] | None = None, *, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Append a custom event to a session's ordered log (no session: the global log);
+        the event with its sequence number. Types starting ``session.``/``run.``/``node.`` are
+        reserved."""
+        self._ensure_runtime()
+        key = session_id or ""
+        return self._pool.sessions().call_blocking("emit", key, session_id, event_type, data or {})  # type: ignore[no-any-return]
+
+    def get_events(
+        self, session_id: str | None = None, event_type: str | None = None, *, limit: int = 100, after: int = 0
+    ) -> list[dict[str, Any]]:
+        """A session's events (or the global log's) after sequence number ``after``, oldest first."""
+        self._ensure_runtime()
+        key = session_id or ""
+        return self._pool.sessions().call_blocking("events", key, session_id, event_type, after, limit)  # type: ignore[no-any-return]
 
     def get_session(self, session_id: str) -> dict[str, Any]:
         """A session's state and version (NotFoundError when missing or expired)."""

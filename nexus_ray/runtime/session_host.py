@@ -25,8 +25,21 @@ class SessionHost:
         )
         self.service.start_maintenance()
 
-    async def create(self, session_id: str, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]:
-        return await self.service.create(state, ttl_s, session_id=session_id)
+    async def create(
+        self, session_id: str, state: dict[str, Any] | None, ttl_s: float | None, channel: str | None = None
+    ) -> dict[str, Any]:
+        return await self.service.create(state, ttl_s, session_id=session_id, channel=channel)
+
+    async def sync(self, session_id: str, channel: str) -> dict[str, Any]:
+        return await self.service.sync(session_id, channel)
+
+    async def emit(self, session_id: str | None, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await self.service.emit(session_id, event_type, data)
+
+    async def events(
+        self, session_id: str | None, event_type: str | None, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        return await self.service.events(session_id, event_type, after, limit)
 
     async def get(self, session_id: str) -> dict[str, Any]:
         return await self.service.get(session_id)

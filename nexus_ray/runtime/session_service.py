@@ -47,14 +47,22 @@ class SessionService:
         self._maintenance: asyncio.Task[None] | None = None
 
     async def create(
-        self, state: dict[str, Any] | None = None, ttl_s: float | None = None, *, session_id: str | None = None
+        self,
+        state: dict[str, Any] | None = None,
+        ttl_s: float | None = None,
+        *,
+        session_id: str | None = None,
+        channel: str | None = None,
     ) -> dict[str, Any]:
         """A new session (version 1); ``session_id`` is drawn by the caller that routes by it."""
         if state is not None and not isinstance(state, dict):
             raise InvalidRequestError("A session's state must be a JSON object.", field="state")
         if ttl_s is not None and ttl_s <= 0:
             raise InvalidRequestError(f"ttl_s must be positive, got {ttl_s}.", field="ttl_s")
-        record: SessionRecord = await self.store.call("create_session", session_id or new_run_id(), state or {}, ttl_s)
+        event = {"channel": channel} if channel else None
+        record: SessionRecord = await self.store.call(
+            "create_session", session_id or new_run_id(), state or {}, ttl_s, event
+        )
         self._active[record.session_id] = _Active(record)
         return record.to_dict()
 
@@ -131,6 +139,30 @@ class SessionService:
                 self._active.pop(session_id, None)  # changed on another host: reload and reapply
         raise ConflictError(f"Session {session_id!r} kept changing elsewhere; run {run_id} was not finished.")
 
+    async def sync(self, session_id: str, channel: str) -> dict[str, Any]:
+        """The current session, recording that ``channel`` synced it (a ``session.synced`` event)."""
+        active = await self._activate(session_id)
+        async with active.lock:
+            await self.store.call("append_event", "session", session_id, "session.synced", {"channel": channel})
+            return active.record.to_dict()
+
+    async def emit(self, session_id: str | None, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Append a custom event to a session's log, in order with its turns (no session: the
+        global log)."""
+        _check_event(event_type, data)
+        if session_id is None:
+            return await self.store.call("append_event", "global", "", event_type, data)  # type: ignore[no-any-return]
+        active = await self._activate(session_id)
+        async with active.lock:
+            return await self.store.call("append_event", "session", session_id, event_type, data)  # type: ignore[no-any-return]
+
+    async def events(
+        self, session_id: str | None, event_type: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """A session's events (or the global log's) after sequence number ``after``, oldest first."""
+        scope, scope_id = ("session", session_id) if session_id is not None else ("global", "")
+        return await self.store.call("list_events", scope, scope_id, event_type, after, limit)  # type: ignore[no-any-return]
+
     async def delete(self, session_id: str) -> None:
         """Delete the session (404 when there is none)."""
         active = await self._activate(session_id)
@@ -187,6 +219,21 @@ class SessionService:
         if self._maintenance is not None:
             self._maintenance.cancel()
         self.store.close()
+
+
+RESERVED_EVENT_PREFIXES = ("session.", "run.", "node.")
+
+
+def _check_event(event_type: Any, data: Any) -> None:
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
+        raise InvalidRequestError(f"An event type must be a string of 1-200 characters, got {event_type!r}.")
+    if event_type.startswith(RESERVED_EVENT_PREFIXES):
+        raise InvalidRequestError(
+            f"Event type {event_type!r} uses a reserved prefix {RESERVED_EVENT_PREFIXES}; choose another name.",
+            event_type=event_type,
+        )
+    if not isinstance(data, dict):
+        raise InvalidRequestError("Event data must be a JSON object.", event_type=event_type)
 
 
 def _not_found(session_id: str) -> NotFoundError:

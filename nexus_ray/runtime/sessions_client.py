@@ -39,10 +39,12 @@ class SessionsClient:
         session_id = new_run_id()
         return await self.call("create", session_id, session_id, state, ttl_s)  # type: ignore[no-any-return]
 
-    def create_blocking(self, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]:
+    def create_blocking(
+        self, state: dict[str, Any] | None, ttl_s: float | None, channel: str | None = None
+    ) -> dict[str, Any]:
         """The same from synchronous code."""
         session_id = new_run_id()
-        return self.call_blocking("create", session_id, session_id, state, ttl_s)  # type: ignore[no-any-return]
+        return self.call_blocking("create", session_id, session_id, state, ttl_s, channel)  # type: ignore[no-any-return]
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """A session's state and version."""

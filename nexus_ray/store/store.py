@@ -199,16 +199,18 @@ class Store:
         return self._write(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
 
     # -- sessions -----------------------------------------------------------------------
-    def create_session(self, session_id: str, state: dict[str, Any], ttl_s: float | None) -> SessionRecord:
-        """A new session at version 1."""
+    def create_session(
+        self, session_id: str, state: dict[str, Any], ttl_s: float | None, event: dict[str, Any] | None = None
+    ) -> SessionRecord:
+        """A new session at version 1 (and its ``session.created`` event, with ``event`` added)."""
         now = time.time()
         record = SessionRecord(session_id, state, 1, now, now, now + ttl_s if ttl_s else None, ttl_s)
-        self._write(
-            lambda: self.backend.execute(
+        with self.transaction():
+            self.backend.execute(
                 f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s),
             )
-        )
+            self.append_event("session", session_id, "session.created", {"state": state, "version": 1, **(event or {})})
         return record
 
     def get_session(self, session_id: str) -> SessionRecord | None:
@@ -220,19 +222,22 @@ class Store:
         return None if record is None or record.expired(time.time()) else record
 
     def save_session(self, session_id: str, state: dict[str, Any], expected_version: int) -> SessionRecord | None:
-        """Store a new state if the session is still at ``expected_version``; the new record,
-        else None (changed meanwhile, deleted or expired)."""
+        """Store a new state if the session is still at ``expected_version`` (with its
+        ``session.updated`` event); the new record, else None (changed, deleted or expired)."""
         now = time.time()
-        rows = self._write(
-            lambda: self.backend.execute(
+        with self.transaction():
+            rows = self.backend.execute(
                 "UPDATE sessions SET state = ?, version = version + 1, updated_at = ?,"
                 " expires_at = CASE WHEN ttl_s IS NULL THEN NULL ELSE ? + ttl_s END"
                 " WHERE session_id = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)"
                 f" RETURNING {_SESSION_COLUMNS}",
                 (_dump(state), now, now, session_id, expected_version, now),
             )
-        )
-        return _session(rows[0]) if rows else None
+            if not rows:
+                return None
+            saved = _session(rows[0])
+            self.append_event("session", session_id, "session.updated", {"state": state, "version": saved.version})
+        return saved
 
     def finish_run_in_session(
         self,
@@ -257,15 +262,16 @@ class Store:
             return None
 
     def delete_session(self, session_id: str) -> bool:
-        """Delete; False when there was no live session."""
+        """Delete (with a ``session.deleted`` event); False when there was no live session."""
         now = time.time()
-        rows = self._write(
-            lambda: self.backend.execute(
+        with self.transaction():
+            rows = self.backend.execute(
                 "DELETE FROM sessions WHERE session_id = ? AND (expires_at IS NULL OR expires_at > ?)"
                 " RETURNING session_id",
                 (session_id, now),
             )
-        )
+            if rows:
+                self.append_event("session", session_id, "session.deleted", {})
         return bool(rows)
 
     def list_sessions(self, limit: int = 50, before: str | None = None) -> list[SessionRecord]:
@@ -288,6 +294,35 @@ class Store:
             )
         )
         return len(rows)
+
+    # -- events ---------------------------------------------------------------------------
+    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Append to the ordered log of ``scope``/``scope_id`` (e.g. "session", id); the event
+        with its sequence number (1, 2, ... per log)."""
+        now = time.time()
+        rows = self._write(
+            lambda: self.backend.execute(
+                "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
+                " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
+                " RETURNING seq",
+                (scope, scope_id, event_type, _dump(data), now, scope, scope_id),
+            )
+        )
+        return {"seq": rows[0][0], "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
+
+    def list_events(
+        self, scope: str, scope_id: str, event_type: str | None = None, after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Events of one log after sequence number ``after``, oldest first."""
+        sql = "SELECT seq, type, data, created_at FROM events WHERE scope = ? AND scope_id = ? AND seq > ?"
+        params: list[Any] = [scope, scope_id, after]
+        if event_type is not None:
+            sql += " AND type = ?"
+            params.append(event_type)
+        sql += " ORDER BY seq LIMIT ?"
+        rows = self._write(lambda: self.backend.execute(sql, (*params, limit)))
+        key = scope + "_id"
+        return [{"seq": r[0], "type": r[1], "data": _load(r[2]), "created_at": r[3], key: scope_id} for r in rows]
 
     # -- idempotency --------------------------------------------------------------------
     def claim_idempotency_key(self, key: str, request_hash: str, run_id: str) -> tuple[str, str]:

@@ -51,3 +51,15 @@ def test_run_in_a_session_over_rest_and_python(app: Nexus, http: httpx.Client) -
     listed = http.get("/runs", params={"session_id": sid}).json()["runs"]
     assert {run["run_id"] for run in listed} == {r.json()["run_id"], result.run_id}
     assert http.post("/workflows/visit/execute", json={"session_id": "missing"}).status_code == 404
+
+
+def test_seed_facade_session_api(app: Nexus, http: httpx.Client) -> None:
+    sid = app.create_session({"cart": []}, channel="api")["session_id"]
+    http.patch(f"/sessions/{sid}", json={"cart": [1]})  # a change over REST is in the same log
+    assert app.sync_session(sid, "cli")["state"] == {"cart": [1]}
+    app.broadcast_event("cart.checked", {"items": 1}, session_id=sid)
+    events = app.get_events(sid)
+    assert [e["type"] for e in events] == ["session.created", "session.updated", "session.synced", "cart.checked"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert events[0]["data"]["channel"] == "api" and events[2]["data"] == {"channel": "cli"}
+    assert app.get_events(sid, "cart.checked")[0]["data"] == {"items": 1}

@@ -108,3 +108,23 @@ async def test_listing(sessions: SessionService) -> None:
     listed = await sessions.list(limit=2)
     assert [s["session_id"] for s in listed] == ids[::-1][:2]
     assert [s["session_id"] for s in await sessions.list(limit=2, before=listed[-1]["session_id"])] == [ids[0]]
+
+
+async def test_seed_api_sync_emit_events(sessions: SessionService) -> None:
+    sid = (await sessions.create({"k": 1}, channel="api"))["session_id"]
+    synced = await sessions.sync(sid, "cli")
+    assert synced["state"] == {"k": 1} and synced["version"] == 1
+    event = await sessions.emit(sid, "order.placed", {"id": 7})
+    assert event["seq"] == 3 and event["session_id"] == sid
+    events = await sessions.events(sid)
+    assert [(e["type"], e["data"].get("channel")) for e in events[:2]] == [
+        ("session.created", "api"),
+        ("session.synced", "cli"),
+    ]
+    assert [e["type"] for e in await sessions.events(sid, event_type="order.placed")] == ["order.placed"]
+    glob = await sessions.emit(None, "maintenance", {"at": "noon"})
+    assert glob["seq"] >= 1 and (await sessions.events(None))[-1]["type"] == "maintenance"
+    with pytest.raises(InvalidRequestError, match="reserved"):
+        await sessions.emit(sid, "session.fake", {})
+    with pytest.raises(InvalidRequestError, match="JSON object"):
+        await sessions.emit(sid, "x", [1])  # type: ignore[arg-type]

@@ -133,3 +133,22 @@ def test_session_ttl_slides_on_change(store: Store) -> None:
     saved = store.save_session("s", {"x": 1}, 1)
     assert saved is not None and saved.expires_at is not None and first.expires_at is not None
     assert saved.expires_at > first.expires_at
+
+
+def test_session_changes_append_ordered_events(store: Store) -> None:
+    store.create_session("s", {"a": 1}, None, {"channel": "api"})
+    store.save_session("s", {"a": 2}, 1)
+    store.append_event("session", "s", "custom.note", {"text": "hi"})
+    store.delete_session("s")
+    events = store.list_events("session", "s")
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "session.created"),
+        (2, "session.updated"),
+        (3, "custom.note"),
+        (4, "session.deleted"),
+    ]
+    assert events[0]["data"] == {"state": {"a": 1}, "version": 1, "channel": "api"}
+    assert events[1]["data"] == {"state": {"a": 2}, "version": 2}
+    assert [e["seq"] for e in store.list_events("session", "s", after=2)] == [3, 4]
+    assert [e["type"] for e in store.list_events("session", "s", event_type="custom.note")] == ["custom.note"]
+    assert store.list_events("session", "other") == []
