@@ -42,6 +42,7 @@ bench: $(STAMP) haproxy
 	  apt-get install -y -qq wrk >/dev/null 2>&1) || echo "wrk not installed: using the httpx load generator."
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_rest.py
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_runs.py
+	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_sessions.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples

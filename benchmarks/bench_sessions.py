@@ -1,0 +1,160 @@
+"""Sessions: create/get/update ops/s through the Python API and REST; memory of the
+SessionHost holding many sessions.
+
+    python benchmarks/bench_sessions.py [--seconds 5] [--sessions 100000]
+
+Python: async calls from the driver through the SessionsClient, 64 in flight. REST: wrk
+(else httpx) at 32 connections on GET and PATCH of one session, POST /sessions. Memory:
+RSS of the SessionHost process after creating --sessions sessions (all active, none
+passivated). Loopback only; every response is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.loadgen import post_json, tool  # noqa: E402
+from nexus_ray import Nexus, Settings  # noqa: E402
+
+
+async def _ops_per_s(op: Any, seconds: float, in_flight: int = 64) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await op()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return done / (time.perf_counter() - started)
+
+
+def python_ops(app: Nexus, seconds: float) -> dict[str, float]:
+    client = app._pool.sessions()
+    sid = app.create_session({"n": 0})["session_id"]
+
+    async def run() -> dict[str, float]:
+        return {
+            "create": await _ops_per_s(lambda: client.create({"n": 0}, None), seconds),
+            "get": await _ops_per_s(lambda: client.get(sid), seconds),
+            "update": await _ops_per_s(lambda: client.patch(sid, {"n": 1}, None), seconds),
+        }
+
+    return {k: round(v) for k, v in asyncio.run(run()).items()}
+
+
+def rest_ops(url: str, seconds: float) -> dict[str, float]:
+    sid = httpx.post(f"{url}/sessions", json={"state": {"n": 0}}).json()["session_id"]
+    out = {"create": post_json(f"{url}/sessions", b'{"state": {"n": 0}}', 32, seconds)}
+    out["get"] = _get(f"{url}/sessions/{sid}", seconds)
+    out["update"] = _patch(f"{url}/sessions/{sid}", seconds)
+    assert all(r.errors == 0 for r in out.values()), {k: r.errors for k, r in out.items()}
+    return {k: round(r.rps) for k, r in out.items()}
+
+
+def _get(url: str, seconds: float) -> Any:
+    import subprocess
+
+    from benchmarks.loadgen import LoadResult
+
+    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{round(seconds)}s", url], capture_output=True, text=True).stdout
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    errors = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
+    return LoadResult(rps, 0, 0, 0, errors)
+
+
+def _patch(url: str, seconds: float) -> Any:
+    import subprocess
+
+    from benchmarks.loadgen import LoadResult
+
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "PATCH"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{"n": 1}]]\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{round(seconds)}s", "-s", str(script), url], capture_output=True, text=True
+    ).stdout
+    script.unlink()
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    errors = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
+    return LoadResult(rps, 0, 0, 0, errors)
+
+
+def memory_for(app: Nexus, count: int) -> dict[str, float]:
+    client = app._pool.sessions()
+    host_pid = next(iter(client.hosts.values())).info.remote()
+    import ray
+
+    ray.get(host_pid)
+    pids = [p for p in psutil.Process().children(recursive=True) if "SessionHost" in " ".join(p.cmdline())]
+    before = sum(p.memory_info().rss for p in pids)
+
+    async def create_all() -> None:
+        gate = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await client.create({"user": f"u{i}", "cart": []}, None)
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    started = time.perf_counter()
+    asyncio.run(create_all())
+    elapsed = time.perf_counter() - started
+    after = sum(p.memory_info().rss for p in pids)
+    active = ray.get(next(iter(client.hosts.values())).info.remote())["active_sessions"]
+    assert active >= count
+    return {
+        "sessions": count,
+        "rss_mb": round(after / 2**20),
+        "growth_mb": round((after - before) / 2**20),
+        "create_s": round(elapsed, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    args = parser.parse_args()
+    app = Nexus(settings=Settings(port=free_port(), home=Path(tempfile.mkdtemp(prefix="nexus-bench-"))))
+    info = app.start()
+    try:
+        py = python_ops(app, args.seconds)
+        rest = rest_ops(info.url, args.seconds)
+        mem = memory_for(app, args.sessions)
+    finally:
+        app.stop()
+    print(f"\nSessions ({tool()} for REST, 32 connections; Python: 64 calls in flight)")
+    print(f"  Python ops/s: create {py['create']}, get {py['get']}, update {py['update']} (target >= 10,000)")
+    print(f"  REST ops/s:   create {rest['create']}, get {rest['get']}, update {rest['update']} (target >= 2,000)")
+    print(
+        f"  {mem['sessions']} active sessions: SessionHost RSS {mem['rss_mb']} MB (+{mem['growth_mb']} MB), "
+        f"created in {mem['create_s']} s (target <= 1 GB)"
+    )
+    out = ROOT / "benchmarks" / "results" / f"sessions-{time.strftime('%Y-%m-%d')}.json"
+    out.write_text(json.dumps({"python_ops": py, "rest_ops": rest, "memory": mem}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
