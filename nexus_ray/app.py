@@ -227,12 +227,18 @@ class Nexus:
 
     # -- sessions -------------------------------------------------------------------------
     def create_session(
-        self, state: dict[str, Any] | None = None, *, ttl_s: float | None = None, channel: str | None = None
+        self,
+        state: dict[str, Any] | None = None,
+        *,
+        ttl_s: float | None = None,
+        channel: str | None = None,
+        dedicated: bool | None = None,
     ) -> dict[str, Any]:
         """A new session: ``{"session_id", "state", "version": 1, ...}``; ``channel`` (e.g.
-        "api", "cli") is recorded in its ``session.created`` event."""
+        "api", "cli") is recorded in its ``session.created`` event. ``dedicated=True`` gives
+        it its own Ray actor (default: ``session_isolation``)."""
         self._ensure_runtime()
-        return self._pool.sessions().create_blocking(state, ttl_s, channel)  # type: ignore[no-any-return]
+        return self._pool.sessions().create_blocking(state, ttl_s, channel, dedicated)  # type: ignore[no-any-return]
 
     def sync_session(self, session_id: str, channel: str) -> dict[str, Any]:
         """The session's current state and version, recording that ``channel`` synced it."""
@@ -282,7 +288,9 @@ class Nexus:
     def delete_session(self, session_id: str) -> None:
         """Delete a session (NotFoundError when there is none)."""
         self._ensure_runtime()
-        self._pool.sessions().call_blocking("delete", session_id, session_id)
+        sessions = self._pool.sessions()
+        sessions.call_blocking("delete", session_id, session_id)
+        sessions.release(session_id)
 
     def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> list[dict[str, Any]]:
         """Live sessions, newest first; pass the last session id as ``cursor`` for more."""

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
     run_hosts: int = Field(1, ge=1, le=256, description="RunHost actors in the pool.")
     session_hosts: int = Field(1, ge=1, le=256, description="SessionHost actors in the pool.")
+    session_isolation: Literal["shared", "dedicated"] = Field(
+        "shared", description="'dedicated': every session gets its own Ray actor (isolation, its own process)."
+    )
     session_idle_s: float = Field(300.0, gt=0, description="A session unused this long is dropped from memory.")
     ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress.")
     ingress_max_ongoing_requests: int = Field(

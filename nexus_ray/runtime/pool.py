@@ -137,7 +137,10 @@ class RunHostPool:
         self.session_hosts = _start_hosts(
             SessionHost, f"nexus-{pool_id}", "session-host", settings.session_hosts, config
         )
-        sessions = SessionsClient(self.session_hosts)
+        sessions = SessionsClient(
+            self.session_hosts, f"nexus-{pool_id}", config, settings.session_isolation == "dedicated"
+        )
+        self._sessions = sessions
         self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, sessions, config)
 
     def client(self) -> PoolClient:
@@ -146,7 +149,7 @@ class RunHostPool:
 
     def sessions(self) -> SessionsClient:
         """A picklable router over the SessionHosts."""
-        return SessionsClient(self.session_hosts)
+        return self._sessions
 
     def register(self, name: str, workflow: Workflow) -> None:
         """Add a workflow to the catalog (for hosts that restart) and to every host."""
@@ -161,6 +164,10 @@ class RunHostPool:
         """Kill every host."""
         for handle in [*self.hosts.values(), *self.session_hosts.values(), self.catalog]:
             ray.kill(handle, no_restart=True)
+        dedicated = f"{self._sessions.prefix}-session-"
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            if actor["namespace"] == NAMESPACE and actor["name"].startswith(dedicated):
+                ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
         self.hosts.clear()
         self.session_hosts.clear()
 

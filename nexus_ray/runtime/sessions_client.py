@@ -8,43 +8,113 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
+from ..errors import NotFoundError
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id
 
+DEDICATED_SUFFIX = "-d"
+
 
 class SessionsClient:
-    """Routes session calls by consistent hashing of the session id (one hop)."""
+    """Routes session calls by consistent hashing of the session id (one hop). A dedicated
+    session (id ending in ``-d``) has its own SessionHost actor, named after the session
+    and created on first use (again after a restart: its state is in the store).
 
-    def __init__(self, hosts: dict[str, ActorHandle]) -> None:
+    Args:
+        hosts: The shared SessionHost pool.
+        prefix: Actor name prefix of this app (dedicated hosts are ``prefix-session-<id>``).
+        settings: Settings handed to dedicated hosts.
+        dedicated_by_default: Create every session dedicated (``session_isolation``).
+    """
+
+    def __init__(
+        self,
+        hosts: dict[str, ActorHandle],
+        prefix: str = "",
+        settings: dict[str, Any] | None = None,
+        dedicated_by_default: bool = False,
+    ) -> None:
         self.hosts = hosts
         self.ring = HashRing(list(hosts))
+        self.prefix, self.settings, self.dedicated_by_default = prefix, settings or {}, dedicated_by_default
+        self._dedicated: dict[str, ActorHandle] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_dedicated": {}}  # handles are looked up again where used
+
+    def host_for(self, session_id: str) -> ActorHandle:
+        """The actor that hosts ``session_id``."""
+        if not session_id.endswith(DEDICATED_SUFFIX):
+            return self.hosts[self.ring.member_for(session_id)]
+        handle = self._dedicated.get(session_id)
+        if handle is None:
+            from .session_host import SessionHost
+
+            handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
+                name=f"{self.prefix}-session-{session_id}", namespace="nexus", get_if_exists=True
+            ).remote(f"dedicated-{session_id}", self.settings)
+        return handle
 
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
-        """``method`` on the host of ``session_id`` (for ``create``: the host of a fresh key)."""
-        try:
-            return await getattr(self.hosts[self.ring.member_for(session_id)], method).remote(*args)
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        """``method`` on the host of ``session_id``."""
+        for attempt in (1, 2):
+            try:
+                return await getattr(self.host_for(session_id), method).remote(*args)
+            except (RayTaskError, RayActorError) as exc:
+                self._on_error(session_id, exc, attempt)
+        raise AssertionError("unreachable")
 
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
         """The same from synchronous code."""
-        try:
-            return ray.get(getattr(self.hosts[self.ring.member_for(session_id)], method).remote(*args))
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        for attempt in (1, 2):
+            try:
+                return ray.get(getattr(self.host_for(session_id), method).remote(*args))
+            except (RayTaskError, RayActorError) as exc:
+                self._on_error(session_id, exc, attempt)
+        raise AssertionError("unreachable")
 
-    async def create(self, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]:
+    def _on_error(self, session_id: str, exc: Exception, attempt: int) -> None:
+        """Return to retry once, else raise the translated error. A dedicated session's
+        actor may have been stopped by another process (session deleted): drop the stale
+        handle and retry; a dedicated host whose session is gone is stopped."""
+        dedicated = session_id.endswith(DEDICATED_SUFFIX)
+        if dedicated and isinstance(exc, RayActorError) and attempt == 1:
+            self._dedicated.pop(session_id, None)
+            return
+        error = translate_ray_error(exc)
+        if dedicated and isinstance(error, NotFoundError):
+            self.release(session_id)
+        raise error from exc
+
+    def new_session_id(self, dedicated: bool | None) -> str:
+        """A new id; dedicated ones end in ``-d``."""
+        wanted = self.dedicated_by_default if dedicated is None else dedicated
+        return new_run_id() + (DEDICATED_SUFFIX if wanted else "")
+
+    async def create(
+        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+    ) -> dict[str, Any]:
         """A new session on the host its new id belongs to."""
-        session_id = new_run_id()
+        session_id = self.new_session_id(dedicated)
         return await self.call("create", session_id, session_id, state, ttl_s)  # type: ignore[no-any-return]
 
     def create_blocking(
-        self, state: dict[str, Any] | None, ttl_s: float | None, channel: str | None = None
+        self,
+        state: dict[str, Any] | None,
+        ttl_s: float | None,
+        channel: str | None = None,
+        dedicated: bool | None = None,
     ) -> dict[str, Any]:
         """The same from synchronous code."""
-        session_id = new_run_id()
+        session_id = self.new_session_id(dedicated)
         return self.call_blocking("create", session_id, session_id, state, ttl_s, channel)  # type: ignore[no-any-return]
+
+    def release(self, session_id: str) -> None:
+        """Stop a deleted dedicated session's actor (no-op for shared ones)."""
+        if session_id.endswith(DEDICATED_SUFFIX):
+            ray.kill(self.host_for(session_id), no_restart=True)
+            self._dedicated.pop(session_id, None)
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """A session's state and version."""
@@ -55,8 +125,9 @@ class SessionsClient:
         return await self.call("patch", session_id, session_id, patch, if_version)  # type: ignore[no-any-return]
 
     async def delete(self, session_id: str) -> None:
-        """Delete a session."""
+        """Delete a session (and stop its actor when dedicated)."""
         await self.call("delete", session_id, session_id)
+        self.release(session_id)
 
     async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]:
         """Live sessions, newest first (any host reads the store)."""

@@ -63,3 +63,21 @@ def test_seed_facade_session_api(app: Nexus, http: httpx.Client) -> None:
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
     assert events[0]["data"]["channel"] == "api" and events[2]["data"] == {"channel": "cli"}
     assert app.get_events(sid, "cart.checked")[0]["data"] == {"items": 1}
+
+
+def test_dedicated_session_has_its_own_actor(app: Nexus, http: httpx.Client) -> None:
+    import ray
+
+    r = http.post("/sessions", json={"state": {"n": 0}, "dedicated": True})
+    sid = r.json()["session_id"]
+    assert r.status_code == 201 and sid.endswith("-d")
+    host = app._pool.sessions().host_for(sid)
+    assert ray.get(host.info.remote())["host_id"] == f"dedicated-{sid}"
+    shared = {ray.get(h.info.remote())["host_id"] for h in app._pool.session_hosts.values()}
+    assert f"dedicated-{sid}" not in shared
+    app.update_session(sid, lambda s: {**s, "n": s["n"] + 1})  # same API as a shared session
+    assert http.get(f"/sessions/{sid}").json()["state"] == {"n": 1}
+    visit = http.post("/workflows/visit/execute", json={"inputs": {"name": "x", "visits": 0}, "session_id": sid})
+    assert visit.json()["status"] == "completed" and app.get_session(sid)["state"]["visits"] == 1
+    app.delete_session(sid)
+    assert http.get(f"/sessions/{sid}").status_code == 404

@@ -52,6 +52,19 @@ class InProcessRunner:
         return await self.service.list_runs(**filters)
 
 
+class InProcessSessions:
+    """The SessionGateway over a SessionService in this process (no dedicated actors here)."""
+
+    def __init__(self, service: SessionService) -> None:
+        self.service = service
+        self.get, self.patch, self.delete, self.list = service.get, service.patch, service.delete, service.list
+
+    async def create(
+        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+    ) -> dict[str, Any]:
+        return await self.service.create(state, ttl_s)
+
+
 async def nap(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
@@ -73,7 +86,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     db = tmp_path_factory.mktemp("store") / "nexus.db"
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)))
     sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
-    http_app = build_http_app(app.workflows, InProcessRunner(service), sessions, Settings(max_body_bytes=1024))
+    gateway = InProcessSessions(sessions)
+    http_app = build_http_app(app.workflows, InProcessRunner(service), gateway, Settings(max_body_bytes=1024))
     with TestClient(http_app) as client:
         yield client  # one event loop for the whole module: async runs outlive their request
     service.close()

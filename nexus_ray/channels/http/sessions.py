@@ -21,7 +21,9 @@ _PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 class SessionGateway(Protocol):
     """Sessions, each call sent to the SessionHost that owns the id."""
 
-    async def create(self, state: dict[str, Any] | None, ttl_s: float | None) -> dict[str, Any]: ...
+    async def create(
+        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+    ) -> dict[str, Any]: ...
     async def get(self, session_id: str) -> dict[str, Any]: ...
     async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None) -> dict[str, Any]: ...
     async def delete(self, session_id: str) -> None: ...
@@ -35,6 +37,7 @@ class CreateSession(BaseModel):
 
     state: dict[str, Any] = Field(default_factory=dict, description="Initial state (a JSON object).")
     ttl_s: float | None = Field(None, gt=0, description="Expire after this many seconds without a change.")
+    dedicated: bool | None = Field(None, description="Give the session its own Ray actor (default: the app's setting).")
 
 
 class SessionModel(BaseModel):
@@ -66,7 +69,7 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
             spec = CreateSession.model_validate(body if body != {} else {})
         except ValidationError as exc:
             raise InputValidationError(describe_validation_error(exc, "body")) from None
-        created = await sessions.create(spec.state, spec.ttl_s)
+        created = await sessions.create(spec.state, spec.ttl_s, spec.dedicated)
         return _session(created, 201, {"location": f"/sessions/{created['session_id']}"})
 
     @app.get(
