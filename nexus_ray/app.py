@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -162,7 +161,7 @@ class Nexus:
         client = self._pool.client()
         if idempotency_key is not None:
             return RunResult.from_dict(
-                _run_sync(client.execute_idempotent(idempotency_key, item.name, node_inputs, True))
+                client.execute_idempotent_blocking(idempotency_key, item.name, node_inputs, True)
             )
         from .runtime.ids import new_run_id
 
@@ -195,7 +194,7 @@ class Nexus:
 
         self._ensure_runtime()
         if idempotency_key is not None:
-            started = _run_sync(self._pool.client().execute_idempotent(idempotency_key, item.name, node_inputs, False))
+            started = self._pool.client().execute_idempotent_blocking(idempotency_key, item.name, node_inputs, False)
             return str(started["run_id"])
         run_id = new_run_id()
         self._pool.client().call_blocking("start", run_id, item.name, node_inputs, run_id)
@@ -300,7 +299,7 @@ class Nexus:
     def _in_session(self, name: str, inputs: dict[str, Any], session_id: str, wait: bool) -> dict[str, Any]:
         item = self._catalog.get(name)  # inputs are resolved on the host, with the session's state
         self._ensure_runtime()
-        return _run_sync(self._pool.client().execute_in_session(item.name, inputs, session_id, wait))  # type: ignore[no-any-return]
+        return self._pool.client().execute_in_session_blocking(item.name, inputs, session_id, wait)
 
     def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
         item = self._catalog.get(name)
@@ -342,17 +341,6 @@ def function_workflow(fn: Callable[..., Any], description: str | None = None) ->
     builder = WorkflowBuilder(description=description or (fn.__doc__ or "").strip())
     builder.add_node(node_class_of(fn) or fn, node_id)
     return builder.build()
-
-
-def _run_sync(coroutine: Any) -> Any:
-    """Run an async runtime call from synchronous code, also where a loop already runs
-    (Jupyter): then on a helper thread with its own loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _client_host(host: str) -> str:

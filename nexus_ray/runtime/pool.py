@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import weakref
 from typing import Any, cast
 
 import ray
@@ -32,11 +34,17 @@ class PoolClient:
         self.ring = HashRing(list(hosts))
         self.batch_wait_s = batch_wait_s
         self.batch_inflight = batch_inflight
-        self._dispatchers: dict[str, HostDispatcher] = {}
+        # Dispatchers hold futures and tasks of one event loop: one set per loop, dropped
+        # with the loop (a dispatcher outliving its loop would never send again).
+        self._dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, HostDispatcher]]
+        self._dispatchers = weakref.WeakKeyDictionary()
 
     def __getstate__(self) -> dict[str, Any]:
-        # Dispatchers hold futures of one event loop: each process makes its own.
-        return {**self.__dict__, "_dispatchers": {}}
+        return {k: v for k, v in self.__dict__.items() if k != "_dispatchers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._dispatchers = weakref.WeakKeyDictionary()
 
     def host_for(self, run_id: str) -> ActorHandle:
         """The actor that hosts ``run_id``."""
@@ -45,9 +53,10 @@ class PoolClient:
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Execute a run on its host (batched with concurrent ones) and return the RunResult dict."""
         host_id = self.ring.member_for(run_id)
-        dispatcher = self._dispatchers.get(host_id)
+        per_loop = self._dispatchers.setdefault(asyncio.get_running_loop(), {})
+        dispatcher = per_loop.get(host_id)
         if dispatcher is None:
-            dispatcher = self._dispatchers[host_id] = HostDispatcher(
+            dispatcher = per_loop[host_id] = HostDispatcher(
                 self.hosts[host_id], max_inflight=self.batch_inflight, wait_s=self.batch_wait_s
             )
         return await dispatcher.execute(RunRequest(name, node_inputs, run_id))
@@ -62,17 +71,21 @@ class PoolClient:
     async def execute_idempotent(
         self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
     ) -> dict[str, Any]:
-        """Execute or start under an idempotency key, on the host that owns the key; the
-        new run's id is drawn so that it belongs to that same host."""
-        host_id = self.ring.member_for(key)
-        run_id = self.run_id_on(host_id)
-        digest = request_hash(name, node_inputs)
-        try:
-            return await self.hosts[host_id].execute_idempotent.remote(  # type: ignore[no-any-return]
-                key, digest, name, node_inputs, run_id, wait
-            )
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        """Execute or start under an idempotency key, on the host that owns the key."""
+        return await self.call("execute_idempotent", key, *self._idempotent_args(key, name, node_inputs, wait))  # type: ignore[no-any-return]
+
+    def execute_idempotent_blocking(
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+    ) -> dict[str, Any]:
+        """The same from synchronous code."""
+        return self.call_blocking("execute_idempotent", key, *self._idempotent_args(key, name, node_inputs, wait))  # type: ignore[no-any-return]
+
+    def _idempotent_args(
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+    ) -> tuple[Any, ...]:
+        # The new run's id is drawn so that it belongs to the host that owns the key.
+        run_id = self.run_id_on(self.ring.member_for(key))
+        return (key, request_hash(name, node_inputs), name, node_inputs, run_id, wait)
 
     def run_id_on(self, host_id: str) -> str:
         """A new run id that the ring places on ``host_id`` (about one try per host)."""
@@ -87,6 +100,13 @@ class PoolClient:
         """Run in a session (inputs resolved on the host, with the session's state offered)."""
         run_id = new_run_id()
         return await self.call("execute_in_session", run_id, name, inputs, run_id, session_id, wait)  # type: ignore[no-any-return]
+
+    def execute_in_session_blocking(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """The same from synchronous code."""
+        run_id = new_run_id()
+        return self.call_blocking("execute_in_session", run_id, name, inputs, run_id, session_id, wait)  # type: ignore[no-any-return]
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run without waiting for it: ``{"run_id", "status"}``."""
@@ -126,8 +146,6 @@ class RunHostPool:
     """
 
     def __init__(self, size: int, workflows: dict[str, Workflow], settings: Settings) -> None:
-        self.batch_wait_s = settings.batch_wait_ms / 1000
-        self.batch_inflight = settings.batch_inflight
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
@@ -142,10 +160,11 @@ class RunHostPool:
         )
         self._sessions = sessions
         self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, sessions, config)
+        self._client = PoolClient(self.hosts, settings.batch_wait_ms / 1000, settings.batch_inflight)
 
     def client(self) -> PoolClient:
-        """A picklable router over the RunHosts."""
-        return PoolClient(self.hosts, self.batch_wait_s, self.batch_inflight)
+        """The picklable router over the RunHosts (one per pool: its ring is built once)."""
+        return self._client
 
     def sessions(self) -> SessionsClient:
         """A picklable router over the SessionHosts."""
