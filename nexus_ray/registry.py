@@ -89,12 +89,6 @@ class Catalog:
         """A copy of the mapping."""
         return dict(self._items)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 def not_found(name: str, known: list[str]) -> WorkflowNotFoundError:
     """WorkflowNotFoundError naming close matches."""

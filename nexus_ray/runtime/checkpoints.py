@@ -20,8 +20,7 @@ class CheckpointHooks(EngineHooks):
     """
 
     def __init__(self, store: AsyncStore, run_id: str, workflow: Workflow) -> None:
-        self.store, self.run_id = store, run_id
-        self.gates = frozenset(n for n, edges in workflow.outgoing.items() if edges)
+        self.store, self.run_id, self.gates = store, run_id, workflow.feeds_others
         self._started: dict[str, float] = {}
 
     async def node_started(self, node_id: str) -> None:

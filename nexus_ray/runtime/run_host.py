@@ -69,8 +69,5 @@ class RunHost:
     async def register(self, name: str, workflow: Workflow) -> None:
         self.service.register(name, workflow)
 
-    async def unregister(self, name: str) -> None:
-        self.service.unregister(name)
-
     async def info(self) -> dict[str, Any]:
         return self.service.info()

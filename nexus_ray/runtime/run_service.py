@@ -79,10 +79,6 @@ class RunService:
         """Add or replace a workflow."""
         self.workflows[name] = workflow
 
-    def unregister(self, name: str) -> None:
-        """Remove a workflow (runs under way finish)."""
-        self.workflows.pop(name, None)
-
     # -- runs ---------------------------------------------------------------------------
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Run ``name`` as ``run_id`` and return its RunResult dict. Idempotent per run id:

@@ -43,7 +43,6 @@ class RunRecord:
     lease_expires: float | None = None
     finished_at: float | None = None
     session_id: str | None = None
-    idempotency_key: str | None = None
     nodes: dict[str, NodeCheckpoint] = field(default_factory=dict)
 
     @property

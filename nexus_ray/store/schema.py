@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -69,5 +69,9 @@ MIGRATIONS: dict[int, list[str]] = {
     2: [
         """ALTER TABLE sessions ADD COLUMN ttl_s DOUBLE PRECISION""",
         """CREATE INDEX sessions_by_expiry ON sessions (expires_at)""",
+    ],
+    3: [
+        # Never written: the key-to-run mapping lives in idempotency_keys.
+        """ALTER TABLE runs DROP COLUMN idempotency_key""",
     ],
 }

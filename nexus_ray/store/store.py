@@ -22,7 +22,7 @@ _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
-    "finished_at, session_id, idempotency_key"
+    "finished_at, session_id"
 )
 
 
@@ -91,7 +91,7 @@ class Store:
         if self._depth == 0:
             self.backend.commit()
 
-    def _write(self, fn: Callable[[], T]) -> T:
+    def _transact(self, fn: Callable[[], T]) -> T:
         with self.transaction():
             return fn()
 
@@ -105,18 +105,17 @@ class Store:
         owner: str | None = None,
         lease_s: float = 0.0,
         session_id: str | None = None,
-        idempotency_key: str | None = None,
     ) -> bool:
         """Store a new run with its inputs (before any node starts), owned by ``owner``.
         False when a run with this id already exists (nothing is changed then)."""
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, idempotency_key),
+                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id),
             )
         )
         return bool(rows)
@@ -124,7 +123,7 @@ class Store:
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
         """Commit a node's state (its outputs before any dependent node starts)."""
         c = checkpoint
-        self._write(
+        self._transact(
             lambda: self.backend.execute(
                 "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
                 " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
@@ -149,7 +148,7 @@ class Store:
     ) -> bool:
         """Record a terminal status; False when the run was already finished (e.g. cancelled)."""
         now = time.time()
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(
                 "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
                 " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?) RETURNING run_id",
@@ -174,7 +173,7 @@ class Store:
                 run.nodes[row[0]] = _checkpoint(row)
             return run
 
-        return self._write(read)
+        return self._transact(read)
 
     def list_runs(
         self,
@@ -196,7 +195,7 @@ class Store:
             params.append(before)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         sql = f"SELECT {_RUN_COLUMNS} FROM runs {clause} ORDER BY run_id DESC LIMIT ?"
-        return self._write(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
+        return self._transact(lambda: [_run(r) for r in self.backend.execute(sql, (*params, limit))])
 
     # -- sessions -----------------------------------------------------------------------
     def create_session(
@@ -215,7 +214,7 @@ class Store:
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None when it does not exist or has expired."""
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
         )
         record = _session(rows[0]) if rows else None
@@ -283,11 +282,11 @@ class Store:
             sql += " AND session_id < ?"
             params.append(before)
         sql += " ORDER BY session_id DESC LIMIT ?"
-        return self._write(lambda: [_session(r) for r in self.backend.execute(sql, (*params, limit))])
+        return self._transact(lambda: [_session(r) for r in self.backend.execute(sql, (*params, limit))])
 
     def purge_expired_sessions(self) -> int:
         """Delete expired sessions; how many."""
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(
                 "DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING session_id",
                 (time.time(),),
@@ -300,7 +299,7 @@ class Store:
         """Append to the ordered log of ``scope``/``scope_id`` (e.g. "session", id); the event
         with its sequence number (1, 2, ... per log)."""
         now = time.time()
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(
                 "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
                 " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
@@ -320,7 +319,7 @@ class Store:
             sql += " AND type = ?"
             params.append(event_type)
         sql += " ORDER BY seq LIMIT ?"
-        rows = self._write(lambda: self.backend.execute(sql, (*params, limit)))
+        rows = self._transact(lambda: self.backend.execute(sql, (*params, limit)))
         key = scope + "_id"
         return [{"seq": r[0], "type": r[1], "data": _load(r[2]), "created_at": r[3], key: scope_id} for r in rows]
 
@@ -338,7 +337,7 @@ class Store:
             row = self.backend.execute("SELECT run_id, request_hash FROM idempotency_keys WHERE key = ?", (key,))
             return row[0][0], row[0][1]
 
-        return self._write(claim)
+        return self._transact(claim)
 
     # -- ownership ----------------------------------------------------------------------
     def renew_leases(self, owner: str, run_ids: list[str], lease_s: float) -> list[str]:
@@ -347,7 +346,7 @@ class Store:
             return []
         marks = ", ".join("?" for _ in run_ids)
         now = time.time()
-        rows = self._write(
+        rows = self._transact(
             lambda: self.backend.execute(
                 f"UPDATE runs SET lease_expires = ?, updated_at = ? WHERE owner = ? AND run_id IN ({marks})"
                 f" AND status IN (?, ?) RETURNING run_id",
@@ -359,7 +358,7 @@ class Store:
     def adopt_orphans(self, owner: str, lease_s: float, limit: int = 100) -> list[str]:
         """Atomically take over unfinished runs whose owner's lease expired; their ids."""
         now = time.time()
-        return self._write(
+        return self._transact(
             lambda: [
                 r[0]
                 for r in self.backend.execute(
@@ -405,7 +404,6 @@ def _run(row: tuple[Any, ...]) -> RunRecord:
         updated_at=row[9],
         finished_at=row[10],
         session_id=row[11],
-        idempotency_key=row[12],
     )
 
 

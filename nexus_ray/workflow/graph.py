@@ -25,6 +25,7 @@ class Workflow:
         policies: Node id → retries/timeout policy (nodes not listed: no retries).
         resources: Node id → Ray resources; such nodes run as Ray tasks.
         timeout_s: Limit on a run's wall time (None: none).
+        feeds_others: Ids of nodes whose outputs other nodes use.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class Workflow:
         self.timeout_s = timeout_s
         self.incoming: Mapping[str, tuple[Connection, ...]] = _group(connections, "target", nodes)
         self.outgoing: Mapping[str, tuple[Connection, ...]] = _group(connections, "source", nodes)
+        self.feeds_others: frozenset[str] = frozenset(n for n, edges in self.outgoing.items() if edges)
         connected = {(c.target, c.target_input) for c in connections}
         self.inputs = WorkflowInputs(self.nodes, connected)
         check_input_names(nodes, {n: [f.name for f in fs] for n, fs in self.inputs.open_fields.items()})

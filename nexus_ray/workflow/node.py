@@ -7,7 +7,7 @@ import difflib
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
 from ..errors import WorkflowError
@@ -32,7 +32,6 @@ class NodeContext:
     workflow: str = ""
     executor: Executor | None = None
     attempt: int = 1
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:
@@ -71,9 +70,7 @@ class Node:
 
     def __init__(self, node_id: str, **params: Any) -> None:
         self.node_id = node_id
-        config = {k: params.pop(k) for k in list(params) if k in self.config_params}
-        self.config: dict[str, Any] = config
-        self.setup(**config)
+        self.setup(**{k: params.pop(k) for k in list(params) if k in self.config_params})
         declared = self.declare_inputs()
         unknown = sorted(set(params) - set(declared))
         if unknown and not self.accepts_any_input:
