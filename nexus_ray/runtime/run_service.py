@@ -16,12 +16,13 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
-from ..workflow.engine import RemoteNodeRunner
+from ..workflow.engine import RemoteNodeRunner, RunOutcome
 from ..workflow.nodes import session_patches
 from .checkpoints import CheckpointHooks
 from .dispatch import PENDING, RunRequest
@@ -87,7 +88,7 @@ class RunService:
             return await asyncio.shield(self._tasks[run_id])
         if not await self._create(name, node_inputs, run_id):
             return await self.wait_for(run_id)
-        return await asyncio.shield(self._start(run_id, name, node_inputs, {}, time.time()))
+        return await asyncio.shield(self._start(_RunPlan(run_id, name, node_inputs)))
 
     async def execute_in_session(
         self, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
@@ -102,7 +103,7 @@ class RunService:
         node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
         if not await self._create(name, node_inputs, run_id, session_id):
             return await (self.wait_for(run_id) if wait else self._status(run_id))
-        task = self._start(run_id, name, node_inputs, {}, time.time(), session_id)
+        task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id))
         if wait:
             return await asyncio.shield(task)
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
@@ -153,7 +154,7 @@ class RunService:
             return {"run_id": run_id, "status": RunStatus.RUNNING.value}
         if not await self._create(name, node_inputs, run_id):
             return await self._status(run_id)
-        self._start(run_id, name, node_inputs, {}, time.time())
+        self._start(_RunPlan(run_id, name, node_inputs))
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
     async def _create(
@@ -242,20 +243,11 @@ class RunService:
             raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
         return record  # type: ignore[no-any-return]
 
-    def _start(
-        self,
-        run_id: str,
-        name: str,
-        node_inputs: dict[str, dict[str, Any]],
-        restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
-        created_at: float,
-        session_id: str | None = None,
-    ) -> asyncio.Task[dict[str, Any]]:
-        work = self._run(run_id, name, node_inputs, restored, created_at, session_id)
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks[run_id] = task
+    def _start(self, plan: _RunPlan) -> asyncio.Task[dict[str, Any]]:
+        task = asyncio.get_running_loop().create_task(self._run(plan))
+        self._tasks[plan.run_id] = task
         task.add_done_callback(
-            lambda _: asyncio.get_running_loop().call_later(RESULT_TTL_S, self._forget, run_id, task)
+            lambda _: asyncio.get_running_loop().call_later(RESULT_TTL_S, self._forget, plan.run_id, task)
         )
         return task
 
@@ -263,64 +255,64 @@ class RunService:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
 
-    async def _run(
-        self,
-        run_id: str,
-        name: str,
-        node_inputs: dict[str, dict[str, Any]],
-        restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]],
-        created_at: float,
-        session_id: str | None,
-    ) -> dict[str, Any]:
-        workflow = self.workflows.get(name)
-        hooks: EngineHooks = EngineHooks()
-        if self.store is not None and workflow is not None:
-            hooks = CheckpointHooks(self.store, run_id, workflow)
+    async def _run(self, plan: _RunPlan) -> dict[str, Any]:
+        workflow = self.workflows.get(plan.workflow)
         if workflow is None:  # adopted after the app stopped registering it
-            status, outputs, nodes = RunStatus.FAILED, {}, {}
-            error: dict[str, Any] | None = {
-                "node": "",
-                "type": "WorkflowNotFoundError",
-                "message": f"workflow {name!r} is no longer registered",
-            }
-        else:
-            work = self.engine.execute(
-                workflow, node_inputs, run_id=run_id, workflow_name=name, hooks=hooks, restored=restored
-            )
-            try:
-                if workflow.timeout_s is None:
-                    outcome = await work
-                else:  # counted from the run's creation, also when resumed after a crash
-                    outcome = await asyncio.wait_for(work, max(0.0, workflow.timeout_s - (time.time() - created_at)))
-            except TimeoutError:
-                error = _run_timeout(workflow.timeout_s)
-                return await self._finish(run_id, name, created_at, RunStatus.FAILED, error)
-            except asyncio.CancelledError:
-                if run_id not in self._cancelled:
-                    raise  # lost the lease: the run goes on elsewhere; leave the store alone
-                self._cancelled.discard(run_id)
-                return await self._finish(run_id, name, created_at, RunStatus.CANCELLED, None)
-            status, outputs, nodes, error = outcome.status, outcome.outputs, outcome.nodes, outcome.error
-        patches = session_patches(dict(workflow.nodes), workflow.order, outputs) if workflow and session_id else []
-        if session_id and patches and status == RunStatus.COMPLETED:
-            # The session's turn applies the patches and records the run's end atomically.
-            status, error = await self._sessions().call(
-                "complete_run", session_id, session_id, run_id, status, outputs, error, patches
-            )
-        elif self.store is not None:
-            await self.store.call("finish_run", run_id, status, outputs, error)
-        result = RunResult(run_id, name, status, outputs, round((time.time() - created_at) * 1000, 3), error, nodes)
+            return await self._finish(plan, RunStatus.FAILED, _no_longer_registered(plan.workflow))
+        try:
+            outcome = await self._run_engine(plan, workflow)
+        except TimeoutError:
+            return await self._finish(plan, RunStatus.FAILED, _run_timeout(workflow.timeout_s))
+        except asyncio.CancelledError:
+            if plan.run_id not in self._cancelled:
+                raise  # lost the lease: the run goes on elsewhere; leave the store alone
+            self._cancelled.discard(plan.run_id)
+            return await self._finish(plan, RunStatus.CANCELLED, None)
+        status, error = await self._record_end(plan, workflow, outcome)
+        result = RunResult(plan.run_id, plan.workflow, status, outcome.outputs, plan.elapsed_ms(), error, outcome.nodes)
         return result.to_dict()
 
-    async def _finish(
-        self, run_id: str, name: str, created_at: float, status: RunStatus, error: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        """Finish a run the engine did not finish (cancelled, timed out); its state."""
+    async def _run_engine(self, plan: _RunPlan, workflow: Workflow) -> RunOutcome:
+        hooks = CheckpointHooks(self.store, plan.run_id, workflow) if self.store is not None else EngineHooks()
+        work = self.engine.execute(
+            workflow,
+            plan.node_inputs,
+            run_id=plan.run_id,
+            workflow_name=plan.workflow,
+            hooks=hooks,
+            restored=plan.restored,
+        )
+        if workflow.timeout_s is None:
+            return await work
+        # Counted from the run's creation, also when it was resumed after a crash.
+        return await asyncio.wait_for(work, max(0.0, workflow.timeout_s - (time.time() - plan.created_at)))
+
+    async def _record_end(
+        self, plan: _RunPlan, workflow: Workflow, outcome: RunOutcome
+    ) -> tuple[RunStatus, dict[str, Any] | None]:
+        patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if plan.session_id else []
+        if plan.session_id and patches and outcome.status == RunStatus.COMPLETED:
+            # The session's turn applies the patches and records the run's end atomically.
+            return await self._sessions().call(  # type: ignore[no-any-return]
+                "complete_run",
+                plan.session_id,
+                plan.session_id,
+                plan.run_id,
+                outcome.status,
+                outcome.outputs,
+                outcome.error,
+                patches,
+            )
         if self.store is not None:
-            await self.store.call("finish_run", run_id, status, None, error)
-            return await self.get_run(run_id)
-        duration = round((time.time() - created_at) * 1000, 3)
-        return RunResult(run_id, name, status, {}, duration, error).to_dict()
+            await self.store.call("finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error)
+        return outcome.status, outcome.error
+
+    async def _finish(self, plan: _RunPlan, status: RunStatus, error: dict[str, Any] | None) -> dict[str, Any]:
+        """Finish a run the engine did not finish (cancelled, timed out, unknown workflow)."""
+        if self.store is not None:
+            await self.store.call("finish_run", plan.run_id, status, None, error)
+            return await self.get_run(plan.run_id)
+        return RunResult(plan.run_id, plan.workflow, status, {}, plan.elapsed_ms(), error).to_dict()
 
     # -- ownership ----------------------------------------------------------------------
     def start_maintenance(self) -> None:
@@ -359,7 +351,7 @@ class RunService:
             if c.status in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
         }
         logger.info("resuming run %s of %s (%d nodes already done)", run_id, record.workflow, len(restored))
-        self._start(run_id, record.workflow, record.inputs, restored, record.created_at, record.session_id)
+        self._start(_RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored))
 
     def info(self) -> dict[str, Any]:
         """Host id, process id, workflows and runs in flight."""
@@ -399,6 +391,27 @@ def _already_finished(run_id: str, status: str) -> ConflictError:
     return ConflictError(
         f"Run {run_id!r} already finished ({status}); nothing to cancel.", run_id=run_id, run_status=status
     )
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """What a run executes: its id, workflow, inputs, when it was created, its session, and
+    the node states restored from the store when it resumes."""
+
+    run_id: str
+    workflow: str
+    node_inputs: dict[str, dict[str, Any]]
+    created_at: float = field(default_factory=time.time)
+    session_id: str | None = None
+    restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]] = field(default_factory=dict)
+
+    def elapsed_ms(self) -> float:
+        """Wall time since the run was created."""
+        return round((time.time() - self.created_at) * 1000, 3)
+
+
+def _no_longer_registered(name: str) -> dict[str, Any]:
+    return {"node": "", "type": "WorkflowNotFoundError", "message": f"workflow {name!r} is no longer registered"}
 
 
 def _run_timeout(timeout_s: float | None) -> dict[str, Any]:
