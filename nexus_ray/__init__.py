@@ -32,6 +32,7 @@ from .workflow import (
     WorkflowBuilder,
     node,
 )
+from .workflow.progress import emit, progress
 
 __all__ = [
     "ConflictError",
@@ -58,5 +59,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowNotFoundError",
     "__version__",
+    "emit",
     "node",
+    "progress",
 ]

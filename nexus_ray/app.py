@@ -155,7 +155,8 @@ class Nexus:
             WorkflowNotFoundError, InputValidationError, ConflictError, RuntimeUnavailableError.
         """
         if session_id is not None:
-            return RunResult.from_dict(self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, True))
+            run = self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, True, idempotency_key)
+            return RunResult.from_dict(run)
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         self._ensure_runtime()
         client = self._pool.client()
@@ -188,7 +189,8 @@ class Nexus:
     ) -> str:
         """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
         if session_id is not None:
-            return str(self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, False)["run_id"])
+            run = self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, False, idempotency_key)
+            return str(run["run_id"])
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         from .runtime.ids import new_run_id
 
@@ -296,10 +298,46 @@ class Nexus:
         self._ensure_runtime()
         return self._pool.sessions().call_blocking("list", cursor or "", limit, cursor)  # type: ignore[no-any-return]
 
-    def _in_session(self, name: str, inputs: dict[str, Any], session_id: str, wait: bool) -> dict[str, Any]:
+    # -- async session API (for event loops: batched with concurrent calls) ----------------
+    async def acreate_session(
+        self,
+        state: dict[str, Any] | None = None,
+        *,
+        ttl_s: float | None = None,
+        dedicated: bool | None = None,
+    ) -> dict[str, Any]:
+        """Async :meth:`create_session`."""
+        self._ensure_runtime()
+        return await self._pool.sessions().create(state, ttl_s, dedicated)  # type: ignore[no-any-return]
+
+    async def aget_session(self, session_id: str) -> dict[str, Any]:
+        """Async :meth:`get_session`."""
+        self._ensure_runtime()
+        return await self._pool.sessions().get(session_id)  # type: ignore[no-any-return]
+
+    async def aupdate_session(
+        self,
+        session_id: str,
+        change: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        if_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Async :meth:`update_session`."""
+        self._ensure_runtime()
+        method = "turn" if callable(change) else "patch"
+        return await self._pool.sessions().call(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
+
+    async def adelete_session(self, session_id: str) -> None:
+        """Async :meth:`delete_session`."""
+        self._ensure_runtime()
+        await self._pool.sessions().delete(session_id)
+
+    def _in_session(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, key: str | None
+    ) -> dict[str, Any]:
         item = self._catalog.get(name)  # inputs are resolved on the host, with the session's state
         self._ensure_runtime()
-        return self._pool.client().execute_in_session_blocking(item.name, inputs, session_id, wait)
+        return self._pool.client().execute_in_session_blocking(item.name, inputs, session_id, wait, key)
 
     def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
         item = self._catalog.get(name)

@@ -49,11 +49,11 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         10.0,
         ge=0,
-        description="How long a batched run call waits for its runs before the slow "
-        "ones are awaited one by one (see runtime/dispatch.py).",
+        description="How long a batched run or session call waits for its calls before the slow "
+        "ones are awaited one by one (see runtime/batching.py).",
     )
     batch_inflight: int = Field(
-        1, ge=1, le=64, description="Batched run calls a replica keeps in flight per RunHost (see runtime/dispatch.py)."
+        1, ge=1, le=64, description="Batched calls a caller keeps in flight per host actor (see runtime/batching.py)."
     )
     node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
     ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")

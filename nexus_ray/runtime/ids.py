@@ -15,7 +15,7 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 
-def request_hash(workflow: str, node_inputs: dict[str, dict[str, Any]]) -> str:
+def request_hash(workflow: str, node_inputs: dict[str, Any]) -> str:
     """A digest of what a request asks for (workflow and resolved inputs), key order aside."""
     canonical = json.dumps({"workflow": workflow, "inputs": node_inputs}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import weakref
 from typing import Any, cast
 
 import ray
@@ -13,8 +11,8 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ..settings import Settings
 from ..workflow import Workflow
+from .batching import BatcherCache
 from .catalog import WorkflowCatalog
-from .dispatch import HostDispatcher, RunRequest
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id, request_hash
@@ -32,19 +30,7 @@ class PoolClient:
     def __init__(self, hosts: dict[str, ActorHandle], batch_wait_s: float = 0.01, batch_inflight: int = 1) -> None:
         self.hosts = hosts
         self.ring = HashRing(list(hosts))
-        self.batch_wait_s = batch_wait_s
-        self.batch_inflight = batch_inflight
-        # Dispatchers hold futures and tasks of one event loop: one set per loop, dropped
-        # with the loop (a dispatcher outliving its loop would never send again).
-        self._dispatchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, HostDispatcher]]
-        self._dispatchers = weakref.WeakKeyDictionary()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_dispatchers"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._dispatchers = weakref.WeakKeyDictionary()
+        self.batchers = BatcherCache(max_inflight=batch_inflight, max_batch=64, wait_s=batch_wait_s)
 
     def host_for(self, run_id: str) -> ActorHandle:
         """The actor that hosts ``run_id``."""
@@ -53,13 +39,11 @@ class PoolClient:
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Execute a run on its host (batched with concurrent ones) and return the RunResult dict."""
         host_id = self.ring.member_for(run_id)
-        per_loop = self._dispatchers.setdefault(asyncio.get_running_loop(), {})
-        dispatcher = per_loop.get(host_id)
-        if dispatcher is None:
-            dispatcher = per_loop[host_id] = HostDispatcher(
-                self.hosts[host_id], max_inflight=self.batch_inflight, wait_s=self.batch_wait_s
-            )
-        return await dispatcher.execute(RunRequest(name, node_inputs, run_id))
+        batcher = self.batchers.get(host_id, self.hosts[host_id])
+        try:
+            return await batcher.call("execute", name, node_inputs, run_id)  # type: ignore[no-any-return]
+        except (RayTaskError, RayActorError) as exc:
+            raise translate_ray_error(exc) from exc
 
     async def call(self, method: str, run_id: str, *args: Any) -> Any:
         """Call ``method`` on the host that owns ``run_id`` (one hop)."""
@@ -95,22 +79,36 @@ class PoolClient:
                 return run_id
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Run in a session (inputs resolved on the host, with the session's state offered)."""
-        run_id = new_run_id()
-        return await self.call("execute_in_session", run_id, name, inputs, run_id, session_id, wait)  # type: ignore[no-any-return]
+        """Run in a session (inputs resolved on the host, with the session's state offered),
+        optionally under an idempotency key."""
+        return await self.call(*self._session_run_args(name, inputs, session_id, wait, idempotency_key))  # type: ignore[no-any-return]
 
     def execute_in_session_blocking(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """The same from synchronous code."""
-        run_id = new_run_id()
-        return self.call_blocking("execute_in_session", run_id, name, inputs, run_id, session_id, wait)  # type: ignore[no-any-return]
+        return self.call_blocking(*self._session_run_args(name, inputs, session_id, wait, idempotency_key))  # type: ignore[no-any-return]
+
+    def _session_run_args(
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, key: str | None
+    ) -> tuple[Any, ...]:
+        """(method, routing id, *args) of a run in a session."""
+        if key is None:
+            run_id = new_run_id()
+            return "execute_in_session", run_id, name, inputs, run_id, session_id, wait
+        run_id = self.run_id_on(self.ring.member_for(key))
+        digest = request_hash(name, {"inputs": inputs, "session_id": session_id})
+        return "execute_idempotent_in_session", key, key, digest, name, inputs, run_id, session_id, wait
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run without waiting for it: ``{"run_id", "status"}``."""
         return await self.call("start", run_id, name, node_inputs, run_id)  # type: ignore[no-any-return]
+
+    async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """A run's events after ``after`` (a long poll of up to ``timeout_s``) and whether it ended."""
+        return await self.call("wait_events", run_id, run_id, after, timeout_s)  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state."""

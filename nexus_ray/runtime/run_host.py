@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
 
+from ..errors import InvalidRequestError
 from ..settings import Settings
 from ..store import open_store
 from ..workflow import Workflow
-from .dispatch import RunRequest
+from .batching import BatchTarget, Call
 from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 from .sessions_client import SessionsClient
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class RunHost:
+class RunHost(BatchTarget):
     """Ray actor wrapper of :class:`RunService`.
 
     Restarted by Ray after its process dies (``__init__`` runs again and loads the current
     workflows from the catalog); calls in flight are retried on the new incarnation, which
     finds their runs in the store and waits for them while its lease loop adopts and
-    resumes them.
+    resumes them. Runs arrive batched (``call_batch`` of ``execute``, see batching.py).
     """
 
+    BATCHED = frozenset({"execute"})
+
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
+        super().__init__()
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
@@ -38,11 +44,22 @@ class RunHost:
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         return await self.service.execute(name, node_inputs, run_id)
 
-    async def execute_batch(self, requests: list[RunRequest], wait_s: float) -> list[tuple[str, Any]]:
-        return await self.service.execute_batch(requests, wait_s)
+    def batch_method(self, method: str) -> Callable[..., Awaitable[Any]]:
+        if method not in self.BATCHED:
+            raise InvalidRequestError(f"{method!r} cannot be batched on a RunHost.")
+        return super().batch_method(method)
+
+    def park(self, task: asyncio.Task[Any], call: Call) -> Call:
+        # A slow run is claimed by its id: that also works on the next incarnation of the
+        # host (the run is in the store), where a parked task would be lost.
+        run_id = call[1][2]
+        return "await_run", (run_id,)
 
     async def await_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.wait_for(run_id)
+
+    async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        return await self.service.wait_events(run_id, after, timeout_s)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
@@ -56,6 +73,11 @@ class RunHost:
         self, key: str, digest: str, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, wait: bool
     ) -> dict[str, Any]:
         return await self.service.execute_idempotent(key, digest, name, node_inputs, run_id, wait)
+
+    async def execute_idempotent_in_session(
+        self, key: str, digest: str, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        return await self.service.execute_idempotent_in_session(key, digest, name, inputs, run_id, session_id, wait)
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         return await self.service.start(name, node_inputs, run_id)

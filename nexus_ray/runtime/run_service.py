@@ -14,18 +14,19 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
 from ..store import AsyncStore, RunRecord, Store
-from ..workflow import EngineHooks, NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
+from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
+from ..workflow.events import RUN_TERMINAL, run_end_event
 from ..workflow.nodes import session_patches
-from .checkpoints import CheckpointHooks
-from .dispatch import PENDING, RunRequest
+from .checkpoints import CheckpointHooks, EventHooks, RunEvents
+from .event_feed import EventFeed
 
 logger = logging.getLogger("nexus_ray.runtime")
 
@@ -67,7 +68,8 @@ class RunService:
         self.workflows = dict(workflows)
         self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
         self.engine = WorkflowEngine(self.executor, remote)
-        self.store = AsyncStore(store_factory) if store_factory is not None else None
+        self.feed = EventFeed("run_id", lambda event: event["type"] in RUN_TERMINAL)
+        self.store = AsyncStore(store_factory, self.feed.publish) if store_factory is not None else None
         self.lease_s = lease_s
         self.sessions = sessions
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
@@ -127,6 +129,22 @@ class RunService:
     ) -> dict[str, Any]:
         """Execute (``wait``) or start a run under an idempotency key: the same key with the
         same request gives the same run, also while it runs; with another request, 409."""
+        first = self.execute if wait else self.start
+        return await self._idempotent(key, digest, run_id, wait, lambda: first(name, node_inputs, run_id))
+
+    async def execute_idempotent_in_session(
+        self, key: str, digest: str, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
+    ) -> dict[str, Any]:
+        """:meth:`execute_in_session` under an idempotency key (``digest`` covers the
+        inputs as sent and the session, not the state they are resolved with)."""
+        first = lambda: self.execute_in_session(name, inputs, run_id, session_id, wait)  # noqa: E731
+        return await self._idempotent(key, digest, run_id, wait, first)
+
+    async def _idempotent(
+        self, key: str, digest: str, run_id: str, wait: bool, first: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """Bind ``key`` to ``run_id`` and run ``first()``, unless the key is bound already:
+        then the bound run (same request) or 409 (another request)."""
         bound_run, bound_digest = await self._claim(key, digest, run_id)
         if bound_digest != digest:
             raise ConflictError(
@@ -136,9 +154,7 @@ class RunService:
             )
         if bound_run != run_id:  # a repeat: the bound run exists, here or in the store
             return await self.wait_for(bound_run) if wait else await self._status(bound_run)
-        if wait:
-            return await self.execute(name, node_inputs, run_id)
-        return await self.start(name, node_inputs, run_id)
+        return await first()
 
     async def _claim(self, key: str, digest: str, run_id: str) -> tuple[str, str]:
         if self.store is not None:
@@ -164,11 +180,16 @@ class RunService:
         False when a run with this id exists already."""
         if name not in self.workflows:
             raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        known = self.feed.is_tracked(run_id)
+        self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
+            self.feed.append(run_id, "run.started", {"workflow": name, "session_id": session_id})
             return True
         created: bool = await self.store.call(
             "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s, session_id=session_id
         )
+        if not created and not known:
+            self.feed.forget(run_id)  # it runs elsewhere: its events are not published here
         return created
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
@@ -199,21 +220,6 @@ class RunService:
             raise ConflictError("Listing runs needs the store (NEXUS_DURABLE=true).")
         return [_summary(r) for r in await self.store.call("list_runs", **filters)]
 
-    async def execute_batch(self, requests: list[RunRequest], wait_s: float) -> list[tuple[str, Any]]:
-        """Start every run; after at most ``wait_s`` reply per run with ``("ok", result)``,
-        ``("error", exc)`` or ``("pending", None)`` (then claim it with :meth:`wait_for`)."""
-        tasks = [asyncio.ensure_future(self.execute(r.name, r.node_inputs, r.run_id)) for r in requests]
-        await asyncio.wait(tasks, timeout=wait_s)
-        replies: list[tuple[str, Any]] = []
-        for task in tasks:
-            if not task.done():
-                replies.append((PENDING, None))
-            elif task.exception() is not None:
-                replies.append(("error", task.exception()))
-            else:
-                replies.append(("ok", task.result()))
-        return replies
-
     async def wait_for(self, run_id: str) -> dict[str, Any]:
         """The result of a run: from this host when it runs or ran it recently, else from
         the store once the run (wherever it executes) has finished."""
@@ -237,6 +243,25 @@ class RunService:
             return {"run_id": run_id, "status": RunStatus.RUNNING.value, "outputs": {}, "nodes": {}}
         return (await self._load(run_id)).result().to_dict()
 
+    async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """The run's events after ``after`` (waiting up to ``timeout_s`` for new ones), and
+        whether the run has ended. Runs this host executes are served from memory; one
+        executing on another host (adopted after a crash) is read from the store, at most
+        every 0.2 s."""
+        batch = await self.feed.wait(run_id, after, timeout_s, self._stored_events)
+        if batch is not None:
+            return batch.to_wire()
+        record = await self._load(run_id)  # NotFoundError for an unknown run
+        if record.done:
+            return [], True
+        await asyncio.sleep(min(timeout_s, 0.2))
+        return [], False
+
+    async def _stored_events(self, run_id: str, after: int) -> list[dict[str, Any]]:
+        if self.store is None:
+            return []
+        return await self.store.call("list_events", "run", run_id, None, after, 1000)  # type: ignore[no-any-return]
+
     async def _load(self, run_id: str) -> RunRecord:
         record = await self.store.call("get_run", run_id) if self.store is not None else None
         if record is None:
@@ -254,6 +279,7 @@ class RunService:
     def _forget(self, run_id: str, task: asyncio.Task[dict[str, Any]]) -> None:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
+            self.feed.forget(run_id)
 
     async def _run(self, plan: _RunPlan) -> dict[str, Any]:
         workflow = self.workflows.get(plan.workflow)
@@ -273,7 +299,8 @@ class RunService:
         return result.to_dict()
 
     async def _run_engine(self, plan: _RunPlan, workflow: Workflow) -> RunOutcome:
-        hooks = CheckpointHooks(self.store, plan.run_id, workflow) if self.store is not None else EngineHooks()
+        events = RunEvents(plan.run_id, self.store, self.feed)
+        hooks = CheckpointHooks(events, self.store, workflow) if self.store is not None else EventHooks(events)
         work = self.engine.execute(
             workflow,
             plan.node_inputs,
@@ -290,10 +317,11 @@ class RunService:
     async def _record_end(
         self, plan: _RunPlan, workflow: Workflow, outcome: RunOutcome
     ) -> tuple[RunStatus, dict[str, Any] | None]:
-        patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if plan.session_id else []
-        if plan.session_id and patches and outcome.status == RunStatus.COMPLETED:
+        if plan.session_id:
+            completed = outcome.status == RunStatus.COMPLETED
+            patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if completed else []
             # The session's turn applies the patches and records the run's end atomically.
-            return await self._sessions().call(  # type: ignore[no-any-return]
+            status, error = await self._sessions().call(
                 "complete_run",
                 plan.session_id,
                 plan.session_id,
@@ -303,15 +331,35 @@ class RunService:
                 outcome.error,
                 patches,
             )
+            await self._end_events(plan.run_id, status, outcome.outputs, error, written_elsewhere=True)
+            return status, error
         if self.store is not None:
             await self.store.call("finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error)
+        else:
+            self.feed.append(plan.run_id, *run_end_event(outcome.status, outcome.outputs, outcome.error))
         return outcome.status, outcome.error
+
+    async def _end_events(
+        self,
+        run_id: str,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        written_elsewhere: bool,
+    ) -> None:
+        """Publish a run's end recorded by its session's host: from the store (where that
+        host wrote it), or from memory without a store."""
+        if self.store is None:
+            self.feed.append(run_id, *run_end_event(status, outputs, error))
+        elif written_elsewhere:
+            self.feed.publish(await self.store.call("list_events", "run", run_id, None, 0, 100_000))
 
     async def _finish(self, plan: _RunPlan, status: RunStatus, error: dict[str, Any] | None) -> dict[str, Any]:
         """Finish a run the engine did not finish (cancelled, timed out, unknown workflow)."""
         if self.store is not None:
             await self.store.call("finish_run", plan.run_id, status, None, error)
             return await self.get_run(plan.run_id)
+        self.feed.append(plan.run_id, *run_end_event(status, None, error))
         return RunResult(plan.run_id, plan.workflow, status, {}, plan.elapsed_ms(), error).to_dict()
 
     # -- ownership ----------------------------------------------------------------------
@@ -351,6 +399,10 @@ class RunService:
             if c.status in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
         }
         logger.info("resuming run %s of %s (%d nodes already done)", run_id, record.workflow, len(restored))
+        assert self.store is not None  # only runs in the store are resumed
+        self.feed.track(run_id, await self.store.call("last_event_seq", "run", run_id))
+        resumed = {"host": self.host_id, "done": sorted(restored)}
+        self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
         self._start(_RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored))
 
     def info(self) -> dict[str, Any]:

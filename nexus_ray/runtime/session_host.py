@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
 
+from ..errors import InvalidRequestError
 from ..settings import Settings
 from ..store import open_store
 from ..workflow import RunStatus
+from .batching import BatchTarget
 from .session_service import SessionService
+from .sessions_client import SESSION_BATCHED
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
-class SessionHost:
+class SessionHost(BatchTarget):
     """Ray actor wrapper of :class:`SessionService`. After a restart its sessions are
-    simply re-activated from the store on their next message."""
+    simply re-activated from the store on their next message. Quick calls arrive batched
+    (``call_batch``, see batching.py)."""
+
+    def batch_method(self, method: str) -> Callable[..., Awaitable[Any]]:
+        if method not in SESSION_BATCHED:
+            raise InvalidRequestError(f"{method!r} cannot be batched on a SessionHost.")
+        return super().batch_method(method)
 
     def __init__(self, host_id: str, settings: dict[str, Any]) -> None:
+        super().__init__()
         config = Settings(**settings)
         self.service: SessionService = SessionService(
             host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s
@@ -40,6 +50,9 @@ class SessionHost:
         self, session_id: str | None, event_type: str | None, after: int, limit: int
     ) -> list[dict[str, Any]]:
         return await self.service.events(session_id, event_type, after, limit)
+
+    async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        return await self.service.wait_events(session_id, after, timeout_s)
 
     async def get(self, session_id: str) -> dict[str, Any]:
         return await self.service.get(session_id)

@@ -15,6 +15,9 @@ from typing import Any
 from ..errors import ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError
 from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
+from ..workflow.events import SESSION_TERMINAL, check_custom_event
+from .batching import settle
+from .event_feed import EventFeed
 from .ids import new_run_id
 from .merge_patch import merge_patch
 
@@ -22,12 +25,24 @@ logger = logging.getLogger("nexus_ray.runtime")
 
 
 @dataclass
+class _Turn:
+    """A change waiting for its session's next commit."""
+
+    change: Callable[[dict[str, Any]], dict[str, Any]]
+    if_version: int | None
+    future: asyncio.Future[dict[str, Any]]
+
+
+@dataclass
 class _Active:
-    """A session in memory: its last stored record and the lock that makes turns single-file."""
+    """A session in memory: its last stored record, the lock that makes turns single-file,
+    and the turns queued behind the one being committed."""
 
     record: SessionRecord
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    queued: list[_Turn] = field(default_factory=list)
+    draining: asyncio.Task[None] | None = None
 
 
 class SessionService:
@@ -41,7 +56,8 @@ class SessionService:
 
     def __init__(self, host_id: str, store_factory: Callable[[], Store], idle_s: float = 300.0) -> None:
         self.host_id = host_id
-        self.store = AsyncStore(store_factory)
+        self.feed = EventFeed("session_id", lambda event: event["type"] in SESSION_TERMINAL)
+        self.store = AsyncStore(store_factory, self.feed.publish)
         self.idle_s = idle_s
         self._active: dict[str, _Active] = {}
         self._maintenance: asyncio.Task[None] | None = None
@@ -83,27 +99,58 @@ class SessionService:
         if_version: int | None = None,
     ) -> dict[str, Any]:
         """One turn: ``change`` maps the current state to the new one, which is stored before
-        the next turn of this session starts."""
+        the reply and before the next turn of this session sees it. Turns that queue up
+        while one commits are applied in order and committed together (one write, a version
+        and event each), so one busy session is not limited to one commit per turn."""
         active = await self._activate(session_id)
-        async with active.lock:
-            current = active.record
-            if if_version is not None and if_version != current.version:
-                raise PreconditionFailedError(
-                    f"Session {session_id!r} is at version {current.version}, not {if_version}; "
-                    "GET it and retry with the current version.",
-                    session_id=session_id,
-                    current_version=current.version,
-                )
-            saved = await self.store.call("save_session", session_id, change(current.state), current.version)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        active.queued.append(_Turn(change, if_version, future))
+        if active.draining is None:
+            active.draining = asyncio.ensure_future(self._drain(session_id, active))
+        return await future
+
+    async def _drain(self, session_id: str, active: _Active) -> None:
+        try:
+            async with active.lock:
+                while active.queued:
+                    turns, active.queued = active.queued, []
+                    await self._commit_turns(session_id, active, turns)
+        except BaseException as exc:  # never leave a caller waiting
+            for turn in active.queued:
+                settle(turn.future, error=exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            active.queued = []
+            raise
+        finally:
+            active.draining = None
+
+    async def _commit_turns(self, session_id: str, active: _Active, turns: list[_Turn]) -> None:
+        base = active.record
+        accepted, states = [], []
+        state, version = base.state, base.version
+        for turn in turns:
+            try:
+                state = _apply(session_id, turn, state, version)
+            except Exception as exc:  # this turn's own mistake: the others go on
+                settle(turn.future, error=exc)
+                continue
+            accepted.append(turn)
+            states.append(state)
+            version += 1
+        if not accepted:
+            return
+        try:
+            saved = await self.store.call("save_session_states", session_id, states, base.version)
             if saved is None:
                 self._active.pop(session_id, None)
-                if await self.store.call("get_session", session_id) is None:
-                    raise _not_found(session_id)
-                raise ConflictError(
-                    f"Session {session_id!r} changed elsewhere meanwhile; retry.", session_id=session_id
-                )
-            active.record, active.last_used = saved, time.monotonic()
-            return saved.to_dict()  # type: ignore[no-any-return]
+                gone = await self.store.call("get_session", session_id) is None
+                raise _not_found(session_id) if gone else _changed_elsewhere(session_id)
+        except Exception as exc:
+            for turn in accepted:
+                settle(turn.future, error=exc)
+            return
+        active.record, active.last_used = saved[-1], time.monotonic()
+        for turn, record in zip(accepted, saved, strict=True):
+            settle(turn.future, result=record.to_dict())
 
     async def complete_run(
         self,
@@ -114,13 +161,17 @@ class SessionService:
         error: dict[str, Any] | None,
         patches: list[dict[str, Any]],
     ) -> tuple[RunStatus, dict[str, Any] | None]:
-        """One turn: apply a finished run's patches and record its end in one transaction.
-        If the session is gone, nothing is applied and the run fails, saying why; the
+        """One turn: apply a finished run's patches (none: the state stays as it is) and
+        record its end, with a ``session.run_completed`` event, in one transaction. If the
+        session is gone, nothing is applied and a run with patches fails, saying why; the
         (status, error) the run ends with."""
         for _ in range(3):
             try:
                 active = await self._activate(session_id)
             except NotFoundError:
+                if not patches:
+                    await self.store.call("finish_run", run_id, status, outputs, error)
+                    return status, error
                 gone = {
                     "node": "",
                     "type": "SessionNotFoundError",
@@ -129,7 +180,7 @@ class SessionService:
                 await self.store.call("finish_run", run_id, RunStatus.FAILED, outputs, gone)
                 return RunStatus.FAILED, gone
             async with active.lock:
-                state = functools.reduce(merge_patch, patches, active.record.state)
+                state = functools.reduce(merge_patch, patches, active.record.state) if patches else None
                 saved = await self.store.call(
                     "finish_run_in_session", run_id, status, outputs, error, session_id, state, active.record.version
                 )
@@ -149,7 +200,7 @@ class SessionService:
     async def emit(self, session_id: str | None, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Append a custom event to a session's log, in order with its turns (no session: the
         global log)."""
-        _check_event(event_type, data)
+        check_custom_event(event_type, data)
         if session_id is None:
             return await self.store.call("append_event", "global", "", event_type, data)  # type: ignore[no-any-return]
         active = await self._activate(session_id)
@@ -162,6 +213,22 @@ class SessionService:
         """A session's events (or the global log's) after sequence number ``after``, oldest first."""
         scope, scope_id = ("session", session_id) if session_id is not None else ("global", "")
         return await self.store.call("list_events", scope, scope_id, event_type, after, limit)  # type: ignore[no-any-return]
+
+    async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """The session's events after ``after`` (waiting up to ``timeout_s`` for new ones),
+        and whether the session is gone. Every event of a session is written by its host,
+        so after the first call the waits are served from memory."""
+        if not self.feed.is_tracked(session_id):
+            last = await self.store.call("last_event_seq", "session", session_id)
+            if last == 0:
+                raise _not_found(session_id)
+            self.feed.track(session_id, last)
+        batch = await self.feed.wait(session_id, after, timeout_s, self._stored_events)
+        assert batch is not None  # tracked above
+        return batch.to_wire()
+
+    async def _stored_events(self, session_id: str, after: int) -> list[dict[str, Any]]:
+        return await self.store.call("list_events", "session", session_id, None, after, 1000)  # type: ignore[no-any-return]
 
     async def delete(self, session_id: str) -> None:
         """Delete the session (404 when there is none)."""
@@ -205,9 +272,14 @@ class SessionService:
     def passivate_idle(self, idle_s: float | None = None) -> int:
         """Drop sessions unused for ``idle_s`` (default: the host's) from memory; how many."""
         cutoff = time.monotonic() - (self.idle_s if idle_s is None else idle_s)
-        idle = [sid for sid, a in self._active.items() if a.last_used <= cutoff and not a.lock.locked()]
+        idle = [
+            sid
+            for sid, a in self._active.items()
+            if a.last_used <= cutoff and not a.lock.locked() and a.draining is None
+        ]
         for session_id in idle:
             del self._active[session_id]
+        self.feed.drop_idle(self.idle_s)
         return len(idle)
 
     def info(self) -> dict[str, Any]:
@@ -221,19 +293,24 @@ class SessionService:
         self.store.close()
 
 
-RESERVED_EVENT_PREFIXES = ("session.", "run.", "node.")
-
-
-def _check_event(event_type: Any, data: Any) -> None:
-    if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
-        raise InvalidRequestError(f"An event type must be a string of 1-200 characters, got {event_type!r}.")
-    if event_type.startswith(RESERVED_EVENT_PREFIXES):
-        raise InvalidRequestError(
-            f"Event type {event_type!r} uses a reserved prefix {RESERVED_EVENT_PREFIXES}; choose another name.",
-            event_type=event_type,
+def _apply(session_id: str, turn: _Turn, state: dict[str, Any], version: int) -> dict[str, Any]:
+    if turn.if_version is not None and turn.if_version != version:
+        raise PreconditionFailedError(
+            f"Session {session_id!r} is at version {version}, not {turn.if_version}; "
+            "GET it and retry with the current version.",
+            session_id=session_id,
+            current_version=version,
         )
-    if not isinstance(data, dict):
-        raise InvalidRequestError("Event data must be a JSON object.", event_type=event_type)
+    new_state = turn.change(state)
+    if not isinstance(new_state, dict):
+        raise InvalidRequestError(
+            f"A session update must produce a JSON object, got {type(new_state).__name__}.", session_id=session_id
+        )
+    return new_state
+
+
+def _changed_elsewhere(session_id: str) -> ConflictError:
+    return ConflictError(f"Session {session_id!r} changed elsewhere meanwhile; retry.", session_id=session_id)
 
 
 def _not_found(session_id: str) -> NotFoundError:

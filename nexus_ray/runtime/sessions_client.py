@@ -9,11 +9,14 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import NotFoundError
+from .batching import BatcherCache
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id
 
 DEDICATED_SUFFIX = "-d"
+# Quick, non-blocking SessionHost methods that are batched (long polls are sent alone).
+SESSION_BATCHED = frozenset({"create", "get", "patch", "turn", "sync", "emit", "delete", "complete_run"})
 
 
 class SessionsClient:
@@ -39,9 +42,13 @@ class SessionsClient:
         self.ring = HashRing(list(hosts))
         self.prefix, self.settings, self.dedicated_by_default = prefix, settings or {}, dedicated_by_default
         self._dedicated: dict[str, ActorHandle] = {}
+        self.batchers = BatcherCache(max_inflight=1, max_batch=256, wait_s=0.05)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_dedicated": {}}  # handles are looked up again where used
+
+    def _host_key(self, session_id: str) -> str:
+        return session_id if session_id.endswith(DEDICATED_SUFFIX) else self.ring.member_for(session_id)
 
     def host_for(self, session_id: str) -> ActorHandle:
         """The actor that hosts ``session_id``."""
@@ -57,11 +64,15 @@ class SessionsClient:
         return handle
 
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
-        """``method`` on the host of ``session_id``."""
+        """``method`` on the host of ``session_id``; quick methods are batched with
+        concurrent calls to the same host (see batching.py), others sent alone."""
         for attempt in (1, 2):
+            host = self.host_for(session_id)
             try:
-                return await getattr(self.host_for(session_id), method).remote(*args)
-            except (RayTaskError, RayActorError) as exc:
+                if method in SESSION_BATCHED:
+                    return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
+                return await getattr(host, method).remote(*args)
+            except (RayTaskError, RayActorError, NotFoundError) as exc:
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
 
@@ -70,7 +81,7 @@ class SessionsClient:
         for attempt in (1, 2):
             try:
                 return ray.get(getattr(self.host_for(session_id), method).remote(*args))
-            except (RayTaskError, RayActorError) as exc:
+            except (RayTaskError, RayActorError, NotFoundError) as exc:
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
 
@@ -82,9 +93,11 @@ class SessionsClient:
         if dedicated and isinstance(exc, RayActorError) and attempt == 1:
             self._dedicated.pop(session_id, None)
             return
-        error = translate_ray_error(exc)
+        error = exc if isinstance(exc, NotFoundError) else translate_ray_error(exc)
         if dedicated and isinstance(error, NotFoundError):
             self.release(session_id)
+        if error is exc:
+            raise error
         raise error from exc
 
     def new_session_id(self, dedicated: bool | None) -> str:
@@ -115,6 +128,11 @@ class SessionsClient:
         if session_id.endswith(DEDICATED_SUFFIX):
             ray.kill(self.host_for(session_id), no_restart=True)
             self._dedicated.pop(session_id, None)
+
+    async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """A session's events after ``after`` (a long poll of up to ``timeout_s``) and
+        whether it was deleted."""
+        return await self.call("wait_events", session_id, session_id, after, timeout_s)  # type: ignore[no-any-return]
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """A session's state and version."""

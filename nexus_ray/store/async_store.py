@@ -3,7 +3,9 @@
 Every call runs on one dedicated thread (the event loop never waits on the database).
 Calls that queue up while a transaction runs are executed together in the next one, so
 under load many runs' checkpoints share one commit. A caller's future resolves only after
-the commit that made its write durable.
+the commit that made its write durable. Events the store appended are handed to
+``on_events`` on the caller's event loop after their commit, in commit order (so a
+subscriber never sees an event the store could still lose).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from .store import Store
 logger = logging.getLogger("nexus_ray.store")
 MAX_GROUP = 256
 _Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
+EventsCallback = Callable[[list[dict[str, Any]]], None]
 
 
 class AsyncStore:
     """Async facade of the :class:`Store` that ``factory`` builds on the store thread."""
 
-    def __init__(self, factory: Callable[[], Store]) -> None:
+    def __init__(self, factory: Callable[[], Store], on_events: EventsCallback | None = None) -> None:
+        self.on_events = on_events
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         ready: queue.SimpleQueue[BaseException | Store] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, args=(factory, ready), name="nexus-store", daemon=True)
@@ -44,9 +48,10 @@ class AsyncStore:
         return await future
 
     def submit(self, method: str, /, *args: Any, **kwargs: Any) -> None:
-        """Queue a write without waiting for it. Calls commit in order, so it is durable no
-        later than any call queued after it; a failure is logged."""
-        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), None, None))
+        """Queue a write without waiting for it (from the event loop). Calls commit in
+        order, so it is durable no later than any call queued after it; a failure is logged."""
+        loop = asyncio.get_running_loop()
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, None))
 
     def close(self) -> None:
         """Finish queued calls, close the connection, stop the thread."""
@@ -74,43 +79,57 @@ class AsyncStore:
                     self._queue.put(None)
                     break
                 group.append(item)
-            _settle(self._run_group(store, group))
+            outcomes, events = self._run_group(store, group)
+            self._settle(outcomes, events)
         store.close()
 
     @staticmethod
-    def _run_group(store: Store, group: list[_Call]) -> list[tuple[_Call, bool, Any]]:
+    def _run_group(store: Store, group: list[_Call]) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
+        store.appended.clear()
         try:
             with store.transaction():
                 results = [fn() for fn, _, _ in group]
-            return [(call, True, r) for call, r in zip(group, results, strict=True)]
+            return [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
         except Exception:
             # One call failed and took the shared transaction with it: run each alone.
-            outcomes = []
+            outcomes, events = [], []
             for call in group:
+                store.appended.clear()
                 try:
                     with store.transaction():
                         outcomes.append((call, True, call[0]()))
+                    events.extend(store.appended)
                 except Exception as exc:
                     outcomes.append((call, False, exc))
-            return outcomes
+            return outcomes, events
+
+    def _settle(self, outcomes: list[tuple[_Call, bool, Any]], events: list[dict[str, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (fn, loop, future), ok, value in outcomes:
+            if loop is not None:
+                by_loop.setdefault(loop, [])
+            if future is None:  # submitted without waiting
+                if not ok:
+                    logger.error("store write %s failed: %r", getattr(fn, "func", fn), value)
+                continue
+            by_loop.setdefault(loop, []).append((future, ok, value))  # type: ignore[arg-type]
+        publish = self.on_events if events else None
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items, publish, events)
+            except RuntimeError:  # the caller's loop is closed: nobody waits any more
+                logger.debug("store result for a closed event loop dropped")
+            publish = None  # events go to one loop (a service has one)
 
 
-def _settle(outcomes: list[tuple[_Call, bool, Any]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for (fn, loop, future), ok, value in outcomes:
-        if loop is None or future is None:  # submitted without waiting
-            if not ok:
-                logger.error("store write %s failed: %r", getattr(fn, "func", fn), value)
-            continue
-        by_loop.setdefault(loop, []).append((future, ok, value))
-    for loop, items in by_loop.items():
+def _resolve(
+    items: list[tuple[asyncio.Future[Any], bool, Any]], publish: EventsCallback | None, events: list[dict[str, Any]]
+) -> None:
+    if publish is not None:  # first, so a caller that resumes finds its events published
         try:
-            loop.call_soon_threadsafe(_resolve, items)
-        except RuntimeError:  # the caller's loop is closed: nobody waits any more
-            logger.debug("store result for a closed event loop dropped")
-
-
-def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+            publish(events)
+        except Exception:
+            logger.exception("publishing %d events failed", len(events))
     for future, ok, value in items:
         if future.done():
             continue

@@ -3,6 +3,7 @@ events and idempotency keys). One implementation over either backend."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pydantic_core
 
 from ..errors import NexusError, RuntimeUnavailableError
 from ..workflow import NodeStatus, RunStatus
+from ..workflow.events import node_event, run_end_event
 from .backends import Backend
 from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -42,6 +44,10 @@ class Store:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._depth = 0
+        self._savepoints = 0
+        # Events appended since the owner last cleared it (AsyncStore publishes them after
+        # their commit; rolled-back ones are dropped).
+        self.appended: list[dict[str, Any]] = []
         self.migrate()
 
     # -- schema -------------------------------------------------------------------------
@@ -91,6 +97,28 @@ class Store:
         if self._depth == 0:
             self.backend.commit()
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Like :meth:`transaction`, but inside an outer transaction a failure undoes only
+        this block (a savepoint), not the outer transaction's other work."""
+        if self._depth == 0:
+            with self.transaction():
+                yield
+            return
+        self._savepoints += 1
+        name, mark = f"nexus_sp{self._savepoints}", len(self.appended)
+        self.backend.execute(f"SAVEPOINT {name}")
+        try:
+            with self.transaction():
+                yield
+        except BaseException:
+            self.backend.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            del self.appended[mark:]
+            raise
+        finally:
+            self._savepoints -= 1
+        self.backend.execute(f"RELEASE SAVEPOINT {name}")
+
     def _transact(self, fn: Callable[[], T]) -> T:
         with self.transaction():
             return fn()
@@ -111,20 +139,22 @@ class Store:
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
-        rows = self._transact(
-            lambda: self.backend.execute(
+        with self.transaction():
+            rows = self.backend.execute(
                 f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id),
             )
-        )
+            if rows:
+                self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
         return bool(rows)
 
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
-        """Commit a node's state (its outputs before any dependent node starts)."""
+        """Commit a node's state (its outputs before any dependent node starts), with its
+        ``node.*`` event."""
         c = checkpoint
-        self._transact(
-            lambda: self.backend.execute(
+        with self.transaction():
+            self.backend.execute(
                 "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
                 " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
                 " DO UPDATE SET status = excluded.status,"
@@ -141,20 +171,25 @@ class Store:
                     c.duration_ms,
                 ),
             )
-        )
+            event_type, data = node_event(
+                c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
+            )
+            self.append_event("run", run_id, event_type, data)
 
     def finish_run(
         self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> bool:
-        """Record a terminal status; False when the run was already finished (e.g. cancelled)."""
+        """Record a terminal status (with its ``run.<status>`` event); False when the run was
+        already finished (e.g. cancelled)."""
         now = time.time()
-        rows = self._transact(
-            lambda: self.backend.execute(
+        with self.transaction():
+            rows = self.backend.execute(
                 "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
                 " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?) RETURNING run_id",
                 (status.value, _dump_opt(outputs), _dump_opt(error), now, now, run_id, *_ACTIVE),
             )
-        )
+            if rows:
+                self.append_event("run", run_id, *run_end_event(status, outputs, error))
         return bool(rows)
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -223,19 +258,32 @@ class Store:
     def save_session(self, session_id: str, state: dict[str, Any], expected_version: int) -> SessionRecord | None:
         """Store a new state if the session is still at ``expected_version`` (with its
         ``session.updated`` event); the new record, else None (changed, deleted or expired)."""
+        saved = self.save_session_states(session_id, [state], expected_version)
+        return None if saved is None else saved[0]
+
+    def save_session_states(
+        self, session_id: str, states: list[dict[str, Any]], expected_version: int
+    ) -> list[SessionRecord] | None:
+        """Store several consecutive turns of a session at once: the last state is kept,
+        each turn gets its version and ``session.updated`` event. The records, else None
+        (the session is no longer at ``expected_version``, deleted or expired)."""
         now = time.time()
         with self.transaction():
             rows = self.backend.execute(
-                "UPDATE sessions SET state = ?, version = version + 1, updated_at = ?,"
+                "UPDATE sessions SET state = ?, version = version + ?, updated_at = ?,"
                 " expires_at = CASE WHEN ttl_s IS NULL THEN NULL ELSE ? + ttl_s END"
                 " WHERE session_id = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)"
                 f" RETURNING {_SESSION_COLUMNS}",
-                (_dump(state), now, now, session_id, expected_version, now),
+                (_dump(states[-1]), len(states), now, now, session_id, expected_version, now),
             )
             if not rows:
                 return None
-            saved = _session(rows[0])
-            self.append_event("session", session_id, "session.updated", {"state": state, "version": saved.version})
+            last = _session(rows[0])
+            saved = []
+            for i, state in enumerate(states, start=1):
+                version = expected_version + i
+                saved.append(dataclasses.replace(last, state=state, version=version))
+                self.append_event("session", session_id, "session.updated", {"state": state, "version": version})
         return saved
 
     def finish_run_in_session(
@@ -245,17 +293,23 @@ class Store:
         outputs: dict[str, Any] | None,
         error: dict[str, Any] | None,
         session_id: str,
-        state: dict[str, Any],
+        state: dict[str, Any] | None,
         expected_version: int,
     ) -> SessionRecord | None:
-        """Record a run's end and its session's new state in one transaction; None (and
-        nothing written) when the session is no longer at ``expected_version``."""
+        """Record a run's end, its session's new state (unless ``state`` is None) and a
+        ``session.run_completed`` event in one transaction; None (and nothing written) when
+        the session is no longer at ``expected_version``."""
         try:
-            with self.transaction():
+            with self.atomic():
                 self.finish_run(run_id, status, outputs, error)
-                saved = self.save_session(session_id, state, expected_version)
-                if saved is None:
+                saved = self.get_session(session_id) if state is None else None
+                if state is not None:
+                    saved = self.save_session(session_id, state, expected_version)
+                if saved is None or saved.version != expected_version + (state is not None):
                     raise _SessionMoved
+                self.append_event(
+                    "session", session_id, "session.run_completed", {"run_id": run_id, "status": status.value}
+                )
                 return saved
         except _SessionMoved:
             return None
@@ -307,7 +361,18 @@ class Store:
                 (scope, scope_id, event_type, _dump(data), now, scope, scope_id),
             )
         )
-        return {"seq": rows[0][0], "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
+        event = {"seq": rows[0][0], "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
+        self.appended.append(event)
+        return event
+
+    def last_event_seq(self, scope: str, scope_id: str) -> int:
+        """The sequence number of a log's last event (0 when it has none)."""
+        rows = self._transact(
+            lambda: self.backend.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+            )
+        )
+        return int(rows[0][0])
 
     def list_events(
         self, scope: str, scope_id: str, event_type: str | None = None, after: int = 0, limit: int = 100

@@ -19,6 +19,7 @@ from .graph_types import Connection
 from .node import Node, NodeContext
 from .paths import PathError, get_path
 from .policy import NodeTimeoutError
+from .progress import CURRENT_NODE, NodeEvents
 from .result import NodeRecord, NodeStatus, RunStatus
 
 
@@ -39,6 +40,10 @@ class EngineHooks:
 
     async def node_skipped(self, node_id: str, reason: str) -> None:
         """A node will not run (a Switch branch not taken upstream)."""
+
+    def node_event(self, node_id: str, event_type: str, data: dict[str, Any]) -> None:
+        """A running node emitted an event (``nexus_ray.progress``/``emit``); called on the
+        engine's event loop."""
 
 
 @dataclass
@@ -206,6 +211,8 @@ class _Run:
 
     async def _attempt(self, node_id: str, attempt: int, timeout_s: float | None) -> dict[str, Any]:
         ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor, attempt)
+        # This attempt runs in its own task, so the variable is this node's alone.
+        CURRENT_NODE.set(NodeEvents(asyncio.get_running_loop(), self.hooks, node_id))
         node, resources = self.workflow.nodes[node_id], self.workflow.resources.get(node_id)
         if resources is None:
             work = node.run(self.values[node_id], ctx)

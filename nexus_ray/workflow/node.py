@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import difflib
 import functools
 from collections.abc import Callable, Mapping
@@ -39,10 +40,24 @@ class NodeContext:
         after a crash), so a node calling an external service can deduplicate retries."""
         return f"{self.run_id}:{self.node_id}"
 
+    def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report this node's progress (see ``nexus_ray.progress``)."""
+        from .progress import progress
+
+        progress(fraction, message)
+
+    def emit(self, event_type: str, data: dict[str, Any] | None = None) -> None:
+        """Add a custom event to the run's stream (see ``nexus_ray.emit``)."""
+        from .progress import emit
+
+        emit(event_type, data)
+
     async def run_sync(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn`` in the node thread pool and await its result."""
+        """Run blocking ``fn`` in the node thread pool and await its result (with this
+        node's context, so ``nexus_ray.progress`` works there too)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self.executor, call)
 
 
 class Node:

@@ -41,9 +41,14 @@ class InProcessRunner:
         return await self.service.get_run(run_id)
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        return await self.service.execute_in_session(name, inputs, new_run_id(), session_id, wait)
+        if idempotency_key is None:
+            return await self.service.execute_in_session(name, inputs, new_run_id(), session_id, wait)
+        digest = request_hash(name, {"inputs": inputs, "session_id": session_id})
+        return await self.service.execute_idempotent_in_session(
+            idempotency_key, digest, name, inputs, new_run_id(), session_id, wait
+        )
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         return await self.service.cancel(run_id)
@@ -63,6 +68,10 @@ class InProcessSessions:
         self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
     ) -> dict[str, Any]:
         return await self.service.create(state, ttl_s)
+
+    async def call(self, method: str, session_id: str, *args: Any) -> Any:
+        """The SessionCaller a RunService uses (complete_run has the host's signature)."""
+        return await getattr(self.service, method)(*args)
 
 
 async def nap(seconds: float) -> float:
@@ -84,9 +93,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
     workflows = {name: item.workflow for name, item in app.workflows.items()}
     db = tmp_path_factory.mktemp("store") / "nexus.db"
-    service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)))
     sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
     gateway = InProcessSessions(sessions)
+    service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=gateway)
     http_app = build_http_app(app.workflows, InProcessRunner(service), gateway, Settings(max_body_bytes=1024))
     with TestClient(http_app) as client:
         yield client  # one event loop for the whole module: async runs outlive their request
@@ -303,8 +312,18 @@ def test_session_creation_errors(client: TestClient) -> None:
     assert client.post("/sessions").status_code == 201  # no body: an empty session
 
 
-def test_session_id_with_idempotency_key_is_refused_clearly(client: TestClient) -> None:
-    sid = client.post("/sessions", json={}).json()["session_id"]
-    body = {"inputs": {"name": "a"}, "session_id": sid}
-    r = client.post("/workflows/greet/execute", json=body, headers={"Idempotency-Key": "k"})
-    assert "not supported yet" in problem(r, 400)["detail"]
+def test_idempotency_key_with_a_session(client: TestClient) -> None:
+    sid = client.post("/sessions", json={"state": {"name": "Ada"}}).json()["session_id"]
+    other = client.post("/sessions", json={"state": {"name": "Bob"}}).json()["session_id"]
+    key = {"Idempotency-Key": "in-session-1"}
+    body = {"inputs": {"excited": True}, "session_id": sid}
+    first = client.post("/workflows/greet/execute", json=body, headers=key).json()
+    assert first["outputs"]["greet"]["result"] == "Hello, Ada!"
+    client.patch(f"/sessions/{sid}", json={"name": "Eve"})  # the request, not the state, is what counts
+    again = client.post("/workflows/greet/execute", json=body, headers=key).json()
+    assert again["run_id"] == first["run_id"] and again["outputs"]["greet"]["result"] == "Hello, Ada!"
+    moved = problem(client.post("/workflows/greet/execute", json={**body, "session_id": other}, headers=key), 409)
+    assert moved["run_id"] == first["run_id"]
+    problem(client.post("/workflows/greet/execute", json={"inputs": {}, "session_id": sid}, headers=key), 409)
+    listed = client.get("/runs", params={"session_id": sid}).json()["runs"]
+    assert [r["run_id"] for r in listed] == [first["run_id"]]

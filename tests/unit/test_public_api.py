@@ -28,7 +28,9 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "WorkflowError",
         "WorkflowNotFoundError",
         "__version__",
+        "emit",
         "node",
+        "progress",
     ]
     for name in nexus_ray.__all__:
         assert hasattr(nexus_ray, name)

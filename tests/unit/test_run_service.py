@@ -1,4 +1,4 @@
-"""RunService (the RunHost's logic) in-process, with and without a store: batching,
+"""RunService (the RunHost's logic) in-process, with and without a store:
 checkpoints, idempotent re-execution, adoption and resumption of orphaned runs."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_ray import NotFoundError, WorkflowNotFoundError
-from nexus_ray.runtime.dispatch import RunRequest
+from nexus_ray import NotFoundError
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import NodeCheckpoint, Store
 from nexus_ray.store.backends import SQLiteBackend
@@ -47,22 +46,13 @@ def service(store_path: Path | None = None, lease_s: float = 10.0) -> RunService
     return RunService("h0", workflows, store_factory=factory, lease_s=lease_s)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("durable", [False, True])
-async def test_batch_returns_fast_runs_and_marks_slow_ones_pending(durable: bool, tmp_path: Path) -> None:
-    svc = service(tmp_path / "s.db" if durable else None)
-    requests = [
-        RunRequest("dpo", double_plus_one().resolve_inputs({"x": 1}), "r1"),
-        RunRequest("nap", {"nap": {"seconds": 0.3}}, "r2"),
-        RunRequest("missing", {}, "r3"),
-    ]
-    started = time.perf_counter()
-    replies = await svc.execute_batch(requests, wait_s=0.05)
-    assert time.perf_counter() - started < 0.25
-    assert replies[0][0] == "ok" and replies[0][1]["outputs"]["add_one"]["result"]["value"] == 3
-    assert replies[1] == ("pending", None)
-    assert replies[2][0] == "error" and isinstance(replies[2][1], WorkflowNotFoundError)
+async def test_a_run_still_going_is_awaited_by_id(tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db")
+    task = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 0.2}}, "r2"))
+    await asyncio.sleep(0.05)
     result = await svc.wait_for("r2")
-    assert result["status"] == "completed" and result["outputs"]["nap"]["result"] == 0.3
+    assert result["status"] == "completed" and result["outputs"]["nap"]["result"] == 0.2
+    assert (await task)["run_id"] == "r2"
     svc.close()
 
 

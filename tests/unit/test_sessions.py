@@ -71,6 +71,33 @@ async def test_concurrent_turns_are_serialized(sessions: SessionService) -> None
     assert final["state"]["n"] == 100 and final["version"] == 101
 
 
+async def test_queued_turns_commit_together_each_with_its_own_version_and_event(
+    sessions: SessionService,
+) -> None:
+    sid = (await sessions.create({"n": 0}))["session_id"]
+
+    def boom(state: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("bad change")
+
+    replies = await asyncio.gather(
+        sessions.turn(sid, lambda s: {"n": s["n"] + 1}),
+        sessions.turn(sid, boom),
+        sessions.turn(sid, lambda s: {"n": s["n"] + 1}),
+        sessions.patch(sid, {"n": 99}, if_version=1),  # stale by the time it is applied
+        sessions.turn(sid, lambda s: {"n": s["n"] + 1}, if_version=3),
+        sessions.turn(sid, lambda s: ["not", "an", "object"]),
+        return_exceptions=True,
+    )
+    assert [r["version"] for r in replies if isinstance(r, dict)] == [2, 3, 4]
+    assert [r["state"]["n"] for r in replies if isinstance(r, dict)] == [1, 2, 3]
+    assert isinstance(replies[1], ValueError)
+    assert isinstance(replies[3], PreconditionFailedError) and replies[3].details["current_version"] == 3
+    assert isinstance(replies[5], InvalidRequestError) and "got list" in str(replies[5])
+    updates = await sessions.events(sid, "session.updated")
+    assert [(e["data"]["version"], e["data"]["state"]["n"]) for e in updates] == [(2, 1), (3, 2), (4, 3)]
+    assert (await sessions.get(sid))["version"] == 4
+
+
 async def test_ttl_expiry(sessions: SessionService) -> None:
     sid = (await sessions.create({}, ttl_s=0.05))["session_id"]
     await asyncio.sleep(0.1)

@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from ... import __version__
-from ...errors import InvalidRequestError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...settings import Settings
@@ -85,9 +84,7 @@ def _execute_endpoint(
         key = idempotency_key(request)
         wait = envelope.mode == "sync"
         if envelope.session_id is not None:
-            if key is not None:
-                raise InvalidRequestError("Idempotency-Key together with session_id is not supported yet; send one.")
-            result = await runner.execute_in_session(name, envelope.inputs, envelope.session_id, wait)
+            result = await runner.execute_in_session(name, envelope.inputs, envelope.session_id, wait, key)
             return _run_response(result, wait)
         node_inputs = workflow.resolve_inputs(envelope.inputs, name)
         if key is not None:

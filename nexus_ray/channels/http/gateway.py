@@ -19,9 +19,10 @@ class RunGateway(Protocol):
         ...
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool
+        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Execute (``wait``) or start in a session; inputs are resolved with its state."""
+        """Execute (``wait``) or start in a session; inputs are resolved with its state.
+        Under an idempotency key, the same inputs and session give the same run."""
         ...
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:

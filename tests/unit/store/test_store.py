@@ -127,6 +127,16 @@ def test_sessions_versions_ttl_and_listing(store: Store) -> None:
     assert store.get_session("s1") is None
 
 
+def test_several_turns_saved_at_once_keep_a_version_and_event_each(store: Store) -> None:
+    store.create_session("s", {"n": 0}, ttl_s=None)
+    saved = store.save_session_states("s", [{"n": 1}, {"n": 2}, {"n": 3}], expected_version=1)
+    assert saved is not None and [(r.version, r.state) for r in saved] == [(2, {"n": 1}), (3, {"n": 2}), (4, {"n": 3})]
+    assert store.get_session("s") == saved[-1]
+    assert store.save_session_states("s", [{"n": 9}], expected_version=3) is None  # stale: nothing written
+    updates = store.list_events("session", "s", "session.updated")
+    assert [e["data"]["version"] for e in updates] == [2, 3, 4]
+
+
 def test_session_ttl_slides_on_change(store: Store) -> None:
     first = store.create_session("s", {}, ttl_s=60)
     time.sleep(0.02)

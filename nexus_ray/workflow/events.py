@@ -1,0 +1,69 @@
+"""The events a run produces, named and shaped in one place (the store writes them with
+each change; a host without a store publishes the same ones from memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequestError
+from .result import NodeStatus, RunStatus
+
+RUN_TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
+SESSION_TERMINAL = frozenset({"session.deleted"})
+
+_NODE_EVENT = {
+    NodeStatus.RUNNING: "node.started",
+    NodeStatus.COMPLETED: "node.completed",
+    NodeStatus.FAILED: "node.failed",
+    NodeStatus.SKIPPED: "node.skipped",
+}
+
+
+def node_event(
+    node_id: str,
+    status: NodeStatus,
+    *,
+    outputs: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    reason: str | None = None,
+    duration_ms: float | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """(type, data) of a node state change: node.started / completed (with outputs and
+    duration) / failed (with the error) / skipped (with the reason)."""
+    data: dict[str, Any] = {"node": node_id}
+    if status == NodeStatus.COMPLETED:
+        data |= {"outputs": outputs or {}, "duration_ms": duration_ms}
+    elif status == NodeStatus.FAILED:
+        data["error"] = error
+    elif status == NodeStatus.SKIPPED:
+        data["reason"] = reason
+    return _NODE_EVENT[status], data
+
+
+def run_end_event(
+    status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """(type, data) of a run's end: run.completed (outputs), run.failed (error, outputs so
+    far) or run.cancelled."""
+    if status == RunStatus.COMPLETED:
+        return "run.completed", {"status": status.value, "outputs": outputs or {}}
+    if status == RunStatus.CANCELLED:
+        return "run.cancelled", {"status": status.value}
+    return "run.failed", {"status": status.value, "error": error, "outputs": outputs or {}}
+
+
+RESERVED_EVENT_PREFIXES = ("session.", "run.", "node.")
+
+
+def check_custom_event(event_type: Any, data: Any) -> None:
+    """Refuse a custom event whose type is empty, too long or reserved, or whose data is
+    not a JSON object."""
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
+        raise InvalidRequestError(f"An event type must be a string of 1-200 characters, got {event_type!r}.")
+    if event_type.startswith(RESERVED_EVENT_PREFIXES):
+        raise InvalidRequestError(
+            f"Event type {event_type!r} uses a reserved prefix {RESERVED_EVENT_PREFIXES}; choose another name.",
+            event_type=event_type,
+        )
+    if not isinstance(data, dict):
+        raise InvalidRequestError("Event data must be a JSON object.", event_type=event_type)

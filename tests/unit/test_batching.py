@@ -1,0 +1,101 @@
+"""CallBatcher and BatchTarget without Ray: calls that arrive while a batch is out are sent
+together; slow calls are parked and claimed; errors reach their own caller only."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import time
+from typing import Any
+
+import pytest
+
+from nexus_ray import NotFoundError, RuntimeUnavailableError
+from nexus_ray.runtime.batching import BatcherCache, BatchTarget, CallBatcher
+
+
+class Target(BatchTarget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def double(self, x: int) -> int:
+        return 2 * x
+
+    async def nap(self, seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    async def missing(self, key: str) -> None:
+        raise NotFoundError(f"no {key}")
+
+
+class Method:
+    """``handle.method.remote(*args)`` for an in-process target, like a Ray actor handle."""
+
+    def __init__(self, target: Target, name: str) -> None:
+        self.target, self.name = target, name
+
+    def remote(self, *args: Any) -> Any:
+        if self.name == "call_batch":
+            self.target.batches.append(len(args[0]))
+        return getattr(self.target, self.name)(*args)
+
+
+class Handle:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    def __getattr__(self, name: str) -> Method:
+        return Method(self.target, name)
+
+
+async def test_concurrent_calls_are_coalesced_and_each_gets_its_own_value() -> None:
+    target = Target()
+    batcher = CallBatcher(Handle(target))  # type: ignore[arg-type]
+    values = await asyncio.gather(*(batcher.call("double", i) for i in range(50)))
+    assert values == [2 * i for i in range(50)]
+    assert target.batches == [1, 49]  # the first goes at once, the rest wait for it together
+
+
+async def test_a_slow_call_is_parked_and_does_not_hold_back_the_batch() -> None:
+    target = Target()
+    batcher = CallBatcher(Handle(target), wait_s=0.02)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    slow = asyncio.ensure_future(batcher.call("nap", 0.3))
+    fast = [asyncio.ensure_future(batcher.call("double", i)) for i in range(3)]
+    assert await asyncio.gather(*fast) == [0, 2, 4]
+    assert time.perf_counter() - started < 0.2
+    assert await slow == 0.3
+    assert target._parked == {}
+
+
+async def test_an_error_reaches_only_its_caller() -> None:
+    batcher = CallBatcher(Handle(Target()))  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        batcher.call("double", 1), batcher.call("missing", "k"), batcher.call("double", 2), return_exceptions=True
+    )
+    assert results[0] == 2 and results[2] == 4
+    assert isinstance(results[1], NotFoundError) and str(results[1]) == "no k"
+
+
+async def test_claiming_a_call_lost_with_a_restart_says_so() -> None:
+    with pytest.raises(RuntimeUnavailableError, match="restarted while the call was in flight"):
+        await Target().claim(7)
+
+
+def test_each_event_loop_gets_its_own_batcher_and_pickling_drops_them() -> None:
+    cache = BatcherCache(wait_s=0.01)
+    handle = Handle(Target())
+    seen = []
+
+    async def one() -> int:
+        batcher = cache.get("h0", handle)  # type: ignore[arg-type]
+        seen.append(batcher)
+        assert cache.get("h0", handle) is batcher  # type: ignore[arg-type]
+        return await batcher.call("double", 3)  # type: ignore[no-any-return]
+
+    assert asyncio.run(one()) == 6 and asyncio.run(one()) == 6  # a fresh loop works
+    assert seen[0] is not seen[1]
+    copy = pickle.loads(pickle.dumps(cache))
+    assert copy.options == {"wait_s": 0.01} and len(copy._by_loop) == 0

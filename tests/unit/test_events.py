@@ -1,0 +1,131 @@
+"""Run and session events in-process: what a run emits, in order, persisted with each
+change; long polls that wait without polling; the hub that fans one poll out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nexus_ray
+from nexus_ray import NexusError, NotFoundError, WorkflowBuilder
+from nexus_ray.runtime.run_service import RunService
+from nexus_ray.runtime.session_service import SessionService
+from nexus_ray.runtime.subscriptions import EventHub
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
+
+
+def halve(x: int) -> int:
+    nexus_ray.progress(0.5, "halfway")  # from the node thread pool
+    return x // 2
+
+
+async def shout(y: int) -> str:
+    nexus_ray.emit("note", {"text": "loud"})
+    await asyncio.sleep(0.05)
+    return f"{y}!"
+
+
+def pipeline() -> Any:
+    b = WorkflowBuilder().add_node(halve, "halve").add_node(shout, "shout")
+    return b.add_connection("halve", "result", "shout", "y").build()
+
+
+def service(path: Path | None) -> RunService:
+    factory = (lambda: Store(SQLiteBackend(path))) if path else None
+    return RunService("h0", {"p": pipeline()}, store_factory=factory)
+
+
+async def collect(stream: AsyncIterator[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    return [event async for event in stream if event is not None]
+
+
+EXPECTED = [
+    ("run.started", None),
+    ("node.started", "halve"),
+    ("node.progress", "halve"),
+    ("node.completed", "halve"),
+    ("node.started", "shout"),
+    ("note", "shout"),
+    ("node.completed", "shout"),
+    ("run.completed", None),
+]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_run_streams_every_event_in_order_ending_with_its_outputs(durable: bool, tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db" if durable else None)
+    hub = EventHub("run", svc.wait_events)
+    run = asyncio.ensure_future(svc.execute("p", {"halve": {"x": 8}}, "r1"))
+    await asyncio.sleep(0)
+    events = await collect(hub.subscribe("r1"))
+    assert [(e["type"], e["data"].get("node")) for e in events] == EXPECTED
+    assert [e["seq"] for e in events] == list(range(1, 9)) and {e["run_id"] for e in events} == {"r1"}
+    assert events[2]["data"] == {"node": "halve", "fraction": 0.5, "message": "halfway"}
+    assert events[-1]["data"]["outputs"]["shout"] == {"result": "4!"}
+    assert (await run)["status"] == "completed"
+    replay = await collect(hub.subscribe("r1", after=5))  # a finished run replays from a cursor and ends
+    assert [e["seq"] for e in replay] == [6, 7, 8]
+    if durable:
+        stored = await svc.store.call("list_events", "run", "r1")  # type: ignore[union-attr]
+        assert [e["type"] for e in stored] == [t for t, _ in EXPECTED]
+    svc.close()
+
+
+async def test_a_long_poll_waits_for_the_next_event_without_polling(tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db")
+    run = asyncio.ensure_future(svc.execute("p", {"halve": {"x": 2}}, "r2"))
+    events, _ = await svc.wait_events("r2", 0, 5.0)
+    started = time.perf_counter()
+    more, closed = await svc.wait_events("r2", events[-1]["seq"], 5.0)
+    assert more and more[0]["seq"] == events[-1]["seq"] + 1 and time.perf_counter() - started < 1.0
+    await run
+    last, closed = await svc.wait_events("r2", 8, 0.2)
+    assert last == [] and closed
+    with pytest.raises(NotFoundError):
+        await svc.wait_events("nope", 0, 0.1)
+    svc.close()
+
+
+async def test_progress_outside_a_node_says_where_it_works() -> None:
+    with pytest.raises(NexusError, match="only inside a node"):
+        nexus_ray.progress(0.1)
+
+
+async def test_session_subscribers_share_one_poll_and_all_see_each_update(tmp_path: Path) -> None:
+    sessions = SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    calls = 0
+
+    async def fetch(session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        nonlocal calls
+        calls += 1
+        return await sessions.wait_events(session_id, after, timeout_s)
+
+    hub = EventHub("session", fetch)
+
+    async def follow() -> list[int]:
+        seen = []
+        async for event in hub.subscribe(sid, after=1):
+            if event is not None and event["type"] == "session.updated":
+                seen.append(event["data"]["state"]["n"])
+            if event is not None and event["type"] == "session.deleted":
+                return seen
+        raise AssertionError("the stream ended without session.deleted")
+
+    followers = [asyncio.ensure_future(follow()) for _ in range(20)]
+    await asyncio.sleep(0.05)
+    for n in range(1, 11):
+        await sessions.patch(sid, {"n": n})
+    await sessions.delete(sid)
+    results = await asyncio.wait_for(asyncio.gather(*followers), 5)
+    assert results == [list(range(1, 11))] * 20
+    assert calls < 20 + 40  # one initial read each, then shared polls (not one per subscriber per event)
+    with pytest.raises(NotFoundError):
+        await collect(hub.subscribe("no-such-session"))
+    sessions.close()
