@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,9 @@ class InProcessRunner:
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
 
+    async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        return await self.service.wait_events(run_id, after, timeout_s)
+
     async def execute_in_session(
         self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
@@ -63,6 +67,7 @@ class InProcessSessions:
     def __init__(self, service: SessionService) -> None:
         self.service = service
         self.get, self.patch, self.delete, self.list = service.get, service.patch, service.delete, service.list
+        self.wait_events = service.wait_events
 
     async def create(
         self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
@@ -327,3 +332,97 @@ def test_idempotency_key_with_a_session(client: TestClient) -> None:
     problem(client.post("/workflows/greet/execute", json={"inputs": {}, "session_id": sid}, headers=key), 409)
     listed = client.get("/runs", params={"session_id": sid}).json()["runs"]
     assert [r["run_id"] for r in listed] == [first["run_id"]]
+
+
+def sse(response: Any) -> list[dict[str, Any]]:
+    """The events of an SSE response, checking each frame's id and event lines."""
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = []
+    for frame in response.text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if line and not line.startswith(":"))
+        if "data" in fields:
+            event = json.loads(fields["data"])
+            assert fields["id"] == str(event["seq"]) and fields["event"] == event["type"]
+            events.append(event)
+    return events
+
+
+def test_stream_mode_sends_every_event_as_sse_ending_with_the_outputs(client: TestClient) -> None:
+    r = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 5}, "mode": "stream"})
+    events = sse(r)
+    assert [e["type"] for e in events] == [
+        "run.started",
+        "node.started",
+        "node.completed",
+        "node.started",
+        "node.completed",
+        "run.completed",
+    ]
+    assert [e["seq"] for e in events] == list(range(1, 7))
+    assert events[-1]["data"]["outputs"]["add_one"]["result"]["value"] == 11
+    by_accept = client.post(
+        "/workflows/greet/execute", json={"inputs": {"name": "a"}}, headers={"Accept": "text/event-stream"}
+    )
+    assert sse(by_accept)[-1]["data"]["outputs"]["greet"]["result"] == "Hello, a."
+
+
+def test_run_events_resume_after_last_event_id_with_nothing_repeated(client: TestClient) -> None:
+    run_id = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 1}}).json()["run_id"]
+    everything = sse(client.get(f"/runs/{run_id}/events"))
+    rest = sse(client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "2"}))
+    assert rest == everything[2:]
+    assert sse(client.get(f"/runs/{run_id}/events", params={"after": 5})) == everything[5:]
+    assert problem(client.get("/runs/nope/events"), 404)["run_id"] == "nope"
+    assert problem(client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "x"}), 400)["header"]
+
+
+def test_websocket_runs_stream_events_and_bad_messages_get_errors(client: TestClient) -> None:
+    with client.websocket_connect("/ws/double_plus_one") as ws:
+        ws.send_text("not json")
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"inputs": {}})
+        invalid = ws.receive_json()
+        assert invalid["type"] == "error" and invalid["error"]["status"] == 422
+        ws.send_json({"inputs": {"x": 2}})
+        ws.send_json({"inputs": {"x": 3}})
+        ends: dict[str, Any] = {}
+        while len(ends) < 2:
+            event = ws.receive_json()
+            assert {"type", "seq", "run_id"} <= set(event)
+            if event["type"] == "run.completed":
+                ends[event["run_id"]] = event["data"]["outputs"]["add_one"]["result"]["value"]
+        assert sorted(ends.values()) == [5, 7]
+    with client.websocket_connect("/ws/nope") as ws:
+        assert ws.receive_json()["error"]["status"] == 404
+
+
+def test_websocket_cancel(client: TestClient) -> None:
+    with client.websocket_connect("/ws/nap") as ws:
+        ws.send_json({"inputs": {"seconds": 5}})
+        started = ws.receive_json()
+        assert started["type"] == "run.started"
+        ws.send_json({"cancel": started["run_id"]})
+        types = []
+        while not types or types[-1] != "run.cancelled":
+            types.append(ws.receive_json()["type"])
+        assert "run.completed" not in types
+
+
+def test_two_session_subscribers_both_receive_an_update_made_over_rest(client: TestClient) -> None:
+    sid = client.post("/sessions", json={"state": {"n": 0}}).json()["session_id"]
+    with client.websocket_connect(f"/ws/sessions/{sid}?after=1") as one:
+        with client.websocket_connect(f"/ws/sessions/{sid}?after=1") as two:
+            client.patch(f"/sessions/{sid}", json={"n": 1})
+            for ws in (one, two):
+                event = ws.receive_json()
+                assert event["type"] == "session.updated" and event["data"] == {"state": {"n": 1}, "version": 2}
+                assert event["session_id"] == sid and event["seq"] == 2
+    client.post("/workflows/greet/execute", json={"inputs": {"name": "z"}, "session_id": sid})
+    client.delete(f"/sessions/{sid}")
+    replay = sse(client.get(f"/sessions/{sid}/events"))
+    assert [e["type"] for e in replay] == [
+        "session.created",
+        "session.updated",
+        "session.run_completed",
+        "session.deleted",
+    ]

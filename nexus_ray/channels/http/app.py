@@ -20,6 +20,7 @@ from .models import Health, RunAccepted, RunResponse, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
 from .runs import add_run_routes
 from .sessions import SessionGateway, add_session_routes
+from .streams import Hubs, add_stream_routes, sse_response
 
 JSON = "application/json"
 IDEMPOTENCY_PARAMETER = {
@@ -52,10 +53,11 @@ def build_http_app(
     async def list_workflows() -> Response:
         return Response(pydantic_core.to_json([w.summary() for w in workflows.values()]), media_type=JSON)
 
+    hubs = Hubs(runner, sessions)
     for item in workflows.values():
         app.add_api_route(
             f"/workflows/{item.name}/execute",
-            _execute_endpoint(item, runner, settings.max_body_bytes),
+            _execute_endpoint(item, runner, hubs, settings.max_body_bytes),
             methods=["POST"],
             name=f"execute_{item.name}",
             summary=f"Execute {item.name}",
@@ -71,20 +73,24 @@ def build_http_app(
     app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
     add_run_routes(app, runner)
     add_session_routes(app, sessions, settings.max_body_bytes)
+    add_stream_routes(app, hubs, runner, workflows)
     return app
 
 
 def _execute_endpoint(
-    item: RegisteredWorkflow, runner: RunGateway, limit: int
+    item: RegisteredWorkflow, runner: RunGateway, hubs: Hubs, limit: int
 ) -> Callable[[Request], Awaitable[Response]]:
     name, workflow = item.name, item.workflow
 
     async def execute(request: Request) -> Response:
         envelope = parse_execute_request(await read_json_body(request, limit), name)
         key = idempotency_key(request)
-        wait = envelope.mode == "sync"
+        stream = envelope.mode == "stream" or "text/event-stream" in request.headers.get("accept", "")
+        wait = envelope.mode == "sync" and not stream
         if envelope.session_id is not None:
             result = await runner.execute_in_session(name, envelope.inputs, envelope.session_id, wait, key)
+            if stream:
+                return await sse_response(hubs.runs.subscribe(result["run_id"]))
             return _run_response(result, wait)
         node_inputs = workflow.resolve_inputs(envelope.inputs, name)
         if key is not None:
@@ -93,6 +99,8 @@ def _execute_endpoint(
             result = await runner.execute(name, node_inputs, new_run_id())
         else:
             result = await runner.start(name, node_inputs, new_run_id())
+        if stream:
+            return await sse_response(hubs.runs.subscribe(result["run_id"]))
         return _run_response(result, wait)
 
     return execute

@@ -29,6 +29,10 @@ class RunGateway(Protocol):
         """Start without waiting: ``{"run_id", "status"}``."""
         ...
 
+    async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """Events after ``after`` (a long poll) and whether the run ended."""
+        ...
+
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state."""
         ...

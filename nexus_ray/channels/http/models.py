@@ -20,8 +20,10 @@ class ExecuteRequest(BaseModel):
         description="Run in this session: its state is offered as inputs (explicit inputs win) and "
         "SessionUpdateNode patches are applied when the run completes.",
     )
-    mode: Literal["sync", "async"] = Field(
-        "sync", description="'sync': wait and return the outcome (200); 'async': return 202 with the run id at once."
+    mode: Literal["sync", "async", "stream"] = Field(
+        "sync",
+        description="'sync': wait and return the outcome (200); 'async': return 202 with the run id at once; "
+        "'stream': the run's events as SSE (also chosen by `Accept: text/event-stream`).",
     )
 
 
