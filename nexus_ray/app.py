@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RuntimeUnavailableError
+from .errors import InvalidRequestError, RuntimeUnavailableError
 from .registry import Catalog, RegisteredWorkflow, make_registered
 from .settings import Settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
@@ -46,6 +47,9 @@ class Nexus:
         self._catalog = Catalog()
         self._runtime: Any = None  # runtime.ray_cluster.RayRuntime once Ray is up
         self._pool: Any = None  # runtime.pool.RunHostPool
+        # Event subscriptions per event loop (runtime.subscriptions.EventHub by kind).
+        self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]]
+        self._hubs = weakref.WeakKeyDictionary()
         self._server: ServerInfo | None = None
 
     # -- registration -------------------------------------------------------------------
@@ -255,6 +259,38 @@ class Nexus:
         self._ensure_runtime()
         key = session_id or ""
         return self._pool.sessions().call_blocking("emit", key, session_id, event_type, data or {})  # type: ignore[no-any-return]
+
+    def emit(
+        self, event_type: str, data: dict[str, Any] | None = None, *, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Same as :meth:`broadcast_event`."""
+        return self.broadcast_event(event_type, data, session_id=session_id)
+
+    async def events(
+        self, *, run_id: str | None = None, session_id: str | None = None, after: int = 0
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Follow a run's or a session's events live, from sequence number ``after``:
+        ``async for event in app.events(run_id=...)``. Ordered, nothing skipped; ends after
+        a run's last event (run.completed/failed/cancelled) or a session's deletion.
+
+        Raises:
+            InvalidRequestError: not exactly one of run_id and session_id. NotFoundError.
+        """
+        if (run_id is None) == (session_id is None):
+            raise InvalidRequestError("Pass exactly one of run_id= and session_id= to app.events().")
+        if self._pool is None:
+            await asyncio.to_thread(self._ensure_runtime)
+        hubs = self._hubs.setdefault(asyncio.get_running_loop(), {})
+        kind, log_id = ("run", run_id) if run_id is not None else ("session", session_id)
+        hub = hubs.get(kind)
+        if hub is None:
+            from .runtime.subscriptions import EventHub
+
+            source = self._pool.client() if kind == "run" else self._pool.sessions()
+            hub = hubs[kind] = EventHub(kind, source.wait_events)
+        async for event in hub.subscribe(str(log_id), after):
+            if event is not None:
+                yield event
 
     def get_events(
         self, session_id: str | None = None, event_type: str | None = None, *, limit: int = 100, after: int = 0
