@@ -32,6 +32,10 @@ class RegisteredWorkflow:
             "output_schema": self.output_schema,
         }
 
+    def detail(self) -> dict[str, Any]:
+        """The summary plus the node graph (``GET /workflows/{name}``)."""
+        return {**self.summary(), "graph": self.workflow.describe()}
+
 
 def check_name(name: Any) -> str:
     """A valid workflow name (letters, digits, ``-``, ``_``, ``.``), else WorkflowError."""

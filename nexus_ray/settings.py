@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         "Serve's Python proxy; 'auto': haproxy when on PATH.",
     )
     max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (e.g. https://app.example.com, or * for any); empty: CORS off.",
+    )
     run_hosts: int = Field(1, ge=1, le=256, description="RunHost actors in the pool.")
     session_hosts: int = Field(1, ge=1, le=256, description="SessionHost actors in the pool.")
     session_isolation: Literal["shared", "dedicated"] = Field(

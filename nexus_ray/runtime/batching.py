@@ -157,3 +157,18 @@ def settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseExcept
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+async def ask_each(hosts: dict[str, ActorHandle], method: str, timeout_s: float = 2.0) -> list[Any]:
+    """``method()`` on every host at once; a host that fails or does not answer in time
+    gives ``{"host_id", "error"}`` instead."""
+
+    async def one(host_id: str, handle: ActorHandle) -> Any:
+        try:
+            return await asyncio.wait_for(getattr(handle, method).remote(), timeout_s)
+        except TimeoutError:
+            return {"host_id": host_id, "error": f"no answer within {timeout_s} s"}
+        except (RayTaskError, RayActorError) as exc:
+            return {"host_id": host_id, "error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}
+
+    return list(await asyncio.gather(*(one(h, handle) for h, handle in hosts.items())))

@@ -11,7 +11,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ..settings import Settings
 from ..workflow import Workflow
-from .batching import BatcherCache
+from .batching import BatcherCache, ask_each
 from .catalog import WorkflowCatalog
 from .errors import translate_ray_error
 from .hashing import HashRing
@@ -109,6 +109,14 @@ class PoolClient:
     async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         """A run's events after ``after`` (a long poll of up to ``timeout_s``) and whether it ended."""
         return await self.call("wait_events", run_id, run_id, after, timeout_s)  # type: ignore[no-any-return]
+
+    async def health(self) -> list[dict[str, Any]]:
+        """Each host's health (``{"host_id", "store"}``, or ``{"host_id", "error"}``)."""
+        return await ask_each(self.hosts, "health")
+
+    async def metrics_text(self) -> list[str]:
+        """Each answering host's metrics (Prometheus text)."""
+        return [text for text in await ask_each(self.hosts, "metrics_text") if isinstance(text, str)]
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state."""

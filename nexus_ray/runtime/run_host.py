@@ -91,5 +91,11 @@ class RunHost(BatchTarget):
     async def register(self, name: str, workflow: Workflow) -> None:
         self.service.register(name, workflow)
 
+    async def health(self) -> dict[str, Any]:
+        return await self.service.health()
+
+    async def metrics_text(self) -> str:
+        return self.service.metrics_text()
+
     async def info(self) -> dict[str, Any]:
         return self.service.info()

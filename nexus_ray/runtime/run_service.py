@@ -27,6 +27,7 @@ from ..workflow.events import RUN_TERMINAL, run_end_event
 from ..workflow.nodes import session_patches
 from .checkpoints import CheckpointHooks, EventHooks, RunEvents
 from .event_feed import EventFeed
+from .host_metrics import RunHostMetrics, check_store
 
 logger = logging.getLogger("nexus_ray.runtime")
 
@@ -69,6 +70,7 @@ class RunService:
         self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
         self.engine = WorkflowEngine(self.executor, remote)
         self.feed = EventFeed("run_id", lambda event: event["type"] in RUN_TERMINAL)
+        self.metrics = RunHostMetrics(host_id)
         self.store = AsyncStore(store_factory, self.feed.publish) if store_factory is not None else None
         self.lease_s = lease_s
         self.sessions = sessions
@@ -250,6 +252,7 @@ class RunService:
         every 0.2 s."""
         batch = await self.feed.wait(run_id, after, timeout_s, self._stored_events)
         if batch is not None:
+            self.metrics.delivered.inc(len(batch.events))
             return batch.to_wire()
         record = await self._load(run_id)  # NotFoundError for an unknown run
         if record.done:
@@ -271,10 +274,15 @@ class RunService:
     def _start(self, plan: _RunPlan) -> asyncio.Task[dict[str, Any]]:
         task = asyncio.get_running_loop().create_task(self._run(plan))
         self._tasks[plan.run_id] = task
+        task.add_done_callback(self._count)
         task.add_done_callback(
             lambda _: asyncio.get_running_loop().call_later(RESULT_TTL_S, self._forget, plan.run_id, task)
         )
         return task
+
+    def _count(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.metrics.run_finished(task.result())
 
     def _forget(self, run_id: str, task: asyncio.Task[dict[str, Any]]) -> None:
         if self._tasks.get(run_id) is task:
@@ -404,6 +412,14 @@ class RunService:
         resumed = {"host": self.host_id, "done": sorted(restored)}
         self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
         self._start(_RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored))
+
+    async def health(self) -> dict[str, Any]:
+        """This host and its store: ``{"host_id", "store": "ok" | what is wrong}``."""
+        return {"host_id": self.host_id, "store": await check_store(self.store)}
+
+    def metrics_text(self) -> str:
+        """This host's metrics in Prometheus text format."""
+        return self.metrics.text(sum(1 for t in self._tasks.values() if not t.done()))
 
     def info(self) -> dict[str, Any]:
         """Host id, process id, workflows and runs in flight."""

@@ -82,5 +82,11 @@ class SessionHost(BatchTarget):
     async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]:
         return await self.service.list(limit, before)
 
+    async def health(self) -> dict[str, Any]:
+        return await self.service.health()
+
+    async def metrics_text(self) -> str:
+        return self.service.metrics_text()
+
     async def info(self) -> dict[str, Any]:
         return self.service.info()

@@ -18,6 +18,7 @@ from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
 from .event_feed import EventFeed
+from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
 from .merge_patch import merge_patch
 
@@ -58,6 +59,7 @@ class SessionService:
         self.host_id = host_id
         self.feed = EventFeed("session_id", lambda event: event["type"] in SESSION_TERMINAL)
         self.store = AsyncStore(store_factory, self.feed.publish)
+        self.metrics = SessionHostMetrics(host_id)
         self.idle_s = idle_s
         self._active: dict[str, _Active] = {}
         self._maintenance: asyncio.Task[None] | None = None
@@ -225,6 +227,7 @@ class SessionService:
             self.feed.track(session_id, last)
         batch = await self.feed.wait(session_id, after, timeout_s, self._stored_events)
         assert batch is not None  # tracked above
+        self.metrics.delivered.inc(len(batch.events))
         return batch.to_wire()
 
     async def _stored_events(self, session_id: str, after: int) -> list[dict[str, Any]]:
@@ -281,6 +284,14 @@ class SessionService:
             del self._active[session_id]
         self.feed.drop_idle(self.idle_s)
         return len(idle)
+
+    async def health(self) -> dict[str, Any]:
+        """This host and its store: ``{"host_id", "store": "ok" | what is wrong}``."""
+        return {"host_id": self.host_id, "store": await check_store(self.store)}
+
+    def metrics_text(self) -> str:
+        """This host's metrics in Prometheus text format."""
+        return self.metrics.text(len(self._active))
 
     def info(self) -> dict[str, Any]:
         """Host id and sessions in memory."""

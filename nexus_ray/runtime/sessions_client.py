@@ -9,7 +9,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import NotFoundError
-from .batching import BatcherCache
+from .batching import BatcherCache, ask_each
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id
@@ -133,6 +133,14 @@ class SessionsClient:
         """A session's events after ``after`` (a long poll of up to ``timeout_s``) and
         whether it was deleted."""
         return await self.call("wait_events", session_id, session_id, after, timeout_s)  # type: ignore[no-any-return]
+
+    async def health(self) -> list[dict[str, Any]]:
+        """Each host's health (``{"host_id", "store"}``, or ``{"host_id", "error"}``)."""
+        return await ask_each(self.hosts, "health")
+
+    async def metrics_text(self) -> list[str]:
+        """Each answering host's metrics (Prometheus text)."""
+        return [text for text in await ask_each(self.hosts, "metrics_text") if isinstance(text, str)]
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """A session's state and version."""

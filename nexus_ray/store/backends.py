@@ -111,17 +111,26 @@ class PostgresBackend:
 
     def __init__(self, url: str) -> None:
         try:
-            import psycopg
+            import psycopg  # noqa: F401
         except ImportError as exc:  # pragma: no cover - psycopg is a dependency
             raise RuntimeUnavailableError("PostgreSQL store needs psycopg: pip install 'psycopg[binary]'.") from exc
+        self.url = url
+        self.conn = self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
         try:
-            self.conn = psycopg.connect(url, autocommit=False)
+            return psycopg.connect(self.url, autocommit=False)
         except psycopg.OperationalError as exc:
             raise RuntimeUnavailableError(
-                f"Cannot connect to the PostgreSQL store at {_redact(url)}: {str(exc).strip()}", store=_redact(url)
+                f"Cannot connect to the PostgreSQL store at {_redact(self.url)}: {str(exc).strip()}",
+                store=_redact(self.url),
             ) from None
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.conn.closed:  # lost (server restarted): connect again at a transaction's start
+            self.conn = self._connect()
         with self.conn.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
             return list(cur.fetchall()) if cur.description else []
@@ -130,7 +139,8 @@ class PostgresBackend:
         self.conn.commit()
 
     def rollback(self) -> None:
-        self.conn.rollback()
+        if not self.conn.closed:
+            self.conn.rollback()
 
     def close(self) -> None:
         self.conn.close()

@@ -123,6 +123,10 @@ class Store:
         with self.transaction():
             return fn()
 
+    def ping(self) -> None:
+        """A round trip to the database (raises when it is not available)."""
+        self._transact(lambda: self.backend.execute("SELECT 1"))
+
     # -- runs ---------------------------------------------------------------------------
     def create_run(
         self,

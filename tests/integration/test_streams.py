@@ -96,3 +96,23 @@ async def test_python_events_follow_a_run_and_a_session(app: Nexus, tmp_path: Pa
     await app.adelete_session(session["session_id"])
     seen = [e["type"] async for e in app.events(session_id=session["session_id"])]
     assert seen == ["session.created", "session.updated", "session.deleted"]
+
+
+def test_ready_and_metrics_on_the_real_server(http: httpx.Client) -> None:
+    ready = http.get("/ready")
+    assert ready.status_code == 200 and set(ready.json()["checks"].values()) == {"ok"}
+
+    def completed_runs() -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        families = {f.name: f for f in text_string_to_metric_families(http.get("/metrics").text)}
+        samples = families["nexus_runs"].samples if "nexus_runs" in families else []
+        return sum(
+            s.value
+            for s in samples
+            if s.name == "nexus_runs_total" and s.labels == {"workflow": "whoami", "status": "completed"}
+        )
+
+    before = completed_runs()
+    assert http.post("/workflows/whoami/execute", json={"inputs": {}}).json()["status"] == "completed"
+    assert completed_runs() == before + 1

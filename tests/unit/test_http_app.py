@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import build_http_app
@@ -44,6 +45,12 @@ class InProcessRunner:
     async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         return await self.service.wait_events(run_id, after, timeout_s)
 
+    async def health(self) -> list[dict[str, Any]]:
+        return [await self.service.health()]
+
+    async def metrics_text(self) -> list[str]:
+        return [self.service.metrics_text()]
+
     async def execute_in_session(
         self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
     ) -> dict[str, Any]:
@@ -68,6 +75,12 @@ class InProcessSessions:
         self.service = service
         self.get, self.patch, self.delete, self.list = service.get, service.patch, service.delete, service.list
         self.wait_events = service.wait_events
+
+    async def health(self) -> list[dict[str, Any]]:
+        return [await self.service.health()]
+
+    async def metrics_text(self) -> list[str]:
+        return [self.service.metrics_text()]
 
     async def create(
         self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
@@ -410,13 +423,13 @@ def test_websocket_cancel(client: TestClient) -> None:
 
 def test_two_session_subscribers_both_receive_an_update_made_over_rest(client: TestClient) -> None:
     sid = client.post("/sessions", json={"state": {"n": 0}}).json()["session_id"]
-    with client.websocket_connect(f"/ws/sessions/{sid}?after=1") as one:
-        with client.websocket_connect(f"/ws/sessions/{sid}?after=1") as two:
-            client.patch(f"/sessions/{sid}", json={"n": 1})
-            for ws in (one, two):
-                event = ws.receive_json()
-                assert event["type"] == "session.updated" and event["data"] == {"state": {"n": 1}, "version": 2}
-                assert event["session_id"] == sid and event["seq"] == 2
+    url = f"/ws/sessions/{sid}?after=1"
+    with client.websocket_connect(url) as one, client.websocket_connect(url) as two:
+        client.patch(f"/sessions/{sid}", json={"n": 1})
+        for ws in (one, two):
+            event = ws.receive_json()
+            assert event["type"] == "session.updated" and event["data"] == {"state": {"n": 1}, "version": 2}
+            assert event["session_id"] == sid and event["seq"] == 2
     client.post("/workflows/greet/execute", json={"inputs": {"name": "z"}, "session_id": sid})
     client.delete(f"/sessions/{sid}")
     replay = sse(client.get(f"/sessions/{sid}/events"))
@@ -426,3 +439,54 @@ def test_two_session_subscribers_both_receive_an_update_made_over_rest(client: T
         "session.run_completed",
         "session.deleted",
     ]
+
+
+def test_ready_reports_every_dependency(client: TestClient) -> None:
+    r = client.get("/ready")
+    assert r.status_code == 200
+    assert r.json() == {
+        "status": "ready",
+        "checks": {"serve": "ok", "ray": "ok", "run_hosts": "ok", "session_hosts": "ok", "store": "ok"},
+    }
+
+
+def test_metrics_count_requests_and_runs(client: TestClient) -> None:
+    client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 2}})
+    client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": "bad", "y": 1}})
+    text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for s in families["nexus_http_requests"].samples
+        if s.name.endswith("_total")
+    }
+    assert requests[("/workflows/double_plus_one/execute", "200")] >= 1
+    runs = {
+        (s.labels["workflow"], s.labels["status"]): s.value
+        for s in families["nexus_runs"].samples
+        if s.name.endswith("_total")
+    }
+    assert runs[("double_plus_one", "completed")] >= 1
+    nodes = [s for s in families["nexus_node_duration_seconds"].samples if s.name.endswith("_count")]
+    assert {s.labels["node"] for s in nodes if s.labels["workflow"] == "double_plus_one"} == {"double", "add_one"}
+    assert "nexus_sessions_active" in families and "nexus_http_request_duration_seconds" in families
+
+
+def test_describe_a_workflow_with_its_graph(client: TestClient) -> None:
+    body = client.get("/workflows/double_plus_one").json()
+    assert body["input_schema"]["properties"]["x"] and body["description"] == "x -> 2x + 1"
+    assert [n["id"] for n in body["graph"]["nodes"]] == ["double", "add_one"]
+    assert body["graph"]["edges"] == [{"from": "double", "output": "result.value", "to": "add_one", "input": "value"}]
+    assert problem(client.get("/workflows/double_plus_on"), 404)["detail"]
+
+
+def test_cors_is_off_by_default_and_configurable() -> None:
+    app = Nexus(port=0)
+    app.register("nap", nap)
+    runner, sessions = InProcessRunner(None), InProcessSessions.__new__(InProcessSessions)  # type: ignore[arg-type]
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"}
+    plain = TestClient(build_http_app(app.workflows, runner, sessions, Settings()))
+    assert "access-control-allow-origin" not in plain.options("/workflows/nap/execute", headers=preflight).headers
+    allowed = TestClient(build_http_app(app.workflows, runner, sessions, Settings(cors_origins=["https://ui.example"])))
+    r = allowed.options("/workflows/nap/execute", headers=preflight)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"

@@ -7,6 +7,8 @@ from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
 from ... import __version__
@@ -16,13 +18,15 @@ from ...settings import Settings
 from ...workflow.fields import json_schema_for
 from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
-from .models import Health, RunAccepted, RunResponse, WorkflowSummary
+from .models import Health, RunAccepted, RunResponse, WorkflowDetail, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
 from .runs import add_run_routes
 from .sessions import SessionGateway, add_session_routes
 from .streams import Hubs, add_stream_routes, sse_response
+from .system import RequestMetrics, add_system_routes
 
 JSON = "application/json"
+PROBLEM_RESPONSE = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -54,6 +58,22 @@ def build_http_app(
         return Response(pydantic_core.to_json([w.summary() for w in workflows.values()]), media_type=JSON)
 
     hubs = Hubs(runner, sessions)
+
+    @app.get(
+        "/workflows/{name}",
+        response_model=WorkflowDetail,
+        tags=["workflows"],
+        summary="A workflow: schemas and node graph",
+        responses={
+            404: {"description": "No such workflow", "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+        },
+    )
+    async def describe_workflow(name: str) -> Response:
+        item = workflows.get(name)
+        if item is None:
+            raise not_found(name, list(workflows))
+        return Response(pydantic_core.to_json(item.detail()), media_type=JSON)
+
     for item in workflows.values():
         app.add_api_route(
             f"/workflows/{item.name}/execute",
@@ -74,6 +94,17 @@ def build_http_app(
     add_run_routes(app, runner)
     add_session_routes(app, sessions, settings.max_body_bytes)
     add_stream_routes(app, hubs, runner, workflows)
+    registry = CollectorRegistry(auto_describe=False)
+    add_system_routes(app, runner, sessions, registry)
+    app.add_middleware(RequestMetrics, registry=registry)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "Location", "Retry-After"],
+        )
     return app
 
 

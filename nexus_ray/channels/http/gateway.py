@@ -33,6 +33,14 @@ class RunGateway(Protocol):
         """Events after ``after`` (a long poll) and whether the run ended."""
         ...
 
+    async def health(self) -> list[dict[str, Any]]:
+        """Each RunHost's health."""
+        ...
+
+    async def metrics_text(self) -> list[str]:
+        """Each RunHost's metrics (Prometheus text)."""
+        ...
+
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state."""
         ...

@@ -66,6 +66,39 @@ class WorkflowSummary(BaseModel):
     output_schema: dict[str, Any]
 
 
+class GraphNode(BaseModel):
+    """A node of a workflow's graph."""
+
+    id: str
+    type: str
+    inputs: list[str]
+    outputs: list[str]
+
+
+class GraphEdge(BaseModel):
+    """An edge: ``from``'s ``output`` feeds ``to``'s ``input``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    output: str
+    to: str
+    input: str
+
+
+class WorkflowGraph(BaseModel):
+    """Nodes and edges."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+class WorkflowDetail(WorkflowSummary):
+    """A workflow, its schemas and its node graph."""
+
+    graph: WorkflowGraph
+
+
 class Health(BaseModel):
     """Liveness."""
 
@@ -97,3 +130,10 @@ class RunPage(BaseModel):
 
     runs: list[RunSummary]
     next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
+
+
+class Readiness(BaseModel):
+    """``GET /ready``: every dependency "ok" (else 503 naming what is down)."""
+
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str] = Field(description="ray, serve, store, run_hosts, session_hosts: 'ok' or the problem.")

@@ -1,0 +1,80 @@
+"""What a host counts for ``/metrics`` (runs, node durations, sessions, events delivered),
+in its own Prometheus registry; the ingress merges every host's text at scrape time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from ..workflow import RunResult
+
+NODE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0)
+
+
+class RunHostMetrics:
+    """Runs by workflow and final status, node durations, runs in flight, events delivered."""
+
+    def __init__(self, host_id: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        labels = {"host": host_id}
+        self.runs = Counter(
+            "nexus_runs", "Finished runs by workflow and status.", ["workflow", "status"], registry=self.registry
+        ).labels
+        self.nodes = Histogram(
+            "nexus_node_duration_seconds",
+            "Node execution time by workflow and node.",
+            ["workflow", "node"],
+            buckets=NODE_BUCKETS,
+            registry=self.registry,
+        ).labels
+        self.active = Gauge("nexus_runs_active", "Runs executing on a host.", ["host"], registry=self.registry)
+        self.active_for_host = self.active.labels(**labels)
+        self.delivered = Counter(
+            "nexus_run_events_delivered", "Run events sent to subscribers.", ["host"], registry=self.registry
+        ).labels(**labels)
+
+    def run_finished(self, result: dict[str, object]) -> None:
+        """Count a finished run and its nodes' durations."""
+        run = RunResult.from_dict(result)  # type: ignore[arg-type]
+        self.runs(run.workflow, run.status.value).inc()
+        for node_id, record in run.nodes.items():
+            if record.duration_ms is not None:
+                self.nodes(run.workflow, node_id).observe(record.duration_ms / 1000)
+
+    def text(self, active_runs: int) -> str:
+        """The registry in Prometheus text format."""
+        self.active_for_host.set(active_runs)
+        return generate_latest(self.registry).decode()
+
+
+class SessionHostMetrics:
+    """Sessions in memory and session events delivered."""
+
+    def __init__(self, host_id: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.active = Gauge(
+            "nexus_sessions_active", "Sessions in a host's memory.", ["host"], registry=self.registry
+        ).labels(host=host_id)
+        self.delivered = Counter(
+            "nexus_session_events_delivered", "Session events sent to subscribers.", ["host"], registry=self.registry
+        ).labels(host=host_id)
+
+    def text(self, active_sessions: int) -> str:
+        """The registry in Prometheus text format."""
+        self.active.set(active_sessions)
+        return generate_latest(self.registry).decode()
+
+
+async def check_store(store: Any, timeout_s: float = 2.0) -> str:
+    """ "ok", or what is wrong with the store (an AsyncStore; None: not durable, ok)."""
+    if store is None:
+        return "ok"
+    try:
+        await asyncio.wait_for(store.call("ping"), timeout_s)
+    except TimeoutError:
+        return f"store: no answer within {timeout_s} s"
+    except Exception as exc:
+        return f"store: {type(exc).__name__}: {str(exc).strip()}"
+    return "ok"
