@@ -156,6 +156,38 @@ class RuntimeUnavailableError(NexusError):
     exit_code = 5
 
 
+class AuthenticationError(NexusError):
+    """No valid credential was presented."""
+
+    title = "Unauthorized"
+    http_status = 401
+    mcp_code = -32001
+    exit_code = 9
+
+
+class PermissionDeniedError(NexusError):
+    """The credential is valid but lacks a permission."""
+
+    title = "Forbidden"
+    http_status = 403
+    mcp_code = -32001
+    exit_code = 9
+
+
+class RunFailedError(NexusError):
+    """A run ended ``failed`` (the CLI's exit code; over HTTP a failed run is a 200)."""
+
+    title = "Run failed"
+    exit_code = 7
+
+
+class RunCancelledError(NexusError):
+    """A run ended ``cancelled`` (the CLI's exit code)."""
+
+    title = "Run cancelled"
+    exit_code = 8
+
+
 def http_status(error: BaseException) -> int:
     """HTTP status for any exception; unknown exceptions are server errors."""
     return error.http_status if isinstance(error, NexusError) else 500

@@ -32,6 +32,20 @@ class _State:
     debug = False
 
 
+def _add_client_commands() -> None:
+    # Imported here, not at the top, only to keep this module's imports in one place; they
+    # pull in httpx and rich, never Ray.
+    from .cli_resources import runs, sessions
+    from .cli_workflows import register
+
+    register(cli)
+    cli.add_typer(runs, name="runs")
+    cli.add_typer(sessions, name="sessions")
+
+
+_add_client_commands()
+
+
 @cli.command()
 def serve(
     app_spec: Annotated[str, typer.Argument(metavar="APP", help="PATH.py, PATH.py:NAME or module:attr")],
@@ -84,24 +98,31 @@ def _print_banner(info: object, workflows: list[str]) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: run the CLI, turning NexusError into one line + exit code."""
+    """Console-script entry point."""
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the CLI on ``args``; the exit code. A NexusError prints one line (a traceback
+    only with --debug) and exits with its code (see README, "CLI")."""
     try:
-        cli(standalone_mode=False)
+        cli(args, standalone_mode=False)
     except NexusError as exc:
         if _State.debug:
             raise
         typer.echo(f"Error: {exc.message}", err=True)
-        sys.exit(exit_code(exc))
+        return exit_code(exc)
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except Exception as exc:  # click usage errors and the like
         import click
 
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+            return exc.exit_code
         if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
+            return 130
         raise
+    return 0

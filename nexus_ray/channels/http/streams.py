@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import pydantic_core
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response
 
 from ...errors import InvalidRequestError, NexusError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
-from ...runtime.subscriptions import EventHub
+from ...runtime.subscriptions import EventHub, Fetch
 from .gateway import RunGateway
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
 from .sessions import SessionGateway
@@ -26,7 +27,8 @@ _PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 _SSE_DOC = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
     "description": "Server-sent events: `id:` is the event's sequence number, `event:` its type, "
-    "`data:` the event as JSON. Resume with `Last-Event-ID` or `?after=N`.",
+    "`data:` the event as JSON. Resume with `Last-Event-ID` or `?after=N`. With `?follow=false`: "
+    'one JSON document `{"events": [...], "ended": bool}` of the events stored so far.',
 }
 
 
@@ -83,6 +85,13 @@ async def sse_response(events: AsyncIterator[dict[str, Any] | None]) -> EventSou
 _END: Any = object()
 
 
+async def events_page(fetch: Fetch, log_id: str, after: int) -> Response:
+    """``?follow=false``: the events after ``after`` stored now, as one JSON document
+    ``{"events": [...], "ended": bool}`` (no waiting)."""
+    events, ended = await fetch(log_id, after, 0.0)
+    return Response(pydantic_core.to_json({"events": events, "ended": ended}), media_type="application/json")
+
+
 def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Mapping[str, RegisteredWorkflow]) -> None:
     """SSE: ``GET /runs/{id}/events``, ``GET /sessions/{id}/events``; WebSocket:
     ``/ws/sessions/{id}`` and ``/ws/{workflow}``."""
@@ -95,8 +104,10 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
         response_class=EventSourceResponse,
     )
     async def run_events(
-        request: Request, run_id: str, after: Annotated[int | None, Query(ge=0)] = None
-    ) -> EventSourceResponse:
+        request: Request, run_id: str, after: Annotated[int | None, Query(ge=0)] = None, follow: bool = True
+    ) -> Response:
+        if not follow:
+            return await events_page(runner.wait_events, run_id, cursor(request, after))
         return await sse_response(hubs.runs.subscribe(run_id, cursor(request, after)))
 
     @app.get(
@@ -107,8 +118,10 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
         response_class=EventSourceResponse,
     )
     async def session_events(
-        request: Request, session_id: str, after: Annotated[int | None, Query(ge=0)] = None
-    ) -> EventSourceResponse:
+        request: Request, session_id: str, after: Annotated[int | None, Query(ge=0)] = None, follow: bool = True
+    ) -> Response:
+        if not follow:
+            return await events_page(hubs.sessions.wait_events, session_id, cursor(request, after))
         return await sse_response(hubs.session_events.subscribe(session_id, cursor(request, after)))
 
     @app.websocket("/ws/sessions/{session_id}")
