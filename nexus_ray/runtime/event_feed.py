@@ -28,8 +28,13 @@ class _Log:
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEEP_EVENTS))
     last_seq: int = 0
     closed: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event | None = None  # made by the first waiter, set by the next publish
     touched: float = field(default_factory=time.monotonic)
+
+    def wake(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
 
     def after(self, seq: int) -> list[dict[str, Any]]:
         return [e for e in self.events if e["seq"] > seq]
@@ -76,8 +81,7 @@ class EventFeed:
             log.events.append(event)
             log.last_seq, log.touched = event["seq"], time.monotonic()
             log.closed = log.closed or self.is_terminal(event)
-            log.changed.set()
-            log.changed = asyncio.Event()
+            log.wake()
 
     def append(self, log_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Number and publish an event of a tracked log (for hosts without a store)."""
@@ -98,8 +102,7 @@ class EventFeed:
         """Wake who waits on ``log_id`` without an event (they look again at their state)."""
         log = self._logs.get(log_id)
         if log is not None:
-            log.changed.set()
-            log.changed = asyncio.Event()
+            log.wake()
 
     def forget(self, log_id: str) -> None:
         """Stop holding ``log_id`` (its events stay in the store)."""
@@ -126,6 +129,8 @@ class EventFeed:
         ready = log.after(after)
         if ready or log.closed:
             return EventBatch(ready, log.closed)
+        if log.changed is None:
+            log.changed = asyncio.Event()
         changed = log.changed
         try:
             await asyncio.wait_for(changed.wait(), timeout_s)

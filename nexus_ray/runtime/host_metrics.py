@@ -8,8 +8,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from ..workflow import RunResult
-
 NODE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0)
 
 
@@ -37,11 +35,13 @@ class RunHostMetrics:
 
     def run_finished(self, result: dict[str, object]) -> None:
         """Count a finished run and its nodes' durations."""
-        run = RunResult.from_dict(result)  # type: ignore[arg-type]
-        self.runs(run.workflow, run.status.value).inc()
-        for node_id, record in run.nodes.items():
-            if record.duration_ms is not None:
-                self.nodes(run.workflow, node_id).observe(record.duration_ms / 1000)
+        workflow = str(result["workflow"])
+        self.runs(workflow, str(result["status"])).inc()
+        nodes: dict[str, Any] = result.get("nodes") or {}  # type: ignore[assignment]
+        for node_id, record in nodes.items():
+            duration_ms = record.get("duration_ms")
+            if duration_ms is not None:
+                self.nodes(workflow, node_id).observe(duration_ms / 1000)
 
     def text(self, active_runs: int) -> str:
         """The registry in Prometheus text format."""

