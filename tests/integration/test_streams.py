@@ -42,6 +42,29 @@ async def test_a_three_node_run_streams_node_events_in_order_over_websocket(app:
     assert events[-1]["data"]["outputs"]["last"] == {"result": "abc"}
 
 
+async def test_cancel_over_a_real_websocket_and_closing_leaves_other_runs_running(
+    app: Nexus, http: httpx.Client, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with websockets.connect(ws_url(app, "/ws/three_steps")) as ws:
+        await ws.send(json.dumps({"inputs": three_step_inputs(tmp_path / "a", 5.0)}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        await ws.send(json.dumps({"cancel": first["run_id"]}))
+        types = []
+        while not types or types[-1] != "run.cancelled":
+            event = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if event["run_id"] == first["run_id"]:
+                types.append(event["type"])
+        await ws.send(json.dumps({"inputs": three_step_inputs(tmp_path / "b", 0.5)}))
+        second = json.loads(await asyncio.wait_for(ws.recv(), 30))["run_id"]
+    assert "run.completed" not in types and http.get(f"/runs/{first['run_id']}").json()["status"] == "cancelled"
+    deadline = asyncio.get_running_loop().time() + 30
+    while http.get(f"/runs/{second}").json()["status"] != "completed":  # the socket closed; the run goes on
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.2)
+
+
 def read_sse(lines: Any, count: int | None = None) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     fields: dict[str, str] = {}

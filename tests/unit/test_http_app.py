@@ -470,6 +470,8 @@ def test_metrics_count_requests_and_runs(client: TestClient) -> None:
     nodes = [s for s in families["nexus_node_duration_seconds"].samples if s.name.endswith("_count")]
     assert {s.labels["node"] for s in nodes if s.labels["workflow"] == "double_plus_one"} == {"double", "add_one"}
     assert "nexus_sessions_active" in families and "nexus_http_request_duration_seconds" in families
+    pools = {s.labels["pool"]: s.value for s in families["nexus_host_pool_size"].samples}
+    assert pools == {"run": 1, "session": 1}
 
 
 def test_describe_a_workflow_with_its_graph(client: TestClient) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import Response
@@ -117,6 +117,9 @@ def add_system_routes(app: FastAPI, runner: RunGateway, sessions: SessionGateway
         host_texts = [t for result in texts if not isinstance(result, BaseException) for t in result]
         scrape = CollectorRegistry(auto_describe=False)
         scrape.register(_Merged(merge_texts(host_texts)))
+        pools = Gauge("nexus_host_pool_size", "Hosts answering, by pool.", ["pool"], registry=scrape)
+        for pool, result in zip(("run", "session"), texts, strict=True):
+            pools.labels(pool).set(0 if isinstance(result, BaseException) else len(result))
         body = generate_latest(registry) + generate_latest(scrape)
         return Response(body, media_type=PROMETHEUS)
 
