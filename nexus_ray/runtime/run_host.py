@@ -14,6 +14,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..workflow import Workflow
 from .batching import BatchTarget, Call
+from .gc_tuning import tune_gc
 from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 from .sessions_client import SessionsClient
@@ -33,6 +34,7 @@ class RunHost(BatchTarget):
 
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         super().__init__()
+        tune_gc()
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None

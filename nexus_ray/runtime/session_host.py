@@ -12,6 +12,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..workflow import RunStatus
 from .batching import BatchTarget
+from .gc_tuning import tune_gc
 from .session_service import SessionService
 from .sessions_client import SESSION_BATCHED
 
@@ -29,6 +30,7 @@ class SessionHost(BatchTarget):
 
     def __init__(self, host_id: str, settings: dict[str, Any]) -> None:
         super().__init__()
+        tune_gc()
         config = Settings(**settings)
         self.service: SessionService = SessionService(
             host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s

@@ -11,6 +11,7 @@ from ray import serve
 
 from ...errors import RuntimeUnavailableError
 from ...registry import RegisteredWorkflow
+from ...runtime.gc_tuning import tune_gc
 from ...runtime.pool import PoolClient
 from ...runtime.sessions_client import SessionsClient
 from ...settings import Settings
@@ -39,7 +40,9 @@ class NexusIngress:
         self.settings = Settings(**settings)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_http_app(self.catalog, self.pool, self.sessions, self.settings)
+        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings)
+        tune_gc()
+        return app
 
 
 def deploy_ingress(
