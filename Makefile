@@ -44,6 +44,7 @@ bench: $(STAMP) haproxy
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_runs.py
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_sessions.py
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_events.py
+	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_cli.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples

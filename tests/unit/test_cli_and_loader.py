@@ -68,3 +68,14 @@ def test_serve_with_missing_app_exits_4_with_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 4
     assert out.stderr.strip().startswith("Error: No such app file") and "Traceback" not in out.stderr
+
+
+def test_client_commands_do_not_import_ray() -> None:
+    code = (
+        "import sys\nfrom nexus_ray.channels.cli import run_cli\n"
+        "run_cli(['list', '--url', 'http://127.0.0.1:9'])\n"
+        "run_cli(['run', 'x', '-i', 'a=1', '--url', 'http://127.0.0.1:9'])\n"
+        "print('RAY' if 'ray' in sys.modules else 'NO-RAY')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("NO-RAY") and "Server unreachable" in out.stderr
