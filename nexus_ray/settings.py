@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         "Serve's Python proxy; 'auto': haproxy when on PATH.",
     )
     max_body_bytes: int = Field(1 << 20, ge=1, description="Largest accepted request body (413 above).")
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        description="Host header values /mcp accepts (DNS-rebinding protection); 'name:*' allows any port, "
+        "['*'] turns the check off.",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed by CORS (e.g. https://app.example.com, or * for any); empty: CORS off.",

@@ -16,6 +16,7 @@ from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...settings import Settings
 from ...workflow.fields import json_schema_for
+from ..mcp.http import MCP_PATH, McpPathWithoutSlash, build_mcp_app
 from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
 from .models import Health, RunAccepted, RunResponse, WorkflowDetail, WorkflowSummary
@@ -41,10 +42,12 @@ def build_http_app(
     catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway, settings: Settings
 ) -> FastAPI:
     """The REST API over ``catalog``: one documented execute route per workflow, runs, sessions."""
+    mcp_app, mcp_lifespan = build_mcp_app(catalog, runner, sessions, settings)
     app = FastAPI(
         title="nexus_ray",
         version=__version__,
-        description="Registered workflows as REST endpoints. Errors are RFC 9457 problem+json.",
+        description="Registered workflows as REST endpoints (and MCP tools at /mcp). Errors are RFC 9457 problem+json.",
+        lifespan=mcp_lifespan,
     )
     install_problem_handlers(app, debug=settings.debug)
     workflows = dict(catalog)
@@ -96,6 +99,8 @@ def build_http_app(
     add_stream_routes(app, hubs, runner, workflows)
     registry = CollectorRegistry(auto_describe=False)
     add_system_routes(app, runner, sessions, registry)
+    app.mount(MCP_PATH, mcp_app)
+    app.add_middleware(McpPathWithoutSlash)
     app.add_middleware(RequestMetrics, registry=registry)
     if settings.cors_origins:
         app.add_middleware(

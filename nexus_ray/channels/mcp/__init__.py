@@ -1,0 +1,1 @@
+"""The MCP channel (streamable HTTP on the ingress, and stdio)."""

@@ -1,0 +1,52 @@
+"""MCP over streamable HTTP on the real ingress, with the official client."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mcp import Client
+
+from nexus_ray import Nexus
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_tools_calls_progress_and_sessions_over_http(app: Nexus, http: httpx.Client, mode: str) -> None:
+    sid = http.post("/sessions", json={"state": {"name": "ada"}}).json()["session_id"]
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async with Client(f"{app.url}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["double_plus_one"].input_schema == app.workflows["double_plus_one"].input_schema
+        result = await client.call_tool("double_plus_one", {"x": 5}, progress_callback=on_progress)
+        assert result.structured_content["add_one"] == {"result": {"value": 11}}  # type: ignore[index]
+        assert progress == [
+            "node.started double",
+            "node.completed double",
+            "node.started add_one",
+            "node.completed add_one",
+        ]
+        greeted = await client.call_tool("greet", {"session_id": sid})
+        assert greeted.structured_content == {"greet": {"result": "Hello, ada."}}
+        await client.call_tool("nexus_update_session", {"session_id": sid, "patch": {"name": "bob"}})
+        invalid = await client.call_tool("double_plus_one", {})
+        assert invalid.is_error and "x" in invalid.content[0].text  # type: ignore[union-attr]
+    assert http.get(f"/sessions/{sid}").json()["state"] == {"name": "bob"}  # seen over REST
+    run_id = result.meta["nexus/run_id"]  # type: ignore[index]
+    assert http.get(f"/runs/{run_id}").json()["status"] == "completed"  # the same run record
+
+
+def test_mcp_answers_without_the_trailing_slash(http: httpx.Client) -> None:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+    }
+    headers = {"accept": "application/json, text/event-stream"}
+    r = http.post("/mcp", json=init, headers=headers)
+    assert r.status_code == 200 and "nexus_ray" in r.text
+    refused = http.post("/mcp", json=init, headers={**headers, "host": "evil.example.com"})
+    assert refused.status_code == 421
