@@ -379,6 +379,12 @@ class Nexus:
         item = self._catalog.get(name)
         return item, item.workflow.resolve_inputs(inputs, name)
 
+    def runtime_pool(self) -> Any:
+        """The host pool (starting Ray and the hosts if needed, but no HTTP ingress): what
+        channels hosted elsewhere than the ingress, like ``nexus mcp --app``, run on."""
+        self._ensure_runtime()
+        return self._pool
+
     # -- internals ----------------------------------------------------------------------
     def _ensure_runtime(self) -> None:
         if self._pool is not None:

@@ -72,6 +72,42 @@ def serve(
         typer.echo("Stopped.", err=True)
 
 
+@cli.command()
+def mcp(
+    url: Annotated[
+        str | None, typer.Option("--url", envvar="NEXUS_URL", help="Bridge to the server at URL.", show_default=False)
+    ] = None,
+    app_spec: Annotated[
+        str | None, typer.Option("--app", metavar="APP", help="Run APP here (embedded Ray) and serve it.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="NEXUS_TOKEN", help="Bearer token for --url.", show_default=False)
+    ] = None,
+) -> None:
+    """Serve MCP over stdio for desktop agents: bridge to a running server (--url) or run
+    an app locally (--app). stdout carries the protocol; logs go to stderr."""
+    import asyncio
+
+    from ..errors import InvalidRequestError
+
+    if (url is None) == (app_spec is None):
+        raise InvalidRequestError("Give exactly one of --url URL (a running server) and --app APP (run it here).")
+    from .mcp.stdio import bridge_server, serve_stdio
+
+    if url is not None:
+        asyncio.run(serve_stdio(bridge_server(url, token)))
+        return
+    from ..loader import load_app
+    from .mcp.server import build_mcp_server
+
+    app = load_app(app_spec)  # type: ignore[arg-type]
+    try:
+        pool = app.runtime_pool()
+        asyncio.run(serve_stdio(build_mcp_server(app.workflows, pool.client(), pool.sessions())))
+    finally:
+        app.stop()
+
+
 def _on_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():

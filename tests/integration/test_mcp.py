@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from mcp import Client
@@ -50,3 +52,25 @@ def test_mcp_answers_without_the_trailing_slash(http: httpx.Client) -> None:
     assert r.status_code == 200 and "nexus_ray" in r.text
     refused = http.post("/mcp", json=init, headers={**headers, "host": "evil.example.com"})
     assert refused.status_code == 421
+
+
+async def test_stdio_bridge_round_trip(app: Nexus) -> None:
+    import sys
+
+    from mcp import StdioServerParameters
+
+    nexus = str(Path(sys.executable).parent / "nexus")
+    params = StdioServerParameters(command=nexus, args=["mcp", "--url", app.url])
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async with Client(params) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"double_plus_one", "greet", "nexus_run_status"} <= names
+        result = await client.call_tool("double_plus_one", {"x": 2}, progress_callback=on_progress)
+        assert result.structured_content["add_one"] == {"result": {"value": 5}}  # type: ignore[index]
+        workflows = await client.read_resource("nexus://workflows")
+        assert "double_plus_one" in workflows.contents[0].text  # type: ignore[union-attr]
+    assert progress[-1] == "node.completed add_one"
