@@ -45,6 +45,7 @@ bench: $(STAMP) haproxy
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_sessions.py
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_events.py
 	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_cli.py
+	PATH="$(CURDIR)/$(BIN):$$PATH:/usr/sbin" $(BIN)/python benchmarks/bench_mcp.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples

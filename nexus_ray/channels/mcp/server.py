@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 import mcp_types as types
 from mcp.server import Server
@@ -24,6 +24,7 @@ from ..http.sessions import SessionGateway
 from .builtins import BUILTIN_TOOLS, call_builtin
 from .resources import list_resources, list_templates, read_resource
 
+T = TypeVar("T")
 SESSION_ARGUMENT = "session_id"
 SESSION_HEADER = "x-nexus-session-id"
 
@@ -59,18 +60,26 @@ class McpChannel:
 
     async def _run(self, ctx: Any, item: RegisteredWorkflow, arguments: dict[str, Any]) -> types.CallToolResult:
         session_id = _session_of(ctx, item, arguments)
+        wants_progress = _wants_progress(ctx)
         if session_id is not None:
             started = await self.runner.execute_in_session(item.name, arguments, session_id, False)
+            run_id = started["run_id"]
         else:
             node_inputs = item.workflow.resolve_inputs(arguments, item.name)
-            started = await self.runner.start(item.name, node_inputs, new_run_id())
-        run_id = started["run_id"]
+            run_id = new_run_id()
+            if not wants_progress:  # one hop, like REST
+                return run_result(await self._guarded(run_id, self.runner.execute(item.name, node_inputs, run_id)))
+            await self.runner.start(item.name, node_inputs, run_id)
+        await self._guarded(run_id, self._follow(ctx, run_id, len(item.workflow.nodes)))
+        return run_result(await self.runner.get_run(run_id))
+
+    async def _guarded(self, run_id: str, work: Awaitable[T]) -> T:
+        """``work``; if the client cancels the request meanwhile, the run is cancelled too."""
         try:
-            await self._follow(ctx, run_id, len(item.workflow.nodes))
-        except asyncio.CancelledError:  # the client cancelled the request: cancel the run too
+            return await work
+        except asyncio.CancelledError:
             await asyncio.shield(_cancel_quietly(self.runner, run_id))
             raise
-        return run_result(await self.runner.get_run(run_id))
 
     async def _follow(self, ctx: Any, run_id: str, total: int) -> None:
         """Report progress per node event until the run ends."""
@@ -132,6 +141,17 @@ def error_result(exc: NexusError) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)], is_error=True, _meta={"nexus/error": exc.to_problem()}
     )
+
+
+def _wants_progress(ctx: Any) -> bool:
+    """Whether the caller asked for progress. The SDK has no public way to ask, so this
+    reads its request channel (JSON-RPC: a progress token; in-process: a callback); when
+    that cannot be read, it assumes yes (progress is then sent, and dropped if unwanted)."""
+    outbound = getattr(getattr(ctx, "session", None), "_request_outbound", None)
+    for attribute in ("_progress_token", "_on_progress"):
+        if hasattr(outbound, attribute):
+            return getattr(outbound, attribute) is not None
+    return True
 
 
 def _session_of(ctx: Any, item: RegisteredWorkflow, arguments: dict[str, Any]) -> str | None:
