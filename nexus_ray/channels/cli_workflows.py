@@ -111,7 +111,9 @@ def run(
     stdin_text = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     values = collect_inputs(inputs or [], input_json, input_file, stdin_text)
     if local is not None:
-        result = _run_local(local, name, values, session, idempotency_key, async_)
+        if async_:
+            raise InvalidRequestError("--local runs in this process, which ends with the run: drop --async.")
+        result = _run_local(local, name, values, session, idempotency_key)
     else:
         with server(url, token) as client:
             result = _run_remote(client, name, values, session, idempotency_key, async_)
@@ -151,17 +153,15 @@ def show_progress(events: Iterable[dict[str, Any]]) -> str:
 
 
 def _run_local(
-    app_spec: str, name: str, inputs: dict[str, Any], session: str | None, key: str | None, async_: bool
+    app_spec: str, name: str, inputs: dict[str, Any], session: str | None, key: str | None
 ) -> dict[str, Any]:
     import asyncio
 
     from ..loader import load_app
 
     app = load_app(app_spec)
-    with app:
+    try:  # the runtime only: no HTTP ingress for a local run
         run_id = app.submit(name, inputs, idempotency_key=key, session_id=session)
-        if async_:
-            return {"run_id": run_id, "status": app.get_run(run_id).status.value}
 
         async def follow() -> None:
             with RunProgress() as progress:
@@ -170,6 +170,8 @@ def _run_local(
 
         asyncio.run(follow())
         return app.get_run(run_id).to_dict()
+    finally:
+        app.stop()
 
 
 def run_table(result: dict[str, Any]) -> Table:

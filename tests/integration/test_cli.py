@@ -81,3 +81,21 @@ def test_every_exit_code(app: Nexus, http: httpx.Client, tmp_path: Path) -> None
     assert cancelled.returncode == 8 and "cancelled" in cancelled.stderr
     for result in (invalid, unknown, unreachable, conflict, failed, cancelled):
         assert "Traceback" not in result.stderr
+
+
+def test_run_local_needs_no_server(app: Nexus) -> None:
+    from typer.testing import CliRunner
+
+    from nexus_ray.channels.cli import run_cli
+
+    from .conftest import ROOT
+
+    quickstart = str(ROOT / "examples" / "quickstart.py")
+    with CliRunner().isolation() as (out, err, *_):
+        code = run_cli(["run", "--local", quickstart, "double_plus_one", "-i", "x=4"])
+        result, progress = out.getvalue().decode(), err.getvalue().decode()
+    assert code == 0, progress
+    assert json.loads(result)["outputs"]["add_one"]["result"]["value"] == 9
+    assert "node.completed add_one" in progress
+    r = httpx.post(f"{app.url}/workflows/double_plus_one/execute", json={"inputs": {"x": 1}}, timeout=30)
+    assert r.json()["status"] == "completed"  # the shared app is untouched

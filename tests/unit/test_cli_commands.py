@@ -135,3 +135,15 @@ def test_an_unreachable_server_is_named(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.undo()  # the real client
     code, _, err = nexus("list", "--url", "http://127.0.0.1:9")
     assert code == 5 and "Server unreachable at http://127.0.0.1:9" in err and "nexus serve" in err
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_refusals_exit_9(status: int) -> None:
+    import httpx
+
+    from nexus_ray.channels.cli_client import error_from_response
+    from nexus_ray.errors import exit_code
+
+    response = httpx.Response(status, json={"title": "Unauthorized", "status": status, "detail": "Send a token."})
+    error = error_from_response(response)
+    assert exit_code(error) == 9 and error.message == "Send a token."
