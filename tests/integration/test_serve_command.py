@@ -75,3 +75,25 @@ def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[Ser
     assert run["outputs"]["last"]["result"] == "abc"
     steps = log.read_text().split()
     assert steps.count("first") == 1 and steps.count("last") == 1 and steps.count("slow") == 2
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_mcp_legacy_and_current_clients_on_two_ingress_replicas(
+    servers: list[ServerProcess], tmp_path: Path, mode: str
+) -> None:
+    from mcp import Client
+
+    server = ServerProcess(
+        ROOT / "examples" / "quickstart.py",
+        free_port(),
+        tmp_path,
+        {"NEXUS_INGRESS": "default", "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_INGRESS_REPLICAS": "2"},
+        tmp_path / "serve-mcp.log",
+    )
+    servers.append(server)
+    server.wait_for_banner()
+    async with Client(f"{server.url}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+        assert "double_plus_one" in {t.name for t in (await client.list_tools()).tools}
+        for x in range(20):  # requests spread over both replicas; none may lose the session
+            result = await client.call_tool("double_plus_one", {"x": x})
+            assert result.structured_content["add_one"] == {"result": {"value": 2 * x + 1}}  # type: ignore[index]
