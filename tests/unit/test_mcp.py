@@ -139,3 +139,19 @@ async def test_resources(world: World) -> None:
         result = await client.call_tool("greet", {"name": "x"})
         run = await client.read_resource(f"nexus://runs/{result.meta['nexus/run_id']}")  # type: ignore[index]
         assert json.loads(run.contents[0].text)["status"] == "completed"  # type: ignore[union-attr]
+
+
+async def test_a_call_without_progress_is_one_hop(world: World) -> None:
+    polls = 0
+    wait_events = world.runner.wait_events
+
+    async def counting(run_id: str, after: int, timeout_s: float) -> Any:
+        nonlocal polls
+        polls += 1
+        return await wait_events(run_id, after, timeout_s)
+
+    world.runner.wait_events = counting  # type: ignore[method-assign]
+    async with Client(world.server) as client:
+        result = await client.call_tool("double_plus_one", {"x": 1})
+    assert result.structured_content["add_one"] == {"result": {"value": 3}}  # type: ignore[index]
+    assert polls == 0  # no event subscription when nobody wants progress

@@ -147,8 +147,11 @@ def _wants_progress(ctx: Any) -> bool:
     """Whether the caller asked for progress. The SDK has no public way to ask, so this
     reads its request channel (JSON-RPC: a progress token; in-process: a callback); when
     that cannot be read, it assumes yes (progress is then sent, and dropped if unwanted)."""
+    meta = getattr(ctx, "meta", None)
+    if isinstance(meta, Mapping) and meta.get("progressToken", meta.get("progress_token")) is not None:
+        return True
     outbound = getattr(getattr(ctx, "session", None), "_request_outbound", None)
-    for attribute in ("_progress_token", "_on_progress"):
+    for attribute in ("_progress_token", "progress_token", "_on_progress"):
         if hasattr(outbound, attribute):
             return getattr(outbound, attribute) is not None
     return True
