@@ -142,17 +142,17 @@ async def test_resources(world: World) -> None:
         assert json.loads(run.contents[0].text)["status"] == "completed"  # type: ignore[union-attr]
 
 
-async def test_a_call_without_progress_is_one_hop(world: World) -> None:
-    polls = 0
-    wait_events = world.runner.wait_events
+def test_progress_is_followed_only_when_the_caller_asked_for_it() -> None:
+    from types import SimpleNamespace
 
-    async def counting(run_id: str, after: int, timeout_s: float) -> Any:
-        nonlocal polls
-        polls += 1
-        return await wait_events(run_id, after, timeout_s)
+    from nexus_ray.channels.mcp.server import _wants_progress
 
-    world.runner.wait_events = counting  # type: ignore[method-assign]
-    async with Client(world.server) as client:
-        result = await client.call_tool("double_plus_one", {"x": 1})
-    assert result.structured_content["add_one"] == {"result": {"value": 3}}  # type: ignore[index]
-    assert polls == 0  # no event subscription when nobody wants progress
+    def ctx(meta: dict[str, Any] | None, outbound: object) -> Any:
+        return SimpleNamespace(meta=meta, session=SimpleNamespace(_request_outbound=outbound))
+
+    http_without = SimpleNamespace(progress_token=None)
+    assert not _wants_progress(ctx({}, http_without))  # streamable HTTP, no token: one hop
+    assert _wants_progress(ctx({"progress_token": 4}, SimpleNamespace(progress_token=4)))
+    assert not _wants_progress(ctx(None, SimpleNamespace(_progress_token=None)))  # JSON-RPC (stdio)
+    assert _wants_progress(ctx({"progressToken": "t"}, object()))
+    assert _wants_progress(ctx(None, object()))  # unknown transport: follow (progress dropped if unwanted)
