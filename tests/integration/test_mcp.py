@@ -74,3 +74,23 @@ async def test_stdio_bridge_round_trip(app: Nexus) -> None:
         workflows = await client.read_resource("nexus://workflows")
         assert "double_plus_one" in workflows.contents[0].text  # type: ignore[union-attr]
     assert progress[-1] == "node.completed add_one"
+
+
+async def test_stdio_with_a_local_app_on_the_shared_cluster(app: Nexus, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    import ray
+    from mcp import StdioServerParameters
+
+    from .conftest import ROOT
+
+    # stdio clients pass only a few variables on: hand over what joining the cluster needs.
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "NEXUS_HOME": str(tmp_path)}
+    nexus = str(Path(sys.executable).parent / "nexus")
+    params = StdioServerParameters(
+        command=nexus, args=["mcp", "--app", str(ROOT / "examples" / "quickstart.py")], env=env
+    )
+    async with Client(params, read_timeout_seconds=120) as client:
+        result = await client.call_tool("greet", {"name": "stdio"})
+    assert result.structured_content == {"greet": {"result": "Hello, stdio."}}
