@@ -68,10 +68,29 @@ class Nexus:
         self._catalog.add(item)
         if self._pool is not None:
             self._ship(item.workflow)
-            self._pool.register(name, item.workflow)
-        if self._server is not None:
-            self._deploy_ingress()
+            self._pool.register(name, item.workflow, item)
+            self._await_channels()
         return item
+
+    def unregister(self, name: str) -> None:
+        """Remove a workflow; while serving, its route and MCP tool go away at once (MCP
+        clients get ``tools/list_changed``); runs already going finish.
+
+        Raises:
+            WorkflowNotFoundError: no workflow of that name (with close matches).
+        """
+        self._catalog.remove(name)
+        if self._pool is not None:
+            self._pool.unregister(name)
+            self._await_channels()
+
+    def _await_channels(self) -> None:
+        """While serving: wait until the ingress lists exactly the current workflows (its
+        replicas update themselves from the catalog actor; no redeploy)."""
+        if self._server is not None:
+            from .channels.http.ingress import wait_until_ready
+
+            wait_until_ready(self._server.url, set(self._catalog.items()), self.settings.ready_timeout_s)
 
     def workflow(
         self, fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
@@ -398,7 +417,7 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings)
+        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings, self._catalog.items())
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:
@@ -410,7 +429,8 @@ class Nexus:
         # The facade composes the HTTP channel here (imported lazily: channels sit above).
         from .channels.http.ingress import deploy_ingress, wait_until_ready
 
-        deploy_ingress(self._catalog.items(), self._pool.client(), self._pool.sessions(), self.settings)
+        pool = self._pool
+        deploy_ingress(self._catalog.items(), pool.client(), pool.sessions(), self.settings, pool.catalog)
         url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
         wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 

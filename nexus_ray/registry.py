@@ -82,6 +82,12 @@ class Catalog:
             )
         self._items[item.name] = item
 
+    def remove(self, name: str) -> RegisteredWorkflow:
+        """Remove and return ``name`` (WorkflowNotFoundError with close matches if unknown)."""
+        item = self.get(name)
+        del self._items[name]
+        return item
+
     def get(self, name: str) -> RegisteredWorkflow:
         """The workflow registered as ``name``, else WorkflowNotFoundError with close matches."""
         try:

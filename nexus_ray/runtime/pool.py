@@ -151,12 +151,14 @@ class RunHostPool:
         settings: The app's settings (store, leases, threads, batching).
     """
 
-    def __init__(self, size: int, workflows: dict[str, Workflow], settings: Settings) -> None:
+    def __init__(
+        self, size: int, workflows: dict[str, Workflow], settings: Settings, entries: dict[str, Any] | None = None
+    ) -> None:
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
         self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
-            workflows
+            workflows, entries
         )
         self.session_hosts = _start_hosts(
             SessionHost, f"nexus-{pool_id}", "session-host", settings.session_hosts, config
@@ -176,10 +178,16 @@ class RunHostPool:
         """A picklable router over the SessionHosts."""
         return self._sessions
 
-    def register(self, name: str, workflow: Workflow) -> None:
-        """Add a workflow to the catalog (for hosts that restart) and to every host."""
-        ray.get(self.catalog.put.remote(name, workflow))
+    def register(self, name: str, workflow: Workflow, entry: Any = None) -> None:
+        """Add a workflow to every host, then to the catalog (hosts that restart load it
+        from there; watching channels pick up ``entry``)."""
         ray.get([h.register.remote(name, workflow) for h in self.hosts.values()])
+        ray.get(self.catalog.put.remote(name, workflow, entry))
+
+    def unregister(self, name: str) -> None:
+        """Remove a workflow from the catalog (channels stop offering it) and every host."""
+        ray.get(self.catalog.remove.remote(name))
+        ray.get([h.unregister.remote(name) for h in self.hosts.values()])
 
     def info(self) -> list[dict[str, Any]]:
         """Each host's info."""

@@ -93,6 +93,9 @@ class RunHost(BatchTarget):
     async def register(self, name: str, workflow: Workflow) -> None:
         self.service.register(name, workflow)
 
+    async def unregister(self, name: str) -> None:
+        self.service.unregister(name)
+
     async def health(self) -> dict[str, Any]:
         return await self.service.health()
 

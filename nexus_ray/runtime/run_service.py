@@ -89,6 +89,10 @@ class RunService:
         """Add or replace a workflow."""
         self.workflows[name] = workflow
 
+    def unregister(self, name: str) -> None:
+        """Stop accepting runs of ``name`` (runs already going finish)."""
+        self.workflows.pop(name, None)
+
     # -- runs ---------------------------------------------------------------------------
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Run ``name`` as ``run_id`` and return its RunResult dict. Idempotent per run id:

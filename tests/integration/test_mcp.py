@@ -94,3 +94,30 @@ async def test_stdio_with_a_local_app_on_the_shared_cluster(app: Nexus, tmp_path
     async with Client(params, read_timeout_seconds=120) as client:
         result = await client.call_tool("greet", {"name": "stdio"})
     assert result.structured_content == {"greet": {"result": "Hello, stdio."}}
+
+
+def triple(x: int) -> int:
+    """Three times x."""
+    return 3 * x
+
+
+async def test_registering_and_removing_a_workflow_while_serving(app: Nexus, http: httpx.Client) -> None:
+    import asyncio
+
+    async with Client(f"{app.url}/mcp") as client, client.listen(tools_list_changed=True) as changes:
+        events = aiter(changes)
+        await asyncio.to_thread(app.register, "triple", triple)
+        try:
+            await asyncio.wait_for(anext(events), 30)
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            assert tools["triple"].input_schema == app.workflows["triple"].input_schema
+            assert (await client.call_tool("triple", {"x": 4})).structured_content == {"triple": {"result": 12}}
+            rest = http.post("/workflows/triple/execute", json={"inputs": {"x": 5}}).json()
+            assert rest["outputs"]["triple"]["result"] == 15
+            assert "/workflows/triple/execute" in http.get("/openapi.json").json()["paths"]
+        finally:
+            await asyncio.to_thread(app.unregister, "triple")
+        await asyncio.wait_for(anext(events), 30)
+        assert "triple" not in {t.name for t in (await client.list_tools()).tools}
+    assert http.post("/workflows/triple/execute", json={"inputs": {"x": 5}}).status_code == 404
+    assert "/workflows/triple/execute" not in http.get("/openapi.json").json()["paths"]

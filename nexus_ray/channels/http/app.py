@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from prometheus_client import CollectorRegistry
 from starlette.responses import Response
 
@@ -19,6 +23,7 @@ from ...workflow.fields import json_schema_for
 from ..mcp.http import MCP_PATH, McpPathWithoutSlash, build_mcp_app
 from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
+from .live_catalog import CatalogChanges, diff, follow_catalog
 from .models import Health, RunAccepted, RunResponse, WorkflowDetail, WorkflowSummary
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
 from .runs import add_run_routes
@@ -39,18 +44,38 @@ IDEMPOTENCY_PARAMETER = {
 
 
 def build_http_app(
-    catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway, settings: Settings
+    catalog: Mapping[str, RegisteredWorkflow],
+    runner: RunGateway,
+    sessions: SessionGateway,
+    settings: Settings,
+    catalog_changes: CatalogChanges | None = None,
 ) -> FastAPI:
-    """The REST API over ``catalog``: one documented execute route per workflow, runs, sessions."""
-    mcp_app, mcp_lifespan = build_mcp_app(catalog, runner, sessions, settings)
+    """The REST API over ``catalog``: one documented execute route per workflow, runs,
+    sessions, streams, MCP. With ``catalog_changes``, the workflows follow the catalog
+    actor while serving (see live_catalog.py)."""
+    workflows = dict(catalog)  # changed in place when the catalog changes
+    bus = InMemorySubscriptionBus()
+    mcp_app, mcp_lifespan = build_mcp_app(workflows, runner, sessions, settings, bus)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with mcp_lifespan(app):
+            watcher = None
+            if catalog_changes is not None:
+                watcher = asyncio.ensure_future(follow_catalog(catalog_changes, apply_entries, bus))
+            try:
+                yield
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+
     app = FastAPI(
         title="nexus_ray",
         version=__version__,
         description="Registered workflows as REST endpoints (and MCP tools at /mcp). Errors are RFC 9457 problem+json.",
-        lifespan=mcp_lifespan,
+        lifespan=lifespan,
     )
     install_problem_handlers(app, debug=settings.debug)
-    workflows = dict(catalog)
 
     @app.get("/health", response_model=Health, tags=["system"], summary="Liveness")
     async def health() -> Response:
@@ -77,8 +102,8 @@ def build_http_app(
             raise not_found(name, list(workflows))
         return Response(pydantic_core.to_json(item.detail()), media_type=JSON)
 
-    for item in workflows.values():
-        app.add_api_route(
+    def execute_route(item: RegisteredWorkflow) -> APIRoute:
+        return APIRoute(
             f"/workflows/{item.name}/execute",
             _execute_endpoint(item, runner, hubs, settings.max_body_bytes),
             methods=["POST"],
@@ -90,10 +115,29 @@ def build_http_app(
             responses=_responses(item),
         )
 
+    execute_routes = {name: execute_route(item) for name, item in workflows.items()}
+    app.router.routes.extend(execute_routes.values())
+
+    def apply_entries(entries: dict[str, RegisteredWorkflow]) -> None:
+        removed, added = diff(workflows, entries)
+        for name in removed + added:
+            workflows.pop(name, None)
+            route = execute_routes.pop(name, None)
+            if route is not None:
+                app.router.routes.remove(route)
+        fallback = app.router.routes.index(fallback_route)
+        for name in added:
+            workflows[name] = entries[name]
+            execute_routes[name] = execute_route(entries[name])
+            app.router.routes.insert(fallback, execute_routes[name])  # before the catch-all
+        if removed or added:
+            app.openapi_schema = None  # rebuilt with the current routes on the next request
+
     async def unknown_workflow(name: str) -> Response:
         raise not_found(name, list(workflows))
 
     app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
+    fallback_route = app.router.routes[-1]
     add_run_routes(app, runner)
     add_session_routes(app, sessions, settings.max_body_bytes)
     add_stream_routes(app, hubs, runner, workflows)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from ray import serve
+from ray.actor import ActorHandle
 
 from ...errors import RuntimeUnavailableError
 from ...registry import RegisteredWorkflow
@@ -33,41 +34,54 @@ class NexusIngress:
         pool: PoolClient,
         sessions: SessionsClient,
         settings: dict[str, Any],
+        workflow_catalog: ActorHandle | None = None,
     ) -> None:
         self.catalog = catalog
         self.pool = pool
         self.sessions = sessions
         self.settings = Settings(**settings)
+        self.workflow_catalog = workflow_catalog
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings)
+        watched = self.workflow_catalog
+
+        async def changes(version: int, timeout_s: float) -> tuple[int, dict[str, RegisteredWorkflow]]:
+            assert watched is not None
+            return await watched.wait_change.remote(version, timeout_s)  # type: ignore[no-any-return]
+
+        watch = changes if watched is not None else None
+        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings, watch)
         tune_gc()
         return app
 
 
 def deploy_ingress(
-    catalog: dict[str, RegisteredWorkflow], pool: PoolClient, sessions: SessionsClient, settings: Settings
+    catalog: dict[str, RegisteredWorkflow],
+    pool: PoolClient,
+    sessions: SessionsClient,
+    settings: Settings,
+    workflow_catalog: ActorHandle | None = None,
 ) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     app = NexusIngress.options(  # type: ignore[attr-defined]
         num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests
-    ).bind(catalog, pool, sessions, settings.model_dump(mode="json"))
+    ).bind(catalog, pool, sessions, settings.model_dump(mode="json"), workflow_catalog)
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
     serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
 
 
 def wait_until_ready(url: str, workflows: set[str], timeout_s: float) -> float:
-    """Poll ``url``/workflows until it answers 2xx listing every name in ``workflows`` (the
-    proxy may answer 503, or an old replica, for a while after serve.run returns)."""
+    """Poll ``url``/workflows until it answers 2xx listing exactly ``workflows`` (the proxy
+    may answer 503, or an old replica, for a while after serve.run returns)."""
     started = time.monotonic()
     last = "no answer"
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() - started < timeout_s:
             try:
                 response = client.get(f"{url}/workflows")
-                if response.is_success and workflows <= {w["name"] for w in response.json()}:
+                if response.is_success and workflows == {w["name"] for w in response.json()}:
                     return time.monotonic() - started
                 last = f"HTTP {response.status_code}"
             except (httpx.HTTPError, ValueError) as exc:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,10 +27,15 @@ MCP_PATH = "/mcp"
 
 
 def build_mcp_app(
-    catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway, settings: Settings
+    catalog: Mapping[str, RegisteredWorkflow],
+    runner: RunGateway,
+    sessions: SessionGateway,
+    settings: Settings,
+    bus: SubscriptionBus | None = None,
 ) -> tuple[Starlette, Any]:
-    """The MCP ASGI app (to mount at ``/mcp``) and a lifespan context for its host app."""
-    server = build_mcp_server(catalog, runner, sessions)
+    """The MCP ASGI app (to mount at ``/mcp``) and a lifespan context for its host app.
+    ``catalog`` may change in place; what is published on ``bus`` reaches listening clients."""
+    server = build_mcp_server(catalog, runner, sessions, bus)
     hosts = settings.mcp_allowed_hosts
     security = TransportSecuritySettings(enable_dns_rebinding_protection=hosts != ["*"], allowed_hosts=hosts)
     app = server.streamable_http_app(

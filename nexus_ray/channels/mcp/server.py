@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from ... import __version__
@@ -173,9 +174,13 @@ async def _cancel_quietly(runner: RunGateway, run_id: str) -> None:
 
 
 def build_mcp_server(
-    catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway
+    catalog: Mapping[str, RegisteredWorkflow],
+    runner: RunGateway,
+    sessions: SessionGateway,
+    bus: SubscriptionBus | None = None,
 ) -> Server[Any]:
-    """The MCP server over ``catalog`` (tools, built-in tools, resources)."""
+    """The MCP server over ``catalog`` (tools, built-in tools, resources); with ``bus``,
+    clients can listen for what is published there (``tools/list_changed``)."""
     channel = McpChannel(catalog, runner, sessions)
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
@@ -205,4 +210,5 @@ def build_mcp_server(
         on_list_resources=on_list_resources,
         on_list_resource_templates=on_list_resource_templates,
         on_read_resource=on_read_resource,
+        on_subscriptions_listen=ListenHandler(bus) if bus is not None else None,
     )
