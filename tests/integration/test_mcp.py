@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -121,3 +122,18 @@ async def test_registering_and_removing_a_workflow_while_serving(app: Nexus, htt
         assert "triple" not in {t.name for t in (await client.list_tools()).tools}
     assert http.post("/workflows/triple/execute", json={"inputs": {"x": 5}}).status_code == 404
     assert "/workflows/triple/execute" not in http.get("/openapi.json").json()["paths"]
+
+
+async def test_a_subscribed_session_sends_resource_updated_for_a_rest_change(app: Nexus, http: httpx.Client) -> None:
+    import asyncio
+
+    sid = http.post("/sessions", json={"state": {"n": 0}}).json()["session_id"]
+    uri = f"nexus://sessions/{sid}"
+    async with Client(f"{app.url}/mcp") as client, client.listen(resource_subscriptions=[uri]) as updates:
+        events = aiter(updates)
+        await asyncio.sleep(0.5)  # the follower has read where the session's log is
+        await asyncio.to_thread(http.patch, f"/sessions/{sid}", json={"n": 1})
+        event = await asyncio.wait_for(anext(events), 30)
+        assert getattr(event, "uri", None) == uri
+        state = json.loads((await client.read_resource(uri)).contents[0].text)["state"]  # type: ignore[union-attr]
+        assert state == {"n": 1}

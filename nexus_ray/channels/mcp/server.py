@@ -14,6 +14,7 @@ import mcp_types as types
 from mcp.server import Server
 from mcp.server.subscriptions import ListenHandler, SubscriptionBus
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 
 from ... import __version__
 from ...errors import InputValidationError, NexusError
@@ -210,5 +211,54 @@ def build_mcp_server(
         on_list_resources=on_list_resources,
         on_list_resource_templates=on_list_resource_templates,
         on_read_resource=on_read_resource,
-        on_subscriptions_listen=ListenHandler(bus) if bus is not None else None,
+        on_subscriptions_listen=session_aware_listen(ListenHandler(bus), bus, sessions) if bus is not None else None,
     )
+
+
+SESSION_URI = "nexus://sessions/"
+
+
+def session_aware_listen(listen: ListenHandler, bus: SubscriptionBus, sessions: SessionGateway) -> Any:
+    """The listen handler, plus: for each ``nexus://sessions/{id}`` the client subscribes
+    to, a follower that publishes ``ResourceUpdated`` on every new event of that session
+    (whichever channel made it) for as long as the client listens."""
+
+    async def on_listen(ctx: Any, params: Any) -> Any:
+        wanted = getattr(getattr(params, "notifications", None), "resource_subscriptions", None) or []
+        uris = [uri for uri in wanted if uri.startswith(SESSION_URI)]
+        followers = [asyncio.ensure_future(_follow_session(uri, bus, sessions)) for uri in uris]
+        try:
+            return await listen(ctx, params)
+        finally:
+            for follower in followers:
+                follower.cancel()
+
+    return on_listen
+
+
+async def _follow_session(uri: str, bus: SubscriptionBus, sessions: SessionGateway) -> None:
+    session_id = uri.removeprefix(SESSION_URI)
+    after = await _last_seq(session_id, sessions)
+    while True:
+        try:
+            events, ended = await sessions.wait_events(session_id, after, 15.0)
+        except NexusError:  # no such session (any more): nothing to follow
+            return
+        if events:
+            after = events[-1]["seq"]
+            await bus.publish(ResourceUpdated(uri=uri))
+        if ended:
+            return
+
+
+async def _last_seq(session_id: str, sessions: SessionGateway) -> int:
+    """The session's newest event (updates after it are news), paging through the log."""
+    after = 0
+    while True:
+        try:
+            events, _ = await sessions.wait_events(session_id, after, 0.0)
+        except NexusError:
+            return after
+        if not events:
+            return after
+        after = events[-1]["seq"]
