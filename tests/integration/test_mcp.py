@@ -137,3 +137,21 @@ async def test_a_subscribed_session_sends_resource_updated_for_a_rest_change(app
         assert getattr(event, "uri", None) == uri
         state = json.loads((await client.read_resource(uri)).contents[0].text)["state"]  # type: ignore[union-attr]
         assert state == {"n": 1}
+
+
+async def test_a_legacy_mcp_session_is_a_nexus_session(app: Nexus, http: httpx.Client) -> None:
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async with Client(f"{app.url}/mcp", mode="legacy") as client:
+        first = await client.call_tool("whoami", {}, progress_callback=on_progress)
+        second = await client.call_tool("whoami", {})
+    runs = [http.get(f"/runs/{r.meta['nexus/run_id']}").json() for r in (first, second)]  # type: ignore[index]
+    summaries = http.get("/runs", params={"workflow": "whoami", "limit": 10}).json()["runs"]
+    sessions = {s["run_id"]: s["session_id"] for s in summaries}
+    sid = sessions[runs[0]["run_id"]]
+    assert sid is not None and sessions[runs[1]["run_id"]] == sid  # both calls ran in one session
+    events = [e["type"] for e in http.get(f"/sessions/{sid}/events", params={"follow": "false"}).json()["events"]]
+    assert events == ["session.created", "session.run_completed", "session.run_completed"]

@@ -8,14 +8,14 @@ the replica. Responses stream as SSE, so progress notifications reach the client
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server.subscriptions import SubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...registry import RegisteredWorkflow
 from ...settings import Settings
@@ -24,6 +24,7 @@ from ..http.sessions import SessionGateway
 from .server import build_mcp_server
 
 MCP_PATH = "/mcp"
+SESSION_TTL_S = 86_400.0  # a Nexus session made for an MCP session expires a day after its last change
 
 
 def build_mcp_app(
@@ -32,7 +33,7 @@ def build_mcp_app(
     sessions: SessionGateway,
     settings: Settings,
     bus: SubscriptionBus | None = None,
-) -> tuple[Starlette, Any]:
+) -> tuple[ASGIApp, Any]:
     """The MCP ASGI app (to mount at ``/mcp``) and a lifespan context for its host app.
     ``catalog`` may change in place; what is published on ``bus`` reaches listening clients."""
     server = build_mcp_server(catalog, runner, sessions, bus)
@@ -47,7 +48,76 @@ def build_mcp_app(
         async with server.session_manager.run():
             yield
 
-    return app, lifespan
+    return McpSessionMapping(app, sessions), lifespan
+
+
+class McpSessionMapping:
+    """Each MCP session of the handshake protocol is a Nexus session.
+
+    At ``initialize`` (no ``Mcp-Session-Id`` yet) a Nexus session is created and its id
+    returned as the ``Mcp-Session-Id``; the client sends it with every later request, and
+    each tool call then runs in that session (as ``X-Nexus-Session-Id`` would make it).
+    The id is the session's, so any replica serves any request, and REST, the CLI and
+    Python see the same state. A 2026-07-28 client has no MCP session: it joins one with
+    the header or a ``session_id`` argument.
+    """
+
+    def __init__(self, app: ASGIApp, sessions: SessionGateway, ttl_s: float = SESSION_TTL_S) -> None:
+        self.app, self.sessions, self.ttl_s = app, sessions, ttl_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        mcp_session = headers.get(b"mcp-session-id")
+        if mcp_session is not None:
+            if b"x-nexus-session-id" not in headers:
+                scope = {**scope, "headers": [*scope["headers"], (b"x-nexus-session-id", mcp_session)]}
+            await self.app(scope, receive, send)
+            return
+        body, replay = await _buffer(receive)
+        if not _is_initialize(body):
+            await self.app(scope, replay, send)
+            return
+        session = await self.sessions.create({}, self.ttl_s)
+        session_header = (b"mcp-session-id", session["session_id"].encode())
+
+        async def send_with_session(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                message = {**message, "headers": [*message.get("headers", []), session_header]}
+            await send(message)
+
+        await self.app(scope, replay, send_with_session)
+
+
+async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a ``receive`` that hands it over again."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body, sent = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _is_initialize(body: bytes) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "initialize"
 
 
 class McpPathWithoutSlash:
