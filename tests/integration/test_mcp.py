@@ -155,3 +155,20 @@ async def test_a_legacy_mcp_session_is_a_nexus_session(app: Nexus, http: httpx.C
     assert sid is not None and sessions[runs[1]["run_id"]] == sid  # both calls ran in one session
     events = [e["type"] for e in http.get(f"/sessions/{sid}/events", params={"follow": "false"}).json()["events"]]
     assert events == ["session.created", "session.run_completed", "session.run_completed"]
+
+
+async def test_every_example_workflow_over_mcp(app: Nexus) -> None:
+    async with Client(f"{app.url}/mcp") as client:
+        doubled = await client.call_tool("double_plus_one", {"x": 20})
+        greeted = await client.call_tool("greet", {"name": "Ada", "excited": True})
+        big = await client.call_tool("route_order", {"input_data": {"amount": 150}})
+        small = await client.call_tool("route_order", {"input_data": {"amount": 20}})
+        health = await client.call_tool("check_health", {"url": f"{app.url}/health"})
+    assert doubled.structured_content["add_one"] == {"result": {"value": 41}}  # type: ignore[index]
+    assert greeted.structured_content == {"greet": {"result": "Hello, Ada!"}}
+    assert big.structured_content["needs_approval"]["result"] == {"action": "approve", "order": {"amount": 150}}  # type: ignore[index]
+    assert "ship" not in big.structured_content  # type: ignore[operator]
+    assert small.structured_content["ship"]["result"] == {"action": "ship", "order": {"amount": 20}}  # type: ignore[index]
+    assert health.structured_content["verdict"] == {"result": {"healthy": True, "status": 200}}  # type: ignore[index]
+    for result in (doubled, greeted, big, small, health):
+        assert not result.is_error and json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
