@@ -108,6 +108,11 @@ class EventFeed:
         """Stop holding ``log_id`` (its events stay in the store)."""
         self._logs.pop(log_id, None)
 
+    def last_seq(self, log_id: str) -> int:
+        """The newest sequence number published for ``log_id`` (0 when none or untracked)."""
+        log = self._logs.get(log_id)
+        return 0 if log is None else log.last_seq
+
     def is_tracked(self, log_id: str) -> bool:
         """True when every new event of ``log_id`` will be published here."""
         return log_id in self._logs

@@ -350,7 +350,7 @@ class RunService:
                 outcome.error,
                 patches,
             )
-            await self._end_events(plan.run_id, status, outcome.outputs, error, written_elsewhere=True)
+            await self._publish_session_end(plan.run_id, status, outcome.outputs, error)
             return status, error
         if self.store is not None:
             await self.store.call("finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error)
@@ -358,20 +358,17 @@ class RunService:
             self.feed.append(plan.run_id, *run_end_event(outcome.status, outcome.outputs, outcome.error))
         return outcome.status, outcome.error
 
-    async def _end_events(
-        self,
-        run_id: str,
-        status: RunStatus,
-        outputs: dict[str, Any],
-        error: dict[str, Any] | None,
-        written_elsewhere: bool,
+    async def _publish_session_end(
+        self, run_id: str, status: RunStatus, outputs: dict[str, Any], error: dict[str, Any] | None
     ) -> None:
-        """Publish a run's end recorded by its session's host: from the store (where that
-        host wrote it), or from memory without a store."""
+        """Publish a run's end recorded by its session's host: the events after the last
+        one published here, from the store (where that host wrote them), or from memory
+        without a store."""
         if self.store is None:
             self.feed.append(run_id, *run_end_event(status, outputs, error))
-        elif written_elsewhere:
-            self.feed.publish(await self.store.call("list_events", "run", run_id, None, 0, 100_000))
+            return
+        after = self.feed.last_seq(run_id)
+        self.feed.publish(await self.store.call("list_events", "run", run_id, None, after, 1000))
 
     async def _finish(self, plan: _RunPlan, status: RunStatus, error: dict[str, Any] | None) -> dict[str, Any]:
         """Finish a run the engine did not finish (cancelled, timed out, unknown workflow)."""

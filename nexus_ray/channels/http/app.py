@@ -25,14 +25,13 @@ from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
 from .live_catalog import CatalogChanges, diff, follow_catalog
 from .models import Health, RunAccepted, RunResponse, WorkflowDetail, WorkflowSummary
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA, install_problem_handlers
+from .problems import install_problem_handlers, problem_doc
 from .runs import add_run_routes
 from .sessions import SessionGateway, add_session_routes
 from .streams import Hubs, add_stream_routes, sse_response
 from .system import RequestMetrics, add_system_routes
 
 JSON = "application/json"
-PROBLEM_RESPONSE = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -92,9 +91,7 @@ def build_http_app(
         response_model=WorkflowDetail,
         tags=["workflows"],
         summary="A workflow: schemas and node graph",
-        responses={
-            404: {"description": "No such workflow", "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
-        },
+        responses={404: problem_doc("No such workflow")},
     )
     async def describe_workflow(name: str) -> Response:
         item = workflows.get(name)
@@ -208,7 +205,6 @@ def _request_body(item: RegisteredWorkflow) -> dict[str, Any]:
 def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
     run_schema = json_schema_for(RunResponse)
     run_schema["properties"]["outputs"] = item.output_schema
-    problem = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
     return {
         200: {
             "description": "The run finished (status 'completed' or 'failed').",
@@ -218,8 +214,8 @@ def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
             "description": "mode 'async': the run started",
             "content": {JSON: {"schema": json_schema_for(RunAccepted)}},
         },
-        400: {"description": "Malformed JSON or Idempotency-Key", **problem},
-        409: {"description": "Idempotency-Key reused with a different request", **problem},
-        413: {"description": "Body too large", **problem},
-        422: {"description": "Invalid inputs; 'errors' names each field", **problem},
+        400: problem_doc("Malformed JSON or Idempotency-Key"),
+        409: problem_doc("Idempotency-Key reused with a different request"),
+        413: problem_doc("Body too large"),
+        422: problem_doc("Invalid inputs; 'errors' names each field"),
     }

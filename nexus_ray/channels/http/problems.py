@@ -38,6 +38,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem+json error."""
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+
+
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """A problem+json response with the problem's status."""
     return Response(

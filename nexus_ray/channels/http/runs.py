@@ -11,10 +11,9 @@ from starlette.responses import Response
 from ...workflow import RunStatus
 from .gateway import RunGateway
 from .models import RunPage, RunResponse
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from .problems import problem_doc
 
 JSON = "application/json"
-_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 
 
 def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
@@ -25,7 +24,7 @@ def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
         response_model=RunResponse,
         tags=["runs"],
         summary="A run's status, per-node status and timings, outputs or error",
-        responses={404: {"description": "No such run", **_PROBLEM}},
+        responses={404: problem_doc("No such run")},
     )
     async def get_run(run_id: str) -> Response:
         return _json(await runner.get_run(run_id))
@@ -36,8 +35,8 @@ def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
         tags=["runs"],
         summary="Cancel a run at once (in-flight nodes are cancelled)",
         responses={
-            404: {"description": "No such run", **_PROBLEM},
-            409: {"description": "Already finished", **_PROBLEM},
+            404: problem_doc("No such run"),
+            409: problem_doc("Already finished"),
         },
     )
     async def cancel_run(run_id: str) -> Response:

@@ -12,10 +12,9 @@ from starlette.responses import Response
 from ...errors import InputValidationError, InvalidRequestError
 from ...workflow.fields import describe_validation_error
 from .body import read_json_body
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from .problems import problem_doc
 
 JSON = "application/json"
-_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 
 
 class SessionGateway(Protocol):
@@ -80,7 +79,7 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         response_model=SessionModel,
         tags=["sessions"],
         summary="Read a session",
-        responses={404: {"description": "No such session (or expired)", **_PROBLEM}},
+        responses={404: problem_doc("No such session (or expired)")},
     )
     async def get_session(session_id: str) -> Response:
         return _session(await sessions.get(session_id))
@@ -91,8 +90,8 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         tags=["sessions"],
         summary="Change a session with a JSON merge patch (RFC 7396); If-Match: <version> to change safely",
         responses={
-            404: {"description": "No such session", **_PROBLEM},
-            412: {"description": "If-Match names a stale version", **_PROBLEM},
+            404: problem_doc("No such session"),
+            412: problem_doc("If-Match names a stale version"),
         },
         openapi_extra={
             "requestBody": {
@@ -115,7 +114,7 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         status_code=204,
         tags=["sessions"],
         summary="Delete a session",
-        responses={404: {"description": "No such session", **_PROBLEM}},
+        responses={404: problem_doc("No such session")},
     )
     async def delete_session(session_id: str) -> Response:
         await sessions.delete(session_id)

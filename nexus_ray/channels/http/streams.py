@@ -19,11 +19,10 @@ from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...runtime.subscriptions import EventHub, Fetch
 from .gateway import RunGateway
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from .problems import problem_doc
 from .sessions import SessionGateway
 
 KEEP_ALIVE_S = 15.0
-_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 _SSE_DOC = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
     "description": "Server-sent events: `id:` is the event's sequence number, `event:` its type, "
@@ -100,7 +99,7 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
         "/runs/{run_id}/events",
         tags=["runs"],
         summary="A run's events as SSE (a finished run replays and ends)",
-        responses={200: _SSE_DOC, 404: {"description": "No such run", **_PROBLEM}},
+        responses={200: _SSE_DOC, 404: problem_doc("No such run")},
         response_class=EventSourceResponse,
     )
     async def run_events(
@@ -114,7 +113,7 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
         "/sessions/{session_id}/events",
         tags=["sessions"],
         summary="A session's events as SSE: updates from every channel, its runs, custom events",
-        responses={200: _SSE_DOC, 404: {"description": "No such session", **_PROBLEM}},
+        responses={200: _SSE_DOC, 404: problem_doc("No such session")},
         response_class=EventSourceResponse,
     )
     async def session_events(

@@ -18,10 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ...errors import RuntimeUnavailableError
 from .gateway import RunGateway
 from .models import Readiness
-from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from .problems import problem_doc
 from .sessions import SessionGateway
 
-_PROBLEM = {"content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 CHECK_TIMEOUT_S = 3.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -96,12 +95,7 @@ def add_system_routes(app: FastAPI, runner: RunGateway, sessions: SessionGateway
         response_model=Readiness,
         tags=["system"],
         summary="Readiness: Ray, Serve, the store and both host pools",
-        responses={
-            503: {
-                "description": "Something is down (named)",
-                "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-            }
-        },
+        responses={503: problem_doc("Something is down (named)")},
     )
     async def ready() -> Response:
         checks = await readiness(runner, sessions)
