@@ -196,9 +196,8 @@ class Nexus:
         item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
         from .runtime.ids import new_run_id
 
-        if self._pool is None:
-            await asyncio.to_thread(self._ensure_runtime)
-        return RunResult.from_dict(await self._pool.client().execute(item.name, node_inputs, new_run_id()))
+        pool = await self._apool()
+        return RunResult.from_dict(await pool.client().execute(item.name, node_inputs, new_run_id()))
 
     def submit(
         self,
@@ -297,15 +296,14 @@ class Nexus:
         """
         if (run_id is None) == (session_id is None):
             raise InvalidRequestError("Pass exactly one of run_id= and session_id= to app.events().")
-        if self._pool is None:
-            await asyncio.to_thread(self._ensure_runtime)
+        pool = await self._apool()
         hubs = self._hubs.setdefault(asyncio.get_running_loop(), {})
         kind, log_id = ("run", run_id) if run_id is not None else ("session", session_id)
         hub = hubs.get(kind)
         if hub is None:
             from .runtime.subscriptions import EventHub
 
-            source = self._pool.client() if kind == "run" else self._pool.sessions()
+            source = pool.client() if kind == "run" else pool.sessions()
             hub = hubs[kind] = EventHub(kind, source.wait_events)
         async for event in hub.subscribe(str(log_id), after):
             if event is not None:
@@ -362,13 +360,11 @@ class Nexus:
         dedicated: bool | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`create_session`."""
-        self._ensure_runtime()
-        return await self._pool.sessions().create(state, ttl_s, dedicated)  # type: ignore[no-any-return]
+        return await (await self._apool()).sessions().create(state, ttl_s, dedicated)  # type: ignore[no-any-return]
 
     async def aget_session(self, session_id: str) -> dict[str, Any]:
         """Async :meth:`get_session`."""
-        self._ensure_runtime()
-        return await self._pool.sessions().get(session_id)  # type: ignore[no-any-return]
+        return await (await self._apool()).sessions().get(session_id)  # type: ignore[no-any-return]
 
     async def aupdate_session(
         self,
@@ -378,14 +374,12 @@ class Nexus:
         if_version: int | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`update_session`."""
-        self._ensure_runtime()
         method = "turn" if callable(change) else "patch"
-        return await self._pool.sessions().call(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
+        return await (await self._apool()).sessions().call(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
 
     async def adelete_session(self, session_id: str) -> None:
         """Async :meth:`delete_session`."""
-        self._ensure_runtime()
-        await self._pool.sessions().delete(session_id)
+        await (await self._apool()).sessions().delete(session_id)
 
     def _in_session(
         self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, key: str | None
@@ -405,6 +399,12 @@ class Nexus:
         return self._pool
 
     # -- internals ----------------------------------------------------------------------
+    async def _apool(self) -> Any:
+        """The host pool, for async methods: starting Ray, when needed, off the event loop."""
+        if self._pool is None:
+            await asyncio.to_thread(self._ensure_runtime)
+        return self._pool
+
     def _ensure_runtime(self) -> None:
         if self._pool is not None:
             return

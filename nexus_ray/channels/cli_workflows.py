@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -210,10 +211,4 @@ def events(
         else:
             stream = client.request("GET", path, params={"after": after, "follow": "false"})["events"]
         for event in stream:
-            typer.echo(_json_line(event))
-
-
-def _json_line(event: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(event, default=str)
+            typer.echo(json.dumps(event, default=str))

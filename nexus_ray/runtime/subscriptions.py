@@ -8,7 +8,7 @@ older than what arrived here reads the host directly until it catches up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..errors import InvalidRequestError
@@ -39,7 +39,7 @@ class EventHub:
         self.feed = EventFeed(f"{kind}_id", lambda event: event["type"] in terminal)
         self._topics: dict[str, _Topic] = {}
 
-    async def subscribe(self, log_id: str, after: int = 0) -> AsyncIterator[dict[str, Any] | None]:
+    async def subscribe(self, log_id: str, after: int = 0) -> AsyncGenerator[dict[str, Any] | None, None]:
         """Events of ``log_id`` after ``after``, in order, ending after the log's last
         event (a finished run, a deleted session). Yields None when ``poll_s`` passed
         without an event (a chance to send a keep-alive). Raises NotFoundError for an

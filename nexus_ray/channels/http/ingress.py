@@ -34,7 +34,7 @@ class NexusIngress:
         pool: PoolClient,
         sessions: SessionsClient,
         settings: dict[str, Any],
-        workflow_catalog: ActorHandle | None = None,
+        workflow_catalog: ActorHandle,
     ) -> None:
         self.catalog = catalog
         self.pool = pool
@@ -43,14 +43,10 @@ class NexusIngress:
         self.workflow_catalog = workflow_catalog
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        watched = self.workflow_catalog
-
         async def changes(version: int, timeout_s: float) -> tuple[int, dict[str, RegisteredWorkflow]]:
-            assert watched is not None
-            return await watched.wait_change.remote(version, timeout_s)  # type: ignore[no-any-return]
+            return await self.workflow_catalog.wait_change.remote(version, timeout_s)  # type: ignore[no-any-return]
 
-        watch = changes if watched is not None else None
-        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings, watch)
+        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings, changes)
         tune_gc()
         return app
 
@@ -60,7 +56,7 @@ def deploy_ingress(
     pool: PoolClient,
     sessions: SessionsClient,
     settings: Settings,
-    workflow_catalog: ActorHandle | None = None,
+    workflow_catalog: ActorHandle,
 ) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)

@@ -21,6 +21,7 @@ from ...errors import InputValidationError, NexusError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.ids import new_run_id
 from ...runtime.subscriptions import EventHub
+from ...workflow.events import RUN_TERMINAL
 from ..http.gateway import RunGateway
 from ..http.sessions import SessionGateway
 from .builtins import BUILTIN_TOOLS, call_builtin
@@ -72,8 +73,10 @@ class McpChannel:
             if not wants_progress:  # one hop, like REST
                 return run_result(await self._guarded(run_id, self.runner.execute(item.name, node_inputs, run_id)))
             await self.runner.start(item.name, node_inputs, run_id)
-        await self._guarded(run_id, self._follow(ctx, run_id, len(item.workflow.nodes)))
-        return run_result(await self.runner.get_run(run_id))
+        end = await self._guarded(run_id, self._follow(ctx, run_id, len(item.workflow.nodes)))
+        if end is None:  # the stream ended without a terminal event: ask the run itself
+            return run_result(await self.runner.get_run(run_id))
+        return run_result({"run_id": run_id, **end["data"]})
 
     async def _guarded(self, run_id: str, work: Awaitable[T]) -> T:
         """``work``; if the client cancels the request meanwhile, the run is cancelled too."""
@@ -83,20 +86,25 @@ class McpChannel:
             await asyncio.shield(_cancel_quietly(self.runner, run_id))
             raise
 
-    async def _follow(self, ctx: Any, run_id: str, total: int) -> None:
-        """Report progress per node event until the run ends."""
+    async def _follow(self, ctx: Any, run_id: str, total: int) -> dict[str, Any] | None:
+        """Report progress per node event until the run ends; its terminal event (which
+        carries the status, outputs and error, so no further call is needed)."""
         done = 0
-        async for event in self.hub.subscribe(run_id):
-            if event is None:
-                continue
-            kind, data = event["type"], event["data"]
-            if kind in ("node.completed", "node.skipped", "node.failed"):
-                done += 1
-            if kind.startswith("node."):
-                message = f"{kind} {data.get('node')}"
-                if kind == "node.progress" and data.get("message"):
-                    message += f": {data['message']}"
-                await ctx.session.report_progress(done, total, message)
+        async with contextlib.aclosing(self.hub.subscribe(run_id)) as events:
+            async for event in events:
+                if event is None:
+                    continue
+                kind, data = event["type"], event["data"]
+                if kind in RUN_TERMINAL:
+                    return event
+                if kind in ("node.completed", "node.skipped", "node.failed"):
+                    done += 1
+                if kind.startswith("node."):
+                    message = f"{kind} {data.get('node')}"
+                    if kind == "node.progress" and data.get("message"):
+                        message += f": {data['message']}"
+                    await ctx.session.report_progress(done, total, message)
+        return None
 
 
 def workflow_tool(item: RegisteredWorkflow) -> types.Tool:
