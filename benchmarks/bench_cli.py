@@ -19,7 +19,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from nexus_ray import Settings  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
@@ -42,6 +42,7 @@ def summary(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--out", help="results file (default benchmarks/results/cli-<date>.json)")
     args = parser.parse_args()
     helps = [timed(["--help"], "Usage") for _ in range(args.reps)]
     os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-bench-cli-")
@@ -57,6 +58,8 @@ def main() -> None:
     print(f"\nCLI (median [min-max] of {args.reps})")
     print(f"  nexus --help: {summary(helps)} (target < 300 ms)")
     print(f"  nexus run double_plus_one -i x=5 against a running server: {summary(runs)} (target < 500 ms)")
+    data = {"help_ms": stat([h * 1000 for h in helps], 0), "run_ms": stat([r * 1000 for r in runs], 0)}
+    print(f"written {write_results('cli', data, args.out)}")
 
 
 if __name__ == "__main__":

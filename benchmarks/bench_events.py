@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from nexus_ray import Nexus, Settings  # noqa: E402
 
 
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", help="results file (default benchmarks/results/events-<date>.json)")
     args = parser.parse_args()
     os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-bench-events-")
     app = Nexus(settings=Settings(port=free_port()))
@@ -88,6 +89,8 @@ def main() -> None:
         f"  delivery latency p50 {statistics.median(p50s):.1f} ms [{min(p50s):.1f}-{max(p50s):.1f}], "
         f"p99 {statistics.median(p99s):.1f} ms [{min(p99s):.1f}-{max(p99s):.1f}] (target p99 < 50 ms)"
     )
+    data = {"subscribers": args.subscribers, "updates": args.updates, "p50_ms": stat(p50s, 1), "p99_ms": stat(p99s, 1)}
+    print(f"written {write_results('events', data, args.out)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from mcp import Client  # noqa: E402
 
-from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from nexus_ray import Settings  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
@@ -56,22 +56,26 @@ async def mcp_p50(url: str, calls: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", help="results file (default benchmarks/results/mcp-<date>.json)")
     args = parser.parse_args()
     os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-bench-mcp-")
     app = load_app(str(ROOT / "examples" / "quickstart.py"))
     app.settings = Settings(port=free_port())
     app.start()
     try:
-        rest = [asyncio.run(rest_p50(app.url, args.calls)) for _ in range(3)]
-        tool = [asyncio.run(mcp_p50(app.url, args.calls)) for _ in range(3)]
+        rest = [asyncio.run(rest_p50(app.url, args.calls)) for _ in range(args.reps)]
+        tool = [asyncio.run(mcp_p50(app.url, args.calls)) for _ in range(args.reps)]
     finally:
         app.stop()
     r, m = statistics.median(rest), statistics.median(tool)
-    print(f"\nMCP vs REST, double_plus_one, {args.calls} sequential calls (median of 3 runs' p50s)")
+    print(f"\nMCP vs REST, double_plus_one, {args.calls} sequential calls (median of {args.reps} runs' p50s)")
     print(
         f"  REST p50 {r:.2f} ms [{min(rest):.2f}-{max(rest):.2f}]; MCP tool call p50 {m:.2f} ms "
         f"[{min(tool):.2f}-{max(tool):.2f}]; difference {m - r:+.2f} ms (target within 2 ms)"
     )
+    data = {"rest_p50_ms": stat(rest), "mcp_p50_ms": stat(tool), "difference_ms": round(m - r, 2)}
+    print(f"written {write_results('mcp', data, args.out)}")
 
 
 if __name__ == "__main__":

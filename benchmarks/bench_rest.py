@@ -1,23 +1,26 @@
-"""REST execute of double_plus_one vs a no-op Serve endpoint on the same ingress.
+"""REST execute of double_plus_one: nexus_ray against the ceilings under it and the system
+it replaces, all in one run.
 
-    python benchmarks/bench_rest.py [--seconds 10] [--reps 3]
+    python benchmarks/bench_rest.py [--seconds 5] [--reps 3] [--out FILE] [--skip-kailash]
 
-Starts the quickstart app on an embedded local Ray (HAProxy ingress when haproxy is on PATH),
-deploys a no-op FastAPI endpoint on the same Serve instance, checks every target answers
-correctly, then measures 1 and 32 keep-alive connections (median of --reps runs, min-max).
-Prints a table and writes benchmarks/results/<date>.json. Loopback only.
+Targets, at 1 and 32 keep-alive connections (median of --reps runs, [min-max]):
+- nexus_ray: the quickstart app on an embedded local Ray (HAProxy ingress when on PATH);
+- serve no-op: a FastAPI endpoint that does nothing, on the same Serve instance and ingress
+  (the substrate's ceiling);
+- bare FastAPI: uvicorn, one worker, computing the result inline (the Python ceiling);
+- kailash-nexus 2.16: the same 2-node workflow through its own REST API, installed into
+  benchmarks/.venvs/kailash on first use.
+Every target is checked for a correct answer first and every response must be 2xx.
+Loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import socket
-import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,16 @@ import httpx  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from ray import serve  # noqa: E402
 
+from benchmarks.common import free_port, machine, stat, write_results  # noqa: E402
+from benchmarks.competitors.servers import bare_fastapi_command, kailash_command, serving  # noqa: E402
 from benchmarks.loadgen import LoadResult, post_json, tool  # noqa: E402
 from nexus_ray import Settings  # noqa: E402
 from nexus_ray.channels.http.ingress import QUIET_LOGS  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
+
+EXECUTE = "/workflows/double_plus_one/execute"
+BODY = json.dumps({"inputs": {"x": 5}}).encode()
+KAILASH_BODY = json.dumps({"inputs": {"double": {"x": 5}}}).encode()  # kailash: inputs per node
 
 noop_api = FastAPI()
 
@@ -45,97 +54,98 @@ class NoOp:
         return {"ok": True}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def measure(url: str, body: bytes, connections: int, seconds: float, reps: int) -> dict[str, Any]:
+    """Warm up, then ``reps`` runs: req/s, p50 and p99 as median [min-max]; errors summed."""
     post_json(url, body, connections, min(3.0, seconds))  # warm-up
     runs: list[LoadResult] = [post_json(url, body, connections, seconds) for _ in range(reps)]
-    errors = sum(r.errors for r in runs)
-
-    def stat(attr: str) -> dict[str, float]:
-        values = [getattr(r, attr) for r in runs]
-        return {
-            "median": round(statistics.median(values), 2),
-            "min": round(min(values), 2),
-            "max": round(max(values), 2),
-        }
-
     return {
-        "rps": stat("rps"),
-        "p50_ms": stat("p50_ms"),
-        "p99_ms": stat("p99_ms"),
+        "rps": stat([r.rps for r in runs]),
+        "p50_ms": stat([r.p50_ms for r in runs]),
+        "p99_ms": stat([r.p99_ms for r in runs]),
         "requests": sum(r.requests for r in runs),
-        "errors": errors,
+        "errors": sum(r.errors for r in runs),
     }
 
 
-def check_correct(base: str) -> None:
-    r = httpx.post(f"{base}/workflows/double_plus_one/execute", json={"inputs": {"x": 5}}, timeout=30)
-    assert r.status_code == 200 and r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
-    r = httpx.post(f"{base}/noop/", timeout=30)
-    assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+def check(url: str, body: bytes, value_of: Callable[[Any], Any]) -> None:
+    """One request must answer 2xx with the right value (x=5 -> 11)."""
+    r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
+    assert r.is_success and value_of(r.json()) == 11, f"{url}: {r.status_code} {r.text[:500]}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--reps", type=int, default=3)
-    args = parser.parse_args()
+def ours(value: Any) -> Any:
+    """The result's value; kailash-nexus answers in the same shape."""
+    return value["outputs"]["add_one"]["result"]["value"]
 
+
+def measure_both(name: str, url: str, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    return {f"{name} c={c}": measure(url, body, c, args.seconds, args.reps) for c in (1, 32)}
+
+
+def nexus_and_noop(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     app = load_app(str(ROOT / "examples" / "quickstart.py"))
     app.settings = Settings(port=free_port())
     info = app.start()
     try:
         serve.run(NoOp.bind(), name="noop", route_prefix="/noop", logging_config=QUIET_LOGS)
-        check_correct(info.url)
-        body = json.dumps({"inputs": {"x": 5}}).encode()
-        results: dict[str, Any] = {}
-        for conns in (1, 32):
-            results[f"nexus_ray c={conns}"] = measure(
-                f"{info.url}/workflows/double_plus_one/execute", body, conns, args.seconds, args.reps
-            )
-            results[f"serve no-op c={conns}"] = measure(f"{info.url}/noop/", b"{}", conns, args.seconds, args.reps)
+        check(info.url + EXECUTE, BODY, ours)
+        check(info.url + "/noop/", b"{}", lambda v: 11 if v == {"ok": True} else v)
+        results = measure_both("nexus_ray", info.url + EXECUTE, BODY, args)
+        results |= measure_both("serve no-op", info.url + "/noop/", b"{}", args)
     finally:
         app.stop()
-    report(results, info.ingress, args)
+    return results, info.ingress
+
+
+def others(args: argparse.Namespace) -> dict[str, Any]:
+    """Measured with Ray stopped, so that its idle processes do not share the cores."""
+    results: dict[str, Any] = {}
+    with serving(bare_fastapi_command) as url:
+        check(url + EXECUTE, BODY, ours)
+        results |= measure_both("bare FastAPI", url + EXECUTE, BODY, args)
+    if not args.skip_kailash:
+        with serving(kailash_command) as url:
+            check(url + EXECUTE, KAILASH_BODY, ours)
+            results |= measure_both("kailash-nexus 2.16", url + EXECUTE, KAILASH_BODY, args)
+    return results
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    def rps(name: str) -> float:
+        return float(results[name]["rps"]["median"])
+
+    out = {f"of serve no-op c={c}": rps(f"nexus_ray c={c}") / rps(f"serve no-op c={c}") for c in (1, 32)}
+    out |= {f"of bare FastAPI c={c}": rps(f"nexus_ray c={c}") / rps(f"bare FastAPI c={c}") for c in (1, 32)}
+    if "kailash-nexus 2.16 c=32" in results:
+        out |= {f"x kailash-nexus c={c}": rps(f"nexus_ray c={c}") / rps(f"kailash-nexus 2.16 c={c}") for c in (1, 32)}
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", help="results file (default benchmarks/results/rest-<date>.json)")
+    parser.add_argument("--skip-kailash", action="store_true", help="do not install or measure kailash-nexus")
+    args = parser.parse_args()
+    results, ingress = nexus_and_noop(args)
+    results |= others(args)
+    report(results, ingress, args)
 
 
 def report(results: dict[str, Any], ingress: str, args: argparse.Namespace) -> None:
-    ratio = {
-        c: results[f"nexus_ray c={c}"]["rps"]["median"] / results[f"serve no-op c={c}"]["rps"]["median"]
-        for c in (1, 32)
-    }
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    ratio = ratios(results)
     print(
-        f"\nREST execute double_plus_one vs no-op Serve endpoint — ingress: {ingress}; load: {tool()}; "
-        f"{args.reps} x {args.seconds:.0f} s each (median, [min-max]); {machine}"
+        f"\nREST execute double_plus_one — ingress: {ingress}; load: {tool()}; "
+        f"{args.reps} x {args.seconds:.0f} s each (median, [min-max]); {machine()}"
     )
-    print(f"{'target':<22}{'req/s':>26}{'p50 ms':>24}{'p99 ms':>24}{'errors':>8}")
+    print(f"{'target':<26}{'req/s':>26}{'p50 ms':>24}{'p99 ms':>24}{'errors':>8}")
     for name, r in results.items():
         cells = [f"{r[k]['median']} [{r[k]['min']}-{r[k]['max']}]" for k in ("rps", "p50_ms", "p99_ms")]
-        print(f"{name:<22}{cells[0]:>26}{cells[1]:>24}{cells[2]:>24}{r['errors']:>8}")
-    print(
-        f"ratio nexus_ray / no-op: c=1 {ratio[1]:.0%}, c=32 {ratio[32]:.0%} (target >= 50% at c=32); "
-        f"p50 at c=1: {results['nexus_ray c=1']['p50_ms']['median']} ms (target <= 5 ms)"
-    )
-    out = ROOT / "benchmarks" / "results" / f"{dt.date.today().isoformat()}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "ingress": ingress,
-                "load": tool(),
-                "machine": machine,
-                "results": results,
-                "ratio": {str(k): v for k, v in ratio.items()},
-            },
-            indent=2,
-        )
-    )
-    print(f"written {out.relative_to(ROOT)}")
+        print(f"{name:<26}{cells[0]:>26}{cells[1]:>24}{cells[2]:>24}{r['errors']:>8}")
+    print("nexus_ray " + ", ".join(f"{k}: {v}" for k, v in ratio.items()))
+    data = {"ingress": ingress, "load": tool(), "machine": machine(), "results": results, "ratios": ratio}
+    print(f"written {write_results('rest', data, args.out)}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
 
@@ -61,12 +60,7 @@ def checkpointing(seconds: float, reps: int) -> dict[str, Any]:
             post_json(url, body, 32, 3)  # warm-up
             runs = [post_json(url, body, 32, seconds) for _ in range(reps)]
             assert sum(x.errors for x in runs) == 0
-            rps = [x.rps for x in runs]
-            out["on" if durable else "off"] = {
-                "median": round(statistics.median(rps), 1),
-                "min": round(min(rps), 1),
-                "max": round(max(rps), 1),
-            }
+            out["on" if durable else "off"] = stat([x.rps for x in runs], 1)
         finally:
             app.stop()
     out["ratio"] = round(out["on"]["median"] / out["off"]["median"], 3)
@@ -126,13 +120,6 @@ def concurrent_sleeps(runs: int, reps: int) -> dict[str, Any]:
     finally:
         app.stop()
 
-    def stat(values: list[float]) -> dict[str, float]:
-        return {
-            "median": round(statistics.median(values), 2),
-            "min": round(min(values), 2),
-            "max": round(max(values), 2),
-        }
-
     return {"python": stat(python), "rest_async": stat(rest)}
 
 
@@ -141,6 +128,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--out", help="results file (default benchmarks/results/runs-<date>.json)")
     args = parser.parse_args()
     ckpt = checkpointing(args.seconds, args.reps)
     burst = concurrent_sleeps(args.runs, args.reps)
@@ -151,8 +139,8 @@ def main() -> None:
     for how, label in (("python", "Python aexecute"), ("rest_async", "REST async mode, 32 conns")):
         b = burst[how]
         print(f"  {args.runs} concurrent 1 s runs via {label}: {b['median']} s [{b['min']}-{b['max']}] (target <= 3 s)")
-    out = ROOT / "benchmarks" / "results" / f"runs-{time.strftime('%Y-%m-%d')}.json"
-    out.write_text(json.dumps({"checkpointing": ckpt, "concurrent_sleep_runs": {"runs": args.runs, **burst}}, indent=2))
+    data = {"checkpointing": ckpt, "concurrent_sleep_runs": {"runs": args.runs, **burst}}
+    print(f"written {write_results('runs', data, args.out)}")
 
 
 if __name__ == "__main__":

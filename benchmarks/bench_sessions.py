@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.bench_rest import free_port  # noqa: E402
+from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from nexus_ray import Nexus, Settings  # noqa: E402
 
@@ -134,19 +133,27 @@ def memory_for(app: Nexus, count: int) -> dict[str, float]:
     }
 
 
+def one_round(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Ops and memory with a fresh app (the memory figure needs an empty SessionHost)."""
+    app = Nexus(settings=Settings(port=free_port(), home=Path(tempfile.mkdtemp(prefix="nexus-bench-"))))
+    info = app.start()
+    try:
+        return python_ops(app, args.seconds), rest_ops(info.url, args.seconds), memory_for(app, args.sessions)
+    finally:
+        app.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", help="results file (default benchmarks/results/sessions-<date>.json)")
     args = parser.parse_args()
-    app = Nexus(settings=Settings(port=free_port(), home=Path(tempfile.mkdtemp(prefix="nexus-bench-"))))
-    info = app.start()
-    try:
-        py = python_ops(app, args.seconds)
-        rest = rest_ops(info.url, args.seconds)
-        mem = memory_for(app, args.sessions)
-    finally:
-        app.stop()
+    rounds = [one_round(args) for _ in range(args.reps)]
+    py = {k: stat([r[0][k] for r in rounds], 0) for k in rounds[0][0]}
+    rest = {k: stat([r[1][k] for r in rounds], 0) for k in rounds[0][1]}
+    mem = {k: stat([r[2][k] for r in rounds], 1) for k in rounds[0][2]}
     print(f"\nSessions ({tool()} for REST, 32 connections; Python: 256 calls in flight)")
     print(
         f"  Python ops/s: create {py['create']}, get {py['get']}, update {py['update']} "
@@ -157,8 +164,8 @@ def main() -> None:
         f"  {mem['sessions']} active sessions: SessionHost RSS {mem['rss_mb']} MB (+{mem['growth_mb']} MB), "
         f"created in {mem['create_s']} s (target <= 1 GB)"
     )
-    out = ROOT / "benchmarks" / "results" / f"sessions-{time.strftime('%Y-%m-%d')}.json"
-    out.write_text(json.dumps({"python_ops": py, "rest_ops": rest, "memory": mem}, indent=2))
+    data = {"python_ops": py, "rest_ops": rest, "memory": mem}
+    print(f"written {write_results('sessions', data, args.out)}")
 
 
 if __name__ == "__main__":
