@@ -64,7 +64,11 @@ def run_bench(name: str, quick: bool, skip_kailash: bool, outdir: Path) -> dict[
         args.append("--skip-kailash")
     print(f"== bench_{name} ...", flush=True)
     started = time.monotonic()
-    subprocess.run(args, cwd=ROOT, check=True, timeout=limit)
+    try:
+        subprocess.run(args, cwd=ROOT, check=True, timeout=limit)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        print(f"== bench_{name} FAILED: {exc}", flush=True)
+        return {"error": str(exc)}
     print(f"== bench_{name}: {time.monotonic() - started:.0f} s", flush=True)
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
@@ -205,11 +209,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nexus-bench-") as outdir:
         for name in args.only or BENCHES:
             data[name] = run_bench(name, args.quick, args.skip_kailash, Path(outdir))
-    rows = sorted((row for name, figures in data.items() for row in ROWS[name](figures)), key=lambda r: r.section)
+    failed = {name: figures["error"] for name, figures in data.items() if "error" in figures}
+    rows = sorted(
+        (row for name, figures in data.items() if name not in failed for row in ROWS[name](figures)),
+        key=lambda r: r.section,
+    )
     print(f"\nnexus_ray benchmarks — {machine()}; load: {tool()}; median [min-max] of repetitions")
     print_table(rows)
     missed = [r.figure for r in rows if r.met is False]
     print(f"\n{len(rows)} figures, {sum(r.met is True for r in rows)} targets met, {len(missed)} missed")
+    for name, error in failed.items():
+        print(f"bench_{name} FAILED (no figures): {error}")
     out = RESULTS / (f"{time.strftime('%Y-%m-%d')}{'-quick' if args.quick else ''}.json")
     summary = {
         "machine": machine(),
@@ -217,10 +227,13 @@ def main() -> None:
         "quick": args.quick,
         "wall_s": round(time.monotonic() - started),
         "rows": [r.__dict__ for r in rows],
+        "failed": failed,
         "raw": data,
     }
     out.write_text(json.dumps(summary, indent=2))
     print(f"written {out.relative_to(ROOT)} in {summary['wall_s']} s")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidRequestError, RuntimeUnavailableError
+from .errors import ConflictError, InvalidRequestError, RuntimeUnavailableError
 from .registry import Catalog, RegisteredWorkflow, make_registered
 from .settings import Settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
@@ -54,17 +54,27 @@ class Nexus:
 
     # -- registration -------------------------------------------------------------------
     def register(
-        self, name: str, workflow: Workflow | WorkflowBuilder | Callable[..., Any], *, description: str | None = None
+        self,
+        name: str,
+        workflow: Workflow | WorkflowBuilder | Callable[..., Any],
+        *,
+        description: str | None = None,
+        rate_limit: str | None = None,
     ) -> RegisteredWorkflow:
         """Register a workflow (a builder, a built workflow, or a typed function).
+
+        Args:
+            rate_limit: Executions per principal of this workflow, e.g. ``"10/minute"``
+                (on every channel, on top of NEXUS_RATE_LIMIT).
 
         Raises:
             WorkflowError: invalid name or definition.
             ConflictError: the name is already registered.
+            ConfigurationError: a malformed rate limit.
         """
         if callable(workflow) and not isinstance(workflow, (Workflow, WorkflowBuilder)):
             workflow = function_workflow(workflow, description)
-        item = make_registered(name, workflow, description)
+        item = make_registered(name, workflow, description, rate_limit)
         self._catalog.add(item)
         if self._pool is not None:
             self._ship(item.workflow)
@@ -108,12 +118,62 @@ class Nexus:
         """Registered workflows by name."""
         return self._catalog.items()
 
+    # -- security -------------------------------------------------------------------------
+    def define_role(self, name: str, grants: dict[str, list[str]]) -> None:
+        """Define (or redefine) a role: ``{workflow pattern: [actions]}``, actions among
+        execute, read, cancel, manage_sessions, admin. Before :meth:`start`.
+
+        Raises:
+            ConfigurationError: unknown actions or a malformed role.
+            ConflictError: the app is already serving.
+        """
+        from .security.rbac import Rbac
+
+        if self._server is not None:
+            raise ConflictError("Define roles before start(): replicas read them when they start.")
+        Rbac({name: grants})  # validates
+        self.settings = self.settings.model_copy(update={"roles": {**self.settings.roles, name: grants}})
+
+    def create_api_key(self, tenant: str, roles: list[str] | str, name: str = "") -> dict[str, Any]:
+        """A new API key (stored hashed): its record plus ``api_key``, the only time the
+        full key is shown. Serving apps accept it within a second."""
+        from .security.admin import admin_store, create_api_key
+
+        with admin_store(self.settings) as store:
+            return create_api_key(store, tenant, [roles] if isinstance(roles, str) else list(roles), name)
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every API key's record (never the key)."""
+        from .security.admin import admin_store, list_api_keys
+
+        with admin_store(self.settings) as store:
+            return list_api_keys(store)
+
+    def revoke_api_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke an API key for good; serving apps refuse it within a second.
+
+        Raises:
+            NotFoundError: no key with that id.
+        """
+        from .security.admin import admin_store, revoke_api_key
+
+        with admin_store(self.settings) as store:
+            return revoke_api_key(store, key_id)
+
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> ServerInfo:
         """Start (or join) Ray, the RunHost pool and the Serve HTTP ingress; return when the
-        ingress really answers 2xx. Idempotent."""
+        ingress really answers 2xx. Idempotent.
+
+        Raises:
+            ConfigurationError: settings that cannot work, e.g. auth on (production) and no
+                JWT key or API key configured; the message says what to set.
+        """
         if self._server is not None:
             return self._server
+        from .security.admin import check_security
+
+        check_security(self.settings)
         self._ensure_runtime()
         self._deploy_ingress()
         runtime = self._runtime
@@ -430,7 +490,9 @@ class Nexus:
         from .channels.http.ingress import deploy_ingress, wait_until_ready
 
         pool = self._pool
-        deploy_ingress(self._catalog.items(), pool.client(), pool.sessions(), self.settings, pool.catalog)
+        deploy_ingress(
+            self._catalog.items(), pool.client(), pool.sessions(), self.settings, pool.catalog, pool.security
+        )
         url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
         wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 

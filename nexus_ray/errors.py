@@ -9,7 +9,11 @@
     │   └── WorkflowNotFoundError   404  MCP -32602  exit 4
     ├── ConflictError               409  MCP -32600  exit 6   e.g. a duplicate workflow name
     │   └── PreconditionFailedError 412  MCP -32600  exit 6   If-Match names a stale version
-    └── RuntimeUnavailableError     503  MCP -32603  exit 5   Ray / Serve / host pool not reachable
+    ├── RuntimeUnavailableError     503  MCP -32603  exit 5   Ray / Serve / host pool not reachable
+    ├── ConfigurationError          500  MCP -32603  exit 2   settings that cannot work (refuses to start)
+    ├── AuthenticationError         401  MCP -32001  exit 9   no valid credential
+    ├── PermissionDeniedError       403  MCP -32001  exit 9   a permission is missing
+    └── RateLimitedError            429  MCP -32002  exit 10  over a rate limit, or too many runs
 
 Channels translate errors with :func:`http_status`, :func:`mcp_code` and :func:`exit_code`;
 they never invent their own error shapes. Every error carries structured fields
@@ -18,6 +22,7 @@ they never invent their own error shapes. Every error carries structured fields
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -42,6 +47,10 @@ class NexusError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross Ray process boundaries; keep their structured fields.
         return (_rebuild_error, (type(self), self.message, self.details))
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error (e.g. Retry-After)."""
+        return {}
 
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """Render as an RFC 9457 problem document (its own members win over details)."""
@@ -156,6 +165,14 @@ class RuntimeUnavailableError(NexusError):
     exit_code = 5
 
 
+class ConfigurationError(NexusError):
+    """The settings cannot work (e.g. auth on and no credential configured); the server
+    refuses to start and the message says what to set."""
+
+    title = "Configuration error"
+    exit_code = 2
+
+
 class AuthenticationError(NexusError):
     """No valid credential was presented."""
 
@@ -163,6 +180,9 @@ class AuthenticationError(NexusError):
     http_status = 401
     mcp_code = -32001
     exit_code = 9
+
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": 'Bearer realm="nexus_ray"'}
 
 
 class PermissionDeniedError(NexusError):
@@ -172,6 +192,36 @@ class PermissionDeniedError(NexusError):
     http_status = 403
     mcp_code = -32001
     exit_code = 9
+
+
+class RateLimitedError(NexusError):
+    """Over a rate limit (or a tenant's concurrent-run limit); retry after ``retry_after_s``.
+
+    Args:
+        message: Which limit, and when to retry.
+        retry_after_s: Seconds until a retry can succeed (Retry-After, rounded up).
+        limit: The bucket's capacity (RateLimit-Limit), when a bucket applies.
+        reset_s: Seconds until the bucket is full again (RateLimit-Reset).
+    """
+
+    title = "Too many requests"
+    http_status = 429
+    mcp_code = -32002
+    exit_code = 10
+
+    def __init__(
+        self, message: str, retry_after_s: float, limit: int | None = None, reset_s: float | None = None, **details: Any
+    ) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, limit=limit, reset_s=reset_s, **details)
+
+    def headers(self) -> dict[str, str]:
+        retry = max(1, math.ceil(float(self.details["retry_after_s"])))
+        headers = {"retry-after": str(retry)}
+        if self.details.get("limit") is not None:
+            headers["ratelimit-limit"] = str(self.details["limit"])
+            headers["ratelimit-remaining"] = "0"
+            headers["ratelimit-reset"] = str(max(1, math.ceil(float(self.details.get("reset_s") or retry))))
+        return headers
 
 
 class RunFailedError(NexusError):

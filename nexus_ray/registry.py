@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConflictError, WorkflowError, WorkflowNotFoundError
+from .security.rate_limit import RateSpec
 from .workflow import Workflow, WorkflowBuilder
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -22,6 +23,7 @@ class RegisteredWorkflow:
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=dict)
     output_schema: dict[str, Any] = field(default_factory=dict)
+    rate_limit: RateSpec | None = None  # per principal, on top of NEXUS_RATE_LIMIT
 
     def summary(self) -> dict[str, Any]:
         """Name, description and schemas (the ``GET /workflows`` entry)."""
@@ -47,7 +49,9 @@ def check_name(name: Any) -> str:
     return name
 
 
-def make_registered(name: str, workflow: Workflow | WorkflowBuilder, description: str | None) -> RegisteredWorkflow:
+def make_registered(
+    name: str, workflow: Workflow | WorkflowBuilder, description: str | None, rate_limit: str | None = None
+) -> RegisteredWorkflow:
     """Validate the name, build a builder, and compute the schemas once."""
     check_name(name)
     if isinstance(workflow, WorkflowBuilder):
@@ -64,6 +68,7 @@ def make_registered(name: str, workflow: Workflow | WorkflowBuilder, description
         description=text,
         input_schema=workflow.input_schema(title=f"{name} inputs"),
         output_schema=workflow.output_schema(title=f"{name} outputs"),
+        rate_limit=RateSpec.parse(rate_limit) if rate_limit is not None else None,
     )
 
 

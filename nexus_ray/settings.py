@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,3 +68,47 @@ class Settings(BaseSettings):
     ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all).")
     debug: bool = Field(False, description="Include internal error details in responses.")
+
+    # -- security (see nexus_ray/security) ------------------------------------------------
+    env: Literal["development", "production"] = Field(
+        "development", description="'production' turns auth on (and audit with it)."
+    )
+    auth: bool | None = Field(None, description="Require a credential on every channel; unset: on in production.")
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key for JWTs (at least 32 bytes).")
+    jwt_public_key: str | None = Field(None, description="RS256/ES256: a PEM public key, or the path of a PEM file.")
+    jwt_jwks_file: Path | None = Field(None, description="RS256/ES256: a JWKS file; the token's 'kid' picks the key.")
+    jwt_issuer: str | None = Field(None, description="Required 'iss' of JWTs (unset: not checked).")
+    jwt_audience: str | None = Field(None, description="Required 'aud' of JWTs (unset: not checked).")
+    jwt_leeway_s: float = Field(30.0, ge=0, description="Clock skew allowed on exp/nbf/iat.")
+    roles: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="Roles beyond admin and viewer: role -> {workflow pattern -> [actions]} (see README).",
+    )
+    roles_file: Path | None = Field(None, description="A YAML file of roles (same shape as 'roles').")
+    rate_limit: str | None = Field(
+        None, description="Requests per principal, e.g. '100/minute' (also /second, /hour); unset: none."
+    )
+    max_runs_per_tenant: int | None = Field(
+        None, ge=1, description="Runs a tenant may have pending or running at once (429 above); unset: no limit."
+    )
+    max_input_depth: int = Field(32, ge=1, description="Deepest nesting accepted in inputs and session state.")
+    public_docs: bool = Field(False, description="With auth on: serve /docs and /openapi.json without a credential.")
+    public_metrics: bool = Field(False, description="With auth on: serve /metrics without a credential.")
+    audit: bool | None = Field(None, description="Keep the audit trail; unset: on whenever auth is on.")
+
+    def portable(self) -> dict[str, Any]:
+        """A dict that rebuilds these settings in another process, secrets included."""
+        data = self.model_dump(mode="json")
+        if self.jwt_secret is not None:
+            data["jwt_secret"] = self.jwt_secret.get_secret_value()
+        return data
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether every channel requires a credential."""
+        return self.auth if self.auth is not None else self.env == "production"
+
+    @property
+    def audit_enabled(self) -> bool:
+        """Whether actions are written to the audit trail."""
+        return self.audit if self.audit is not None else self.auth_enabled

@@ -36,11 +36,14 @@ def _add_client_commands() -> None:
     # Imported here, not at the top, only to keep this module's imports in one place; they
     # pull in httpx and rich, never Ray.
     from .cli_resources import runs, sessions
+    from .cli_security import audit, keys
     from .cli_workflows import register
 
     register(cli)
     cli.add_typer(runs, name="runs")
     cli.add_typer(sessions, name="sessions")
+    cli.add_typer(keys, name="keys")
+    cli.command("audit")(audit)
 
 
 _add_client_commands()
@@ -81,7 +84,13 @@ def mcp(
         str | None, typer.Option("--app", metavar="APP", help="Run APP here (embedded Ray) and serve it.")
     ] = None,
     token: Annotated[
-        str | None, typer.Option("--token", envvar="NEXUS_TOKEN", help="Bearer token for --url.", show_default=False)
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="NEXUS_TOKEN",
+            help="JWT or API key: sent to --url, or the identity of every call with --app (auth on).",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Serve MCP over stdio for desktop agents: bridge to a running server (--url) or run
@@ -98,12 +107,11 @@ def mcp(
         asyncio.run(serve_stdio(bridge_server(url, token)))
         return
     from ..loader import load_app
-    from .mcp.server import build_mcp_server
+    from .mcp.stdio import serve_app_stdio
 
     app = load_app(app_spec)  # type: ignore[arg-type]
     try:
-        pool = app.runtime_pool()
-        asyncio.run(serve_stdio(build_mcp_server(app.workflows, pool.client(), pool.sessions())))
+        asyncio.run(serve_app_stdio(app, token))
     finally:
         app.stop()
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from .. import __version__
 from ..errors import (
     AuthenticationError,
     ConflictError,
@@ -19,6 +20,7 @@ from ..errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     PreconditionFailedError,
+    RateLimitedError,
     RuntimeUnavailableError,
 )
 
@@ -40,7 +42,9 @@ class ServerClient:
 
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 300.0) -> None:
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"User-Agent": f"nexus-cli/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
@@ -93,5 +97,8 @@ def error_from_response(response: httpx.Response) -> NexusError:
         fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem["errors"])
         error.message = f"Invalid inputs for {problem.get('workflow')!r}: {fields}. `nexus describe NAME` shows them."
         return error
+    if response.status_code == 429:
+        retry = float(details.pop("retry_after_s", None) or response.headers.get("retry-after") or 1)
+        return RateLimitedError(detail, retry_after_s=retry, **details)
     cls = _BY_STATUS.get(response.status_code, NexusError)
     return cls(detail, **details)

@@ -9,6 +9,8 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
+from ..security.principal import DEFAULT_TENANT
+from ..security.tenancy import scoped, scoped_key
 from ..settings import Settings
 from ..workflow import Workflow
 from .batching import BatcherCache, ask_each
@@ -17,6 +19,7 @@ from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id, request_hash
 from .run_host import RunHost
+from .security_host import start_security_host
 from .session_host import SessionHost
 from .sessions_client import SessionsClient
 
@@ -53,10 +56,17 @@ class PoolClient:
             raise translate_ray_error(exc) from exc
 
     async def execute_idempotent(
-        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+        self,
+        key: str,
+        name: str,
+        node_inputs: dict[str, dict[str, Any]],
+        wait: bool,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
-        """Execute or start under an idempotency key, on the host that owns the key."""
-        return await self.call("execute_idempotent", key, *self._idempotent_args(key, name, node_inputs, wait))  # type: ignore[no-any-return]
+        """Execute or start under an idempotency key (one key space per tenant), on the
+        host that owns the key."""
+        args = self._idempotent_args(key, name, node_inputs, wait, tenant)
+        return await self.call("execute_idempotent", args[0], *args)  # type: ignore[no-any-return]
 
     def execute_idempotent_blocking(
         self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
@@ -65,25 +75,32 @@ class PoolClient:
         return self.call_blocking("execute_idempotent", key, *self._idempotent_args(key, name, node_inputs, wait))  # type: ignore[no-any-return]
 
     def _idempotent_args(
-        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool, tenant: str = DEFAULT_TENANT
     ) -> tuple[Any, ...]:
         # The new run's id is drawn so that it belongs to the host that owns the key.
-        run_id = self.run_id_on(self.ring.member_for(key))
+        key = scoped_key(key, tenant)
+        run_id = self.run_id_on(self.ring.member_for(key), tenant)
         return (key, request_hash(name, node_inputs), name, node_inputs, run_id, wait)
 
-    def run_id_on(self, host_id: str) -> str:
-        """A new run id that the ring places on ``host_id`` (about one try per host)."""
+    def run_id_on(self, host_id: str, tenant: str = DEFAULT_TENANT) -> str:
+        """A new run id of ``tenant`` that the ring places on ``host_id`` (about one try per host)."""
         while True:
-            run_id = new_run_id()
+            run_id = scoped(new_run_id(), tenant)
             if self.ring.member_for(run_id) == host_id:
                 return run_id
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        session_id: str,
+        wait: bool,
+        idempotency_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         """Run in a session (inputs resolved on the host, with the session's state offered),
-        optionally under an idempotency key."""
-        return await self.call(*self._session_run_args(name, inputs, session_id, wait, idempotency_key))  # type: ignore[no-any-return]
+        optionally under an idempotency key; the run belongs to ``tenant``."""
+        return await self.call(*self._session_run_args(name, inputs, session_id, wait, idempotency_key, tenant))  # type: ignore[no-any-return]
 
     def execute_in_session_blocking(
         self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
@@ -92,13 +109,20 @@ class PoolClient:
         return self.call_blocking(*self._session_run_args(name, inputs, session_id, wait, idempotency_key))  # type: ignore[no-any-return]
 
     def _session_run_args(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, key: str | None
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        session_id: str,
+        wait: bool,
+        key: str | None,
+        tenant: str = DEFAULT_TENANT,
     ) -> tuple[Any, ...]:
         """(method, routing id, *args) of a run in a session."""
         if key is None:
-            run_id = new_run_id()
+            run_id = scoped(new_run_id(), tenant)
             return "execute_in_session", run_id, name, inputs, run_id, session_id, wait
-        run_id = self.run_id_on(self.ring.member_for(key))
+        key = scoped_key(key, tenant)
+        run_id = self.run_id_on(self.ring.member_for(key), tenant)
         digest = request_hash(name, {"inputs": inputs, "session_id": session_id})
         return "execute_idempotent_in_session", key, key, digest, name, inputs, run_id, session_id, wait
 
@@ -155,7 +179,7 @@ class RunHostPool:
         self, size: int, workflows: dict[str, Workflow], settings: Settings, entries: dict[str, Any] | None = None
     ) -> None:
         # Actors do not share the driver's working directory: hand them absolute paths.
-        config = settings.model_dump(mode="json") | {"home": str(settings.home.resolve())}
+        config = settings.portable() | {"home": str(settings.home.resolve())}
         pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
         self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
             workflows, entries
@@ -168,6 +192,7 @@ class RunHostPool:
         )
         self._sessions = sessions
         self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, sessions, config)
+        self.security = start_security_host(f"nexus-{pool_id}-security", NAMESPACE, settings)
         self._client = PoolClient(self.hosts, settings.batch_wait_ms / 1000, settings.batch_inflight)
 
     def client(self) -> PoolClient:
@@ -195,7 +220,7 @@ class RunHostPool:
 
     def shutdown(self) -> None:
         """Kill every host."""
-        for handle in [*self.hosts.values(), *self.session_hosts.values(), self.catalog]:
+        for handle in [*self.hosts.values(), *self.session_hosts.values(), self.catalog, self.security.handle]:
             ray.kill(handle, no_restart=True)
         dedicated = f"{self._sessions.prefix}-session-"
         for actor in ray.util.list_named_actors(all_namespaces=True):

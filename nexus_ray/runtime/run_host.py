@@ -39,7 +39,14 @@ class RunHost(BatchTarget):
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
         self.service: RunService = RunService(
-            host_id, workflows, config.node_threads, factory, config.lease_s, RayNodeRunner(), sessions
+            host_id,
+            workflows,
+            config.node_threads,
+            factory,
+            config.lease_s,
+            RayNodeRunner(),
+            sessions,
+            config.max_runs_per_tenant,
         )
         self.service.start_maintenance()
 

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import ConflictError, NotFoundError, WorkflowNotFoundError
+from ..errors import ConflictError, NexusError, NotFoundError, RateLimitedError, WorkflowNotFoundError
+from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
@@ -56,6 +57,7 @@ class RunService:
         lease_s: How long a lease on a run lasts without renewal.
         remote: Runs nodes that declare resources (the RunHost passes Ray tasks).
         sessions: Reaches the SessionHosts (for runs that belong to a session).
+        max_runs_per_tenant: Runs a tenant may have pending or running (429 above).
     """
 
     def __init__(
@@ -67,8 +69,10 @@ class RunService:
         lease_s: float = 10.0,
         remote: RemoteNodeRunner | None = None,
         sessions: SessionCaller | None = None,
+        max_runs_per_tenant: int | None = None,
     ) -> None:
         self.host_id = host_id
+        self.max_runs_per_tenant = max_runs_per_tenant
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
         self.workflows = dict(workflows)
         self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
@@ -194,14 +198,40 @@ class RunService:
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
+            self._check_active_in_memory(run_id)
             self.feed.append(run_id, "run.started", {"workflow": name, "session_id": session_id})
             return True
-        created: bool = await self.store.call(
-            "create_run", run_id, name, node_inputs, owner=self.owner, lease_s=self.lease_s, session_id=session_id
-        )
+        try:
+            created: bool = await self.store.call(
+                "create_run",
+                run_id,
+                name,
+                node_inputs,
+                owner=self.owner,
+                lease_s=self.lease_s,
+                session_id=session_id,
+                max_active_per_tenant=self.max_runs_per_tenant,
+            )
+        except NexusError:
+            if not known:
+                self.feed.forget(run_id)
+            raise
         if not created and not known:
             self.feed.forget(run_id)  # it runs elsewhere: its events are not published here
         return created
+
+    def _check_active_in_memory(self, run_id: str) -> None:
+        """Without a store, the tenant limit counts this host's runs only."""
+        limit = self.max_runs_per_tenant
+        if limit is None:
+            return
+        tag = tag_of(run_id)
+        if sum(1 for r, t in self._tasks.items() if not t.done() and tag_of(r) == tag) >= limit:
+            raise RateLimitedError(
+                f"This tenant already has {limit} runs running (NEXUS_MAX_RUNS_PER_TENANT); retry when one ends.",
+                retry_after_s=1.0,
+                max_runs=limit,
+            )
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run at once (its in-flight nodes are cancelled); its final state.

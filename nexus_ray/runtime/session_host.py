@@ -81,8 +81,8 @@ class SessionHost(BatchTarget):
     async def delete(self, session_id: str) -> None:
         await self.service.delete(session_id)
 
-    async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]:
-        return await self.service.list(limit, before)
+    async def list(self, limit: int, before: str | None, tenant_tag: str | None = None) -> list[dict[str, Any]]:
+        return await self.service.list(limit, before, tenant_tag)
 
     async def health(self) -> dict[str, Any]:
         return await self.service.health()

@@ -241,9 +241,11 @@ class SessionService:
             if not await self.store.call("delete_session", session_id):
                 raise _not_found(session_id)
 
-    async def list(self, limit: int = 50, before: str | None = None) -> list[dict[str, Any]]:
-        """Live sessions, newest first."""
-        return [r.to_dict() for r in await self.store.call("list_sessions", limit, before)]
+    async def list(
+        self, limit: int = 50, before: str | None = None, tenant_tag: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Live sessions, newest first (``tenant_tag``: one tenant's)."""
+        return [r.to_dict() for r in await self.store.call("list_sessions", limit, before, tenant_tag)]
 
     async def _activate(self, session_id: str) -> _Active:
         active = self._active.get(session_id)

@@ -9,12 +9,13 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import NotFoundError
+from ..security.principal import DEFAULT_TENANT
+from ..security.tenancy import DEDICATED_SUFFIX, scoped
 from .batching import BatcherCache, ask_each
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id
 
-DEDICATED_SUFFIX = "-d"
 # Quick, non-blocking SessionHost methods that are batched (long polls are sent alone).
 SESSION_BATCHED = frozenset({"create", "get", "patch", "turn", "sync", "emit", "delete", "complete_run"})
 
@@ -100,16 +101,20 @@ class SessionsClient:
             raise error
         raise error from exc
 
-    def new_session_id(self, dedicated: bool | None) -> str:
-        """A new id; dedicated ones end in ``-d``."""
+    def new_session_id(self, dedicated: bool | None, tenant: str = DEFAULT_TENANT) -> str:
+        """A new id of ``tenant`` (see security/tenancy.py); dedicated ones end in ``-d``."""
         wanted = self.dedicated_by_default if dedicated is None else dedicated
-        return new_run_id() + (DEDICATED_SUFFIX if wanted else "")
+        return scoped(new_run_id(), tenant) + (DEDICATED_SUFFIX if wanted else "")
 
     async def create(
-        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+        self,
+        state: dict[str, Any] | None,
+        ttl_s: float | None,
+        dedicated: bool | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
-        """A new session on the host its new id belongs to."""
-        session_id = self.new_session_id(dedicated)
+        """A new session of ``tenant`` on the host its new id belongs to."""
+        session_id = self.new_session_id(dedicated, tenant)
         return await self.call("create", session_id, session_id, state, ttl_s)  # type: ignore[no-any-return]
 
     def create_blocking(
@@ -155,6 +160,6 @@ class SessionsClient:
         await self.call("delete", session_id, session_id)
         self.release(session_id)
 
-    async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]:
-        """Live sessions, newest first (any host reads the store)."""
-        return await self.call("list", before or "", limit, before)  # type: ignore[no-any-return]
+    async def list(self, limit: int, before: str | None, tenant_tag: str | None = None) -> list[dict[str, Any]]:
+        """Live sessions, newest first (any host reads the store); ``tenant_tag``: one tenant's."""
+        return await self.call("list", before or "", limit, before, tenant_tag)  # type: ignore[no-any-return]

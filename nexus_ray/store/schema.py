@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -73,5 +73,36 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         # Never written: the key-to-run mapping lives in idempotency_keys.
         """ALTER TABLE runs DROP COLUMN idempotency_key""",
+    ],
+    4: [
+        # Tenant tags (security/tenancy.py): derived from the id, '' for the default tenant.
+        """ALTER TABLE runs ADD COLUMN tenant_tag TEXT NOT NULL DEFAULT ''""",
+        """CREATE INDEX runs_by_tenant ON runs (tenant_tag, run_id)""",
+        """CREATE INDEX runs_active_by_tenant ON runs (tenant_tag, status)""",
+        """ALTER TABLE sessions ADD COLUMN tenant_tag TEXT NOT NULL DEFAULT ''""",
+        """CREATE INDEX sessions_by_tenant ON sessions (tenant_tag, session_id)""",
+        """CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            revoked_at DOUBLE PRECISION
+        )""",
+        """CREATE TABLE audit (
+            audit_id TEXT PRIMARY KEY,
+            at DOUBLE PRECISION NOT NULL,
+            tenant TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            workflow TEXT,
+            outcome TEXT NOT NULL,
+            status INTEGER,
+            detail TEXT
+        )""",
+        """CREATE INDEX audit_by_tenant ON audit (tenant, audit_id)""",
     ],
 }

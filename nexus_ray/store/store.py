@@ -12,15 +12,18 @@ from typing import Any, TypeVar
 
 import pydantic_core
 
-from ..errors import NexusError, RuntimeUnavailableError
+from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
+from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import node_event, run_end_event
 from .backends import Backend
 from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .security_tables import SecurityTables
 
 T = TypeVar("T")
 _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_at, ttl_s"
+_SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
@@ -38,7 +41,7 @@ class StoreVersionError(RuntimeUnavailableError):
     title = "Store too new"
 
 
-class Store:
+class Store(SecurityTables):
     """Synchronous store over one connection; use it from one thread (see AsyncStore)."""
 
     def __init__(self, backend: Backend) -> None:
@@ -137,21 +140,39 @@ class Store:
         owner: str | None = None,
         lease_s: float = 0.0,
         session_id: str | None = None,
+        max_active_per_tenant: int | None = None,
     ) -> bool:
         """Store a new run with its inputs (before any node starts), owned by ``owner``.
-        False when a run with this id already exists (nothing is changed then)."""
+        False when a run with this id already exists (nothing is changed then). With
+        ``max_active_per_tenant``, 429 when the run's tenant already has that many runs
+        pending or running."""
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
+        tag = tag_of(run_id)
         with self.transaction():
+            if max_active_per_tenant is not None:
+                self._check_active_runs(tag, max_active_per_tenant)
             rows = self.backend.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?)"
+                f"INSERT INTO runs ({_RUN_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id),
+                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, tag),
             )
             if rows:
                 self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
         return bool(rows)
+
+    def _check_active_runs(self, tag: str, limit: int) -> None:
+        rows = self.backend.execute(
+            "SELECT COUNT(*) FROM runs WHERE tenant_tag = ? AND status IN (?, ?)", (tag, *_ACTIVE)
+        )
+        if rows[0][0] >= limit:
+            raise RateLimitedError(
+                f"This tenant already has {limit} runs pending or running (NEXUS_MAX_RUNS_PER_TENANT); "
+                "retry when one has finished.",
+                retry_after_s=1.0,
+                max_runs=limit,
+            )
 
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
         """Commit a node's state (its outputs before any dependent node starts), with its
@@ -236,10 +257,13 @@ class Store:
         session_id: str | None = None,
         limit: int = 50,
         before: str | None = None,
+        tenant_tag: str | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first (ids sort by time), filtered; ``before`` is the paging cursor."""
+        """Runs newest first (ids sort by time), filtered (``tenant_tag``: one tenant's,
+        see security/tenancy.py); ``before`` is the paging cursor."""
         where, params = [], []
-        for column, value in (("workflow", workflow), ("status", status), ("session_id", session_id)):
+        filters = (("workflow", workflow), ("status", status), ("session_id", session_id), ("tenant_tag", tenant_tag))
+        for column, value in filters:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -259,8 +283,8 @@ class Store:
         record = SessionRecord(session_id, state, 1, now, now, now + ttl_s if ttl_s else None, ttl_s)
         with self.transaction():
             self.backend.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s),
+                _SESSION_INSERT,
+                (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s, tag_of(session_id)),
             )
             self.append_event("session", session_id, "session.created", {"state": state, "version": 1, **(event or {})})
         return record
@@ -345,11 +369,17 @@ class Store:
                 self.append_event("session", session_id, "session.deleted", {})
         return bool(rows)
 
-    def list_sessions(self, limit: int = 50, before: str | None = None) -> list[SessionRecord]:
-        """Live sessions, newest first (ids sort by time); ``before`` is the paging cursor."""
+    def list_sessions(
+        self, limit: int = 50, before: str | None = None, tenant_tag: str | None = None
+    ) -> list[SessionRecord]:
+        """Live sessions, newest first (ids sort by time); ``before`` is the paging cursor;
+        ``tenant_tag``: one tenant's only."""
         now = time.time()
         sql = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE (expires_at IS NULL OR expires_at > ?)"
         params: list[Any] = [now]
+        if tenant_tag is not None:
+            sql += " AND tenant_tag = ?"
+            params.append(tenant_tag)
         if before is not None:
             sql += " AND session_id < ?"
             params.append(before)

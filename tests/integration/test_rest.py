@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from nexus_ray import Nexus
+from nexus_ray.channels.http.app import catalog_digest
 
 from .conftest import BODY_LIMIT
 
@@ -58,7 +59,7 @@ def test_switch_workflow(http: httpx.Client, amount: int, taken: str, skipped: s
 def test_http_workflow_against_own_health(app: Nexus, http: httpx.Client) -> None:
     body = execute(http, "check_health", {"url": f"{app.url}/health"})
     assert body["outputs"]["fetch"]["status"] == 200
-    assert body["outputs"]["fetch"]["body"] == {"status": "ok"}
+    assert body["outputs"]["fetch"]["body"]["status"] == "ok"
     assert body["outputs"]["verdict"]["result"] == {"healthy": True, "status": 200}
 
 
@@ -108,8 +109,8 @@ def test_unknown_route_404(http: httpx.Client) -> None:
 
 
 def test_list_workflows_and_health(http: httpx.Client) -> None:
-    assert http.get("/health").json() == {"status": "ok"}
     items = {w["name"]: w for w in http.get("/workflows").json()}
+    assert http.get("/health").json() == {"status": "ok", "catalog": catalog_digest(items)}
     assert {"double_plus_one", "greet", "route_order", "check_health", "fails", "whoami"} <= set(items)
     assert items["double_plus_one"]["input_schema"]["required"] == ["x"]
     assert items["double_plus_one"]["description"] == "Double x, then add one."

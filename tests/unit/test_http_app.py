@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from nexus_ray import Nexus, Settings, WorkflowBuilder
-from nexus_ray.channels.http.app import build_http_app
+from nexus_ray.channels.http.app import build_http_app, catalog_digest
 from nexus_ray.runtime.ids import new_run_id, request_hash
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.session_service import SessionService
+from nexus_ray.security.principal import DEFAULT_TENANT
+from nexus_ray.security.tenancy import scoped, scoped_key
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 
@@ -35,9 +37,12 @@ class InProcessRunner:
     async def start(self, name: str, node_inputs: dict[str, Any], run_id: str) -> dict[str, Any]:
         return await self.service.start(name, node_inputs, run_id)
 
-    async def execute_idempotent(self, key: str, name: str, node_inputs: dict[str, Any], wait: bool) -> dict[str, Any]:
+    async def execute_idempotent(
+        self, key: str, name: str, node_inputs: dict[str, Any], wait: bool, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
         digest = request_hash(name, node_inputs)
-        return await self.service.execute_idempotent(key, digest, name, node_inputs, new_run_id(), wait)
+        run_id = scoped(new_run_id(), tenant)
+        return await self.service.execute_idempotent(scoped_key(key, tenant), digest, name, node_inputs, run_id, wait)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return await self.service.get_run(run_id)
@@ -52,13 +57,20 @@ class InProcessRunner:
         return [self.service.metrics_text()]
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        session_id: str,
+        wait: bool,
+        idempotency_key: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
+        run_id = scoped(new_run_id(), tenant)
         if idempotency_key is None:
-            return await self.service.execute_in_session(name, inputs, new_run_id(), session_id, wait)
+            return await self.service.execute_in_session(name, inputs, run_id, session_id, wait)
         digest = request_hash(name, {"inputs": inputs, "session_id": session_id})
         return await self.service.execute_idempotent_in_session(
-            idempotency_key, digest, name, inputs, new_run_id(), session_id, wait
+            scoped_key(idempotency_key, tenant), digest, name, inputs, run_id, session_id, wait
         )
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
@@ -83,9 +95,13 @@ class InProcessSessions:
         return [self.service.metrics_text()]
 
     async def create(
-        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+        self,
+        state: dict[str, Any] | None,
+        ttl_s: float | None,
+        dedicated: bool | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
-        return await self.service.create(state, ttl_s)
+        return await self.service.create(state, ttl_s, session_id=scoped(new_run_id(), tenant))
 
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
         """The SessionCaller a RunService uses (complete_run has the host's signature)."""
@@ -219,7 +235,8 @@ def test_openapi_has_one_route_per_workflow_with_its_schema(client: TestClient) 
 
 
 def test_health(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
+    names = ["double_plus_one", "fails", "greet", "nap"]
+    assert client.get("/health").json() == {"status": "ok", "catalog": catalog_digest(names)}
 
 
 def wait_status(client: TestClient, run_id: str, status: str, timeout: float = 5) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from nexus_ray import Nexus, WorkflowBuilder
+from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.mcp.server import build_mcp_server
+from nexus_ray.channels.secured import Access
+from nexus_ray.security.guard import Guard
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
@@ -44,7 +46,8 @@ class World:
             "h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=self.sessions
         )
         self.runner = InProcessRunner(self.service)
-        self.server = build_mcp_server(self.app.workflows, self.runner, self.sessions)
+        access = Access(self.runner, self.sessions, Guard(Settings(), None))
+        self.server = build_mcp_server(self.app.workflows, access)
 
     def close(self) -> None:
         self.service.close()

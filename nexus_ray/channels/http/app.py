@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,16 +18,20 @@ from starlette.responses import Response
 
 from ... import __version__
 from ...registry import RegisteredWorkflow, not_found
-from ...runtime.ids import new_run_id
+from ...security.guard import Guard
+from ...security.principal import Principal
 from ...settings import Settings
 from ...workflow.fields import json_schema_for
 from ..mcp.http import MCP_PATH, McpPathWithoutSlash, build_mcp_app
+from ..secured import Access
+from .audit_routes import add_audit_routes
 from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
 from .live_catalog import CatalogChanges, diff, follow_catalog
 from .models import Health, RunAccepted, RunResponse, WorkflowDetail, WorkflowSummary
 from .problems import install_problem_handlers, problem_doc
 from .runs import add_run_routes
+from .security import SecurityMiddleware, audit_note, principal_of
 from .sessions import SessionGateway, add_session_routes
 from .streams import Hubs, add_stream_routes, sse_response
 from .system import RequestMetrics, add_system_routes
@@ -48,16 +53,21 @@ def build_http_app(
     sessions: SessionGateway,
     settings: Settings,
     catalog_changes: CatalogChanges | None = None,
+    guard: Guard | None = None,
 ) -> FastAPI:
     """The REST API over ``catalog``: one documented execute route per workflow, runs,
     sessions, streams, MCP. With ``catalog_changes``, the workflows follow the catalog
-    actor while serving (see live_catalog.py)."""
+    actor while serving (see live_catalog.py). ``guard`` authenticates, authorizes,
+    limits and audits (default: auth off, for tests and local use)."""
     workflows = dict(catalog)  # changed in place when the catalog changes
+    guard = guard if guard is not None else Guard(settings, None)
+    access = Access(runner, sessions, guard)
     bus = InMemorySubscriptionBus()
-    mcp_app, mcp_lifespan = build_mcp_app(workflows, runner, sessions, settings, bus)
+    mcp_app, mcp_lifespan = build_mcp_app(workflows, access, settings, bus)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await guard.start()
         async with mcp_lifespan(app):
             watcher = None
             if catalog_changes is not None:
@@ -67,6 +77,7 @@ def build_http_app(
             finally:
                 if watcher is not None:
                     watcher.cancel()
+                await guard.stop()
 
     app = FastAPI(
         title="nexus_ray",
@@ -76,13 +87,21 @@ def build_http_app(
     )
     install_problem_handlers(app, debug=settings.debug)
 
-    @app.get("/health", response_model=Health, tags=["system"], summary="Liveness")
+    @app.get("/health", response_model=Health, tags=["system"], summary="Liveness (open, also with auth on)")
     async def health() -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+        body = {"status": "ok", "catalog": catalog_digest(workflows)}
+        return Response(pydantic_core.to_json(body), media_type=JSON)
 
-    @app.get("/workflows", response_model=list[WorkflowSummary], tags=["workflows"], summary="List workflows")
-    async def list_workflows() -> Response:
-        return Response(pydantic_core.to_json([w.summary() for w in workflows.values()]), media_type=JSON)
+    @app.get(
+        "/workflows",
+        response_model=list[WorkflowSummary],
+        tags=["workflows"],
+        summary="List the workflows the caller may execute or read",
+    )
+    async def list_workflows(request: Request) -> Response:
+        principal = principal_of(request)
+        visible = [w.summary() for w in workflows.values() if _visible(guard, principal, w.name)]
+        return Response(pydantic_core.to_json(visible), media_type=JSON)
 
     hubs = Hubs(runner, sessions)
 
@@ -93,16 +112,18 @@ def build_http_app(
         summary="A workflow: schemas and node graph",
         responses={404: problem_doc("No such workflow")},
     )
-    async def describe_workflow(name: str) -> Response:
+    async def describe_workflow(request: Request, name: str) -> Response:
         item = workflows.get(name)
         if item is None:
             raise not_found(name, list(workflows))
+        if not _visible(guard, principal_of(request), name):
+            guard.require(principal_of(request), "read", name)
         return Response(pydantic_core.to_json(item.detail()), media_type=JSON)
 
     def execute_route(item: RegisteredWorkflow) -> APIRoute:
         return APIRoute(
             f"/workflows/{item.name}/execute",
-            _execute_endpoint(item, runner, hubs, settings.max_body_bytes),
+            _execute_endpoint(item, access, hubs, settings.max_body_bytes),
             methods=["POST"],
             name=f"execute_{item.name}",
             summary=f"Execute {item.name}",
@@ -135,13 +156,15 @@ def build_http_app(
 
     app.add_api_route("/workflows/{name}/execute", unknown_workflow, methods=["POST"], include_in_schema=False)
     fallback_route = app.router.routes[-1]
-    add_run_routes(app, runner)
-    add_session_routes(app, sessions, settings.max_body_bytes)
-    add_stream_routes(app, hubs, runner, workflows)
+    add_run_routes(app, access)
+    add_session_routes(app, access, settings.max_body_bytes)
+    add_stream_routes(app, hubs, access, workflows)
+    add_audit_routes(app, guard)
     registry = CollectorRegistry(auto_describe=False)
     add_system_routes(app, runner, sessions, registry)
     app.mount(MCP_PATH, mcp_app)
     app.add_middleware(McpPathWithoutSlash)
+    app.add_middleware(SecurityMiddleware, guard=guard, workflows=workflows)
     app.add_middleware(RequestMetrics, registry=registry)
     if settings.cors_origins:
         app.add_middleware(
@@ -154,18 +177,32 @@ def build_http_app(
     return app
 
 
+def _visible(guard: Guard, principal: Principal, name: str) -> bool:
+    return guard.allowed(principal, "execute", name) or guard.allowed(principal, "read", name)
+
+
+def catalog_digest(workflows: Iterable[str]) -> str:
+    """A short digest of the workflow names (``/health`` shows it, so a deploy can tell
+    when every replica serves the new catalog without a credential)."""
+    return hashlib.sha256("\n".join(sorted(workflows)).encode()).hexdigest()[:16]
+
+
 def _execute_endpoint(
-    item: RegisteredWorkflow, runner: RunGateway, hubs: Hubs, limit: int
+    item: RegisteredWorkflow, access: Access, hubs: Hubs, limit: int
 ) -> Callable[[Request], Awaitable[Response]]:
     name, workflow = item.name, item.workflow
 
     async def execute(request: Request) -> Response:
+        runner = access.runs(principal_of(request))
+        runner.may_execute(item)
         envelope = parse_execute_request(await read_json_body(request, limit), name)
+        access.guard.check_depth(envelope.inputs, "inputs")
         key = idempotency_key(request)
         stream = envelope.mode == "stream" or "text/event-stream" in request.headers.get("accept", "")
         wait = envelope.mode == "sync" and not stream
         if envelope.session_id is not None:
             result = await runner.execute_in_session(name, envelope.inputs, envelope.session_id, wait, key)
+            audit_note(request, target=result["run_id"])
             if stream:
                 return await sse_response(hubs.runs.subscribe(result["run_id"]))
             return _run_response(result, wait)
@@ -173,9 +210,10 @@ def _execute_endpoint(
         if key is not None:
             result = await runner.execute_idempotent(key, name, node_inputs, wait)
         elif wait:
-            result = await runner.execute(name, node_inputs, new_run_id())
+            result = await runner.execute(name, node_inputs, runner.new_run_id())
         else:
-            result = await runner.start(name, node_inputs, new_run_id())
+            result = await runner.start(name, node_inputs, runner.new_run_id())
+        audit_note(request, target=result["run_id"])
         if stream:
             return await sse_response(hubs.runs.subscribe(result["run_id"]))
         return _run_response(result, wait)
@@ -215,6 +253,9 @@ def _responses(item: RegisteredWorkflow) -> dict[int | str, dict[str, Any]]:
             "content": {JSON: {"schema": json_schema_for(RunAccepted)}},
         },
         400: problem_doc("Malformed JSON or Idempotency-Key"),
+        401: problem_doc("No valid credential (auth on)"),
+        403: problem_doc("The caller may not execute this workflow"),
+        429: problem_doc("Over a rate limit, or too many runs of the tenant (Retry-After says when to retry)"),
         409: problem_doc("Idempotency-Key reused with a different request"),
         413: problem_doc("Body too large"),
         422: problem_doc("Invalid inputs; 'errors' names each field"),

@@ -13,13 +13,20 @@ class RunGateway(Protocol):
         ...
 
     async def execute_idempotent(
-        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
+        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool, tenant: str = ...
     ) -> dict[str, Any]:
-        """Execute (``wait``) or start under an idempotency key (409 on a different request)."""
+        """Execute (``wait``) or start under an idempotency key of ``tenant`` (409 on a
+        different request)."""
         ...
 
     async def execute_in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        session_id: str,
+        wait: bool,
+        idempotency_key: str | None = None,
+        tenant: str = ...,
     ) -> dict[str, Any]:
         """Execute (``wait``) or start in a session; inputs are resolved with its state.
         Under an idempotency key, the same inputs and session give the same run."""

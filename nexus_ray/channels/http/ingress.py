@@ -14,9 +14,11 @@ from ...errors import RuntimeUnavailableError
 from ...registry import RegisteredWorkflow
 from ...runtime.gc_tuning import tune_gc
 from ...runtime.pool import PoolClient
+from ...runtime.security_host import SecurityClient
 from ...runtime.sessions_client import SessionsClient
+from ...security.guard import Guard
 from ...settings import Settings
-from .app import build_http_app
+from .app import build_http_app, catalog_digest
 
 APP_NAME = "nexus"
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
@@ -35,18 +37,21 @@ class NexusIngress:
         sessions: SessionsClient,
         settings: dict[str, Any],
         workflow_catalog: ActorHandle,
+        security: SecurityClient,
     ) -> None:
         self.catalog = catalog
         self.pool = pool
         self.sessions = sessions
         self.settings = Settings(**settings)
         self.workflow_catalog = workflow_catalog
+        self.security = security
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         async def changes(version: int, timeout_s: float) -> tuple[int, dict[str, RegisteredWorkflow]]:
             return await self.workflow_catalog.wait_change.remote(version, timeout_s)  # type: ignore[no-any-return]
 
-        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings, changes)
+        guard = Guard(self.settings, self.security)
+        app = build_http_app(self.catalog, self.pool, self.sessions, self.settings, changes, guard)
         tune_gc()
         return app
 
@@ -57,27 +62,30 @@ def deploy_ingress(
     sessions: SessionsClient,
     settings: Settings,
     workflow_catalog: ActorHandle,
+    security: SecurityClient,
 ) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     app = NexusIngress.options(  # type: ignore[attr-defined]
         num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests
-    ).bind(catalog, pool, sessions, settings.model_dump(mode="json"), workflow_catalog)
+    ).bind(catalog, pool, sessions, settings.portable(), workflow_catalog, security)
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
     serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
 
 
 def wait_until_ready(url: str, workflows: set[str], timeout_s: float) -> float:
-    """Poll ``url``/workflows until it answers 2xx listing exactly ``workflows`` (the proxy
-    may answer 503, or an old replica, for a while after serve.run returns)."""
+    """Poll ``url``/health until it answers 2xx for exactly ``workflows`` (the proxy may
+    answer 503, or an old replica, for a while after serve.run returns). /health is open
+    with auth on too; it shows a digest of the workflow names."""
     started = time.monotonic()
     last = "no answer"
+    wanted = catalog_digest(workflows)
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() - started < timeout_s:
             try:
-                response = client.get(f"{url}/workflows")
-                if response.is_success and workflows == {w["name"] for w in response.json()}:
+                response = client.get(f"{url}/health")
+                if response.is_success and response.json().get("catalog") == wanted:
                     return time.monotonic() - started
                 last = f"HTTP {response.status_code}"
             except (httpx.HTTPError, ValueError) as exc:

@@ -103,6 +103,7 @@ class Health(BaseModel):
     """Liveness."""
 
     status: str = "ok"
+    catalog: str = Field(description="Digest of the served workflow names (changes when they do).")
 
 
 class RunAccepted(BaseModel):

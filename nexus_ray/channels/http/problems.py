@@ -58,7 +58,7 @@ def install_problem_handlers(app: FastAPI, debug: bool = False) -> None:
 
     async def nexus_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NexusError)
-        return problem_response(exc.to_problem(request.url.path))
+        return problem_response(exc.to_problem(request.url.path), headers=exc.headers() or None)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

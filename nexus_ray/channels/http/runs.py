@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pydantic_core
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
 from ...workflow import RunStatus
-from .gateway import RunGateway
+from ..secured import Access
 from .models import RunPage, RunResponse
 from .problems import problem_doc
+from .security import principal_of
 
 JSON = "application/json"
 
 
-def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
+def add_run_routes(app: FastAPI, access: Access) -> None:
     """``GET /runs``, ``GET /runs/{run_id}``, ``POST /runs/{run_id}/cancel``."""
 
     @app.get(
@@ -26,8 +27,8 @@ def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
         summary="A run's status, per-node status and timings, outputs or error",
         responses={404: problem_doc("No such run")},
     )
-    async def get_run(run_id: str) -> Response:
-        return _json(await runner.get_run(run_id))
+    async def get_run(request: Request, run_id: str) -> Response:
+        return _json(await access.runs(principal_of(request)).get_run(run_id))
 
     @app.post(
         "/runs/{run_id}/cancel",
@@ -39,11 +40,12 @@ def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
             409: problem_doc("Already finished"),
         },
     )
-    async def cancel_run(run_id: str) -> Response:
-        return _json(await runner.cancel(run_id))
+    async def cancel_run(request: Request, run_id: str) -> Response:
+        return _json(await access.runs(principal_of(request)).cancel(run_id))
 
     @app.get("/runs", response_model=RunPage, tags=["runs"], summary="List runs, newest first")
     async def list_runs(
+        request: Request,
         workflow: str | None = None,
         status: RunStatus | None = None,
         session_id: str | None = None,
@@ -57,7 +59,7 @@ def add_run_routes(app: FastAPI, runner: RunGateway) -> None:
             "limit": limit,
             "before": cursor,
         }
-        runs = await runner.list_runs(filters)
+        runs = await access.runs(principal_of(request)).list_runs(filters)
         next_cursor = runs[-1]["run_id"] if len(runs) == limit else None
         return _json({"runs": runs, "next_cursor": next_cursor})
 

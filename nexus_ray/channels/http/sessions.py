@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import pydantic_core
 from fastapi import FastAPI, Query, Request
@@ -13,6 +13,10 @@ from ...errors import InputValidationError, InvalidRequestError
 from ...workflow.fields import describe_validation_error
 from .body import read_json_body
 from .problems import problem_doc
+from .security import audit_note, principal_of
+
+if TYPE_CHECKING:
+    from ..secured import Access, PrincipalSessions
 
 JSON = "application/json"
 
@@ -21,7 +25,7 @@ class SessionGateway(Protocol):
     """Sessions, each call sent to the SessionHost that owns the id."""
 
     async def create(
-        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None
+        self, state: dict[str, Any] | None, ttl_s: float | None, dedicated: bool | None = None, tenant: str = ...
     ) -> dict[str, Any]: ...
     async def get(self, session_id: str) -> dict[str, Any]: ...
     async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None) -> dict[str, Any]: ...
@@ -29,7 +33,7 @@ class SessionGateway(Protocol):
     async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]: ...
     async def health(self) -> list[dict[str, Any]]: ...
     async def metrics_text(self) -> list[str]: ...
-    async def list(self, limit: int, before: str | None) -> list[dict[str, Any]]: ...
+    async def list(self, limit: int, before: str | None, tenant_tag: str | None = None) -> list[dict[str, Any]]: ...
 
 
 class CreateSession(BaseModel):
@@ -61,8 +65,11 @@ class SessionPage(BaseModel):
     next_cursor: str | None = None
 
 
-def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int) -> None:
+def add_session_routes(app: FastAPI, access: Access, limit_bytes: int) -> None:
     """The ``/sessions`` routes."""
+
+    def sessions(request: Request) -> PrincipalSessions:
+        return access.sessions(principal_of(request))
 
     @app.post("/sessions", status_code=201, response_model=SessionModel, tags=["sessions"], summary="Create a session")
     async def create_session(request: Request) -> Response:
@@ -71,7 +78,8 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
             spec = CreateSession.model_validate(body if body != {} else {})
         except ValidationError as exc:
             raise InputValidationError(describe_validation_error(exc, "body")) from None
-        created = await sessions.create(spec.state, spec.ttl_s, spec.dedicated)
+        created = await sessions(request).create(spec.state, spec.ttl_s, spec.dedicated)
+        audit_note(request, target=created["session_id"])
         return _session(created, 201, {"location": f"/sessions/{created['session_id']}"})
 
     @app.get(
@@ -81,8 +89,8 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         summary="Read a session",
         responses={404: problem_doc("No such session (or expired)")},
     )
-    async def get_session(session_id: str) -> Response:
-        return _session(await sessions.get(session_id))
+    async def get_session(request: Request, session_id: str) -> Response:
+        return _session(await sessions(request).get(session_id))
 
     @app.patch(
         "/sessions/{session_id}",
@@ -107,7 +115,7 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         patch = await read_json_body(request, limit_bytes)
         if not isinstance(patch, dict):
             raise InvalidRequestError("The body must be a JSON object (a JSON merge patch, RFC 7396).")
-        return _session(await sessions.patch(session_id, patch, _if_match(request)))
+        return _session(await sessions(request).patch(session_id, patch, _if_match(request)))
 
     @app.delete(
         "/sessions/{session_id}",
@@ -116,13 +124,15 @@ def add_session_routes(app: FastAPI, sessions: SessionGateway, limit_bytes: int)
         summary="Delete a session",
         responses={404: problem_doc("No such session")},
     )
-    async def delete_session(session_id: str) -> Response:
-        await sessions.delete(session_id)
+    async def delete_session(request: Request, session_id: str) -> Response:
+        await sessions(request).delete(session_id)
         return Response(status_code=204)
 
     @app.get("/sessions", response_model=SessionPage, tags=["sessions"], summary="List sessions, newest first")
-    async def list_sessions(limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> Response:
-        page = await sessions.list(limit, cursor)
+    async def list_sessions(
+        request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None
+    ) -> Response:
+        page = await sessions(request).list(limit, cursor)
         next_cursor = page[-1]["session_id"] if len(page) == limit else None
         return Response(pydantic_core.to_json({"sessions": page, "next_cursor": next_cursor}), media_type=JSON)
 

@@ -14,15 +14,22 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from ...errors import InvalidRequestError, NexusError
+from ...errors import AuthenticationError, InvalidRequestError, NexusError
 from ...registry import RegisteredWorkflow, not_found
-from ...runtime.ids import new_run_id
 from ...runtime.subscriptions import EventHub, Fetch
+from ...security.audit import entry, outcome_of
+from ...security.guard import Guard
+from ...security.principal import Principal
+from ..secured import Access, PrincipalRuns
 from .gateway import RunGateway
 from .problems import problem_doc
+from .security import principal_of
 from .sessions import SessionGateway
 
 KEEP_ALIVE_S = 15.0
+TOKEN_WAIT_S = 10.0
+# WebSocket close codes for errors before the socket serves (4000 + the HTTP status).
+CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404, 429: 4429}
 _SSE_DOC = {
     "content": {"text/event-stream": {"schema": {"type": "string"}}},
     "description": "Server-sent events: `id:` is the event's sequence number, `event:` its type, "
@@ -91,9 +98,11 @@ async def events_page(fetch: Fetch, log_id: str, after: int) -> Response:
     return Response(pydantic_core.to_json({"events": events, "ended": ended}), media_type="application/json")
 
 
-def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Mapping[str, RegisteredWorkflow]) -> None:
+def add_stream_routes(app: FastAPI, hubs: Hubs, access: Access, catalog: Mapping[str, RegisteredWorkflow]) -> None:
     """SSE: ``GET /runs/{id}/events``, ``GET /sessions/{id}/events``; WebSocket:
-    ``/ws/sessions/{id}`` and ``/ws/{workflow}``."""
+    ``/ws/sessions/{id}`` and ``/ws/{workflow}``. Every one checks that the caller may
+    read (or run) what it asks for, and that it is of the caller's tenant."""
+    guard = access.guard
 
     @app.get(
         "/runs/{run_id}/events",
@@ -105,8 +114,9 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
     async def run_events(
         request: Request, run_id: str, after: Annotated[int | None, Query(ge=0)] = None, follow: bool = True
     ) -> Response:
+        await access.runs(principal_of(request)).readable(run_id)
         if not follow:
-            return await events_page(runner.wait_events, run_id, cursor(request, after))
+            return await events_page(access.runner.wait_events, run_id, cursor(request, after))
         return await sse_response(hubs.runs.subscribe(run_id, cursor(request, after)))
 
     @app.get(
@@ -119,6 +129,7 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
     async def session_events(
         request: Request, session_id: str, after: Annotated[int | None, Query(ge=0)] = None, follow: bool = True
     ) -> Response:
+        access.sessions(principal_of(request)).readable(session_id)
         if not follow:
             return await events_page(hubs.sessions.wait_events, session_id, cursor(request, after))
         return await sse_response(hubs.session_events.subscribe(session_id, cursor(request, after)))
@@ -127,11 +138,16 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
     async def session_socket(websocket: WebSocket, session_id: str, after: int = 0) -> None:
         await websocket.accept()
         try:
+            principal = await authenticate_socket(websocket, guard)
+            access.sessions(principal).readable(session_id)
+            guard.audit.record(entry(principal, "websocket", "session_events", "ok", target=session_id))
             async for event in hubs.session_events.subscribe(session_id, after):
                 if event is not None:
                     await websocket.send_text(pydantic_core.to_json(event).decode())
         except NexusError as exc:
             await _send_error(websocket, exc)
+            await _close(websocket, CLOSE_CODES.get(exc.http_status, 1000) if exc.http_status != 404 else 1000)
+            return
         except WebSocketDisconnect:
             return
         await _close(websocket)
@@ -139,11 +155,16 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, runner: RunGateway, catalog: Map
     @app.websocket("/ws/{workflow}")
     async def workflow_socket(websocket: WebSocket, workflow: str) -> None:
         await websocket.accept()
-        if workflow not in catalog:
-            await _send_error(websocket, not_found(workflow, list(catalog)))
-            await _close(websocket, 4404)
+        try:
+            principal = await authenticate_socket(websocket, guard)
+            if workflow not in catalog:
+                raise not_found(workflow, list(catalog))
+            access.runs(principal).may_execute(catalog[workflow])
+        except NexusError as exc:
+            await _send_error(websocket, exc)
+            await _close(websocket, CLOSE_CODES.get(exc.http_status, 1008))
             return
-        await WorkflowSocket(websocket, catalog[workflow], runner, hubs.runs).serve()
+        await WorkflowSocket(websocket, catalog[workflow], access.runs(principal), hubs.runs).serve()
 
 
 class WorkflowSocket:
@@ -151,8 +172,9 @@ class WorkflowSocket:
     starts a run whose events are streamed; ``{"cancel": run_id}`` cancels one. Several runs
     may share the connection; closing it leaves the runs running."""
 
-    def __init__(self, websocket: WebSocket, item: RegisteredWorkflow, runner: RunGateway, hub: EventHub) -> None:
-        self.websocket, self.item, self.runner, self.hub = websocket, item, runner, hub
+    def __init__(self, websocket: WebSocket, item: RegisteredWorkflow, runs: PrincipalRuns, hub: EventHub) -> None:
+        self.websocket, self.item, self.runner, self.hub = websocket, item, runs, hub
+        self.guard = runs.guard
         self._send_lock = asyncio.Lock()
         self._streams: set[asyncio.Task[None]] = set()
 
@@ -163,6 +185,7 @@ class WorkflowSocket:
                 try:
                     await self._handle(message)
                 except NexusError as exc:
+                    self._audit("ws_message", exc.http_status)
                     await self._send(_error_message(exc))
         except WebSocketDisconnect:
             pass
@@ -179,6 +202,7 @@ class WorkflowSocket:
             raise InvalidRequestError('Send {"inputs": {...}} to run, or {"cancel": "<run_id>"} to cancel.')
         if "cancel" in body:  # its run.cancelled event follows on the run's stream
             await self.runner.cancel(str(body["cancel"]))
+            self._audit("cancel_run", 200, str(body["cancel"]))
             return
         unknown = set(body) - {"inputs", "session_id"}
         if unknown or not isinstance(body.get("inputs", {}), dict):
@@ -186,7 +210,11 @@ class WorkflowSocket:
                 f'Unknown or malformed fields {sorted(unknown) or ["inputs"]}: send {{"inputs": {{...}}, '
                 '"session_id"?: "..."}} or {"cancel": "<run_id>"}.'
             )
+        principal = self.runner.principal
+        await self.guard.admit(principal, self.item.name, self.item.rate_limit)
+        self.guard.check_depth(body.get("inputs", {}), "inputs")
         started = await self._start(body.get("inputs", {}), body.get("session_id"))
+        self._audit("execute", 202, started["run_id"])
         task = asyncio.ensure_future(self._stream(started["run_id"]))
         self._streams.add(task)
         task.add_done_callback(self._streams.discard)
@@ -195,7 +223,14 @@ class WorkflowSocket:
         name = self.item.name
         if session_id is not None:
             return await self.runner.execute_in_session(name, inputs, str(session_id), False)
-        return await self.runner.start(name, self.item.workflow.resolve_inputs(inputs, name), new_run_id())
+        return await self.runner.start(name, self.item.workflow.resolve_inputs(inputs, name), self.runner.new_run_id())
+
+    def _audit(self, action: str, status: int, target: str | None = None) -> None:
+        principal, workflow = self.runner.principal, self.item.name
+        outcome = outcome_of(status)
+        self.guard.audit.record(
+            entry(principal, "websocket", action, outcome, target=target, workflow=workflow, status=status)
+        )
 
     async def _stream(self, run_id: str) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away
@@ -206,6 +241,29 @@ class WorkflowSocket:
     async def _send(self, payload: dict[str, Any]) -> None:
         async with self._send_lock:
             await self.websocket.send_text(pydantic_core.to_json(payload).decode())
+
+
+async def authenticate_socket(websocket: WebSocket, guard: Guard) -> Principal:
+    """Who opened ``websocket``: from its headers (Authorization or X-API-Key), or, when
+    it has none (browsers cannot set them), from a first message ``{"token": "..."}``."""
+    if not guard.enabled:
+        return guard.authenticate({})
+    headers = {k.lower(): v for k, v in websocket.headers.items()}
+    if "authorization" in headers or "x-api-key" in headers:
+        return guard.authenticate(headers)
+    try:
+        first = await asyncio.wait_for(websocket.receive_text(), TOKEN_WAIT_S)
+    except TimeoutError:
+        raise AuthenticationError(
+            f'No credential: send an Authorization header, or {{"token": "..."}} first (within {TOKEN_WAIT_S:.0f} s).'
+        ) from None
+    try:
+        token = json.loads(first).get("token")
+    except (json.JSONDecodeError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise AuthenticationError('The first message must be {"token": "<JWT or API key>"} (or send a header).')
+    return guard.authenticate_token(token)
 
 
 def _error_message(exc: NexusError) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 import mcp_types as types
 
 from ...errors import InvalidRequestError
-from ..http.gateway import RunGateway
-from ..http.sessions import SessionGateway
+from ..secured import PrincipalRuns, PrincipalSessions
 
 _RUN_ID = {"run_id": {"type": "string", "description": "A run id (from a tool result's _meta nexus/run_id)."}}
 _SESSION_ID = {"session_id": {"type": "string", "description": "A Nexus session id."}}
@@ -50,7 +49,7 @@ BUILTIN_TOOLS = (
 )
 
 
-async def call_builtin(name: str, arguments: dict[str, Any], runner: RunGateway, sessions: SessionGateway) -> Any:
+async def call_builtin(name: str, arguments: dict[str, Any], runner: PrincipalRuns, sessions: PrincipalSessions) -> Any:
     """Run the built-in tool ``name``."""
     if name == "nexus_run_status":
         return await runner.get_run(_text(arguments, "run_id"))

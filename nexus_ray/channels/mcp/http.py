@@ -18,9 +18,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...registry import RegisteredWorkflow
+from ...security.principal import ANONYMOUS
 from ...settings import Settings
-from ..http.gateway import RunGateway
-from ..http.sessions import SessionGateway
+from ..http.security import PRINCIPAL
+from ..secured import Access
 from .server import build_mcp_server
 
 MCP_PATH = "/mcp"
@@ -29,14 +30,13 @@ SESSION_TTL_S = 86_400.0  # a Nexus session made for an MCP session expires a da
 
 def build_mcp_app(
     catalog: Mapping[str, RegisteredWorkflow],
-    runner: RunGateway,
-    sessions: SessionGateway,
+    access: Access,
     settings: Settings,
     bus: SubscriptionBus | None = None,
 ) -> tuple[ASGIApp, Any]:
     """The MCP ASGI app (to mount at ``/mcp``) and a lifespan context for its host app.
     ``catalog`` may change in place; what is published on ``bus`` reaches listening clients."""
-    server = build_mcp_server(catalog, runner, sessions, bus)
+    server = build_mcp_server(catalog, access, bus)
     hosts = settings.mcp_allowed_hosts
     security = TransportSecuritySettings(enable_dns_rebinding_protection=hosts != ["*"], allowed_hosts=hosts)
     app = server.streamable_http_app(
@@ -48,7 +48,7 @@ def build_mcp_app(
         async with server.session_manager.run():
             yield
 
-    return McpSessionMapping(app, sessions), lifespan
+    return McpSessionMapping(app, access), lifespan
 
 
 class McpSessionMapping:
@@ -62,8 +62,8 @@ class McpSessionMapping:
     the header or a ``session_id`` argument.
     """
 
-    def __init__(self, app: ASGIApp, sessions: SessionGateway, ttl_s: float = SESSION_TTL_S) -> None:
-        self.app, self.sessions, self.ttl_s = app, sessions, ttl_s
+    def __init__(self, app: ASGIApp, access: Access, ttl_s: float = SESSION_TTL_S) -> None:
+        self.app, self.access, self.ttl_s = app, access, ttl_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -77,10 +77,11 @@ class McpSessionMapping:
             await self.app(scope, receive, send)
             return
         body, replay = await _buffer(receive)
-        if not _is_initialize(body):
-            await self.app(scope, replay, send)
+        principal = scope.get(PRINCIPAL, ANONYMOUS)
+        if not _is_initialize(body) or not self.access.guard.allowed(principal, "manage_sessions"):
+            await self.app(scope, replay, send)  # without manage_sessions: stateless, no Nexus session
             return
-        session = await self.sessions.create({}, self.ttl_s)
+        session = await self.access.sessions(principal).create({}, self.ttl_s)
         session_header = (b"mcp-session-id", session["session_id"].encode())
 
         async def send_with_session(message: Message) -> None:

@@ -11,8 +11,7 @@ import mcp_types as types
 
 from ...errors import NotFoundError
 from ...registry import RegisteredWorkflow, not_found
-from ..http.gateway import RunGateway
-from ..http.sessions import SessionGateway
+from ..secured import PrincipalRuns, PrincipalSessions
 
 JSON = "application/json"
 
@@ -40,7 +39,7 @@ def list_templates() -> list[types.ResourceTemplate]:
 
 
 async def read_resource(
-    uri: str, catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway
+    uri: str, catalog: Mapping[str, RegisteredWorkflow], runner: PrincipalRuns, sessions: PrincipalSessions
 ) -> types.ReadResourceResult:
     """The JSON document at ``uri``."""
     value = await _value(uri, catalog, runner, sessions)
@@ -50,7 +49,7 @@ async def read_resource(
 
 
 async def _value(
-    uri: str, catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway
+    uri: str, catalog: Mapping[str, RegisteredWorkflow], runner: PrincipalRuns, sessions: PrincipalSessions
 ) -> Any:
     if uri == "nexus://workflows":
         return [item.summary() for item in catalog.values()]

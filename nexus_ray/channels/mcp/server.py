@@ -19,11 +19,14 @@ from mcp.shared.subscriptions import ResourceUpdated
 from ... import __version__
 from ...errors import InputValidationError, NexusError
 from ...registry import RegisteredWorkflow, not_found
-from ...runtime.ids import new_run_id
 from ...runtime.subscriptions import EventHub
+from ...security.audit import entry, outcome_of
+from ...security.principal import ANONYMOUS, Principal
 from ...workflow.events import RUN_TERMINAL
 from ..http.gateway import RunGateway
+from ..http.security import PRINCIPAL
 from ..http.sessions import SessionGateway
+from ..secured import Access, PrincipalRuns
 from .builtins import BUILTIN_TOOLS, call_builtin
 from .resources import list_resources, list_templates, read_resource
 
@@ -33,57 +36,101 @@ SESSION_HEADER = "x-nexus-session-id"
 
 
 class McpChannel:
-    """The state the MCP handlers share: the catalog and the gateways to the runtime."""
+    """The state the MCP handlers share: the catalog and the gateways to the runtime.
 
-    def __init__(self, catalog: Mapping[str, RegisteredWorkflow], runner: RunGateway, sessions: SessionGateway) -> None:
-        self.catalog, self.runner, self.sessions = catalog, runner, sessions
+    Args:
+        catalog: The workflows (may change in place).
+        access: The runtime as each principal may use it.
+        principal: The caller of every request without one of its own (stdio: the token
+            given to ``nexus mcp``); over HTTP the ingress authenticates each request.
+    """
+
+    def __init__(
+        self, catalog: Mapping[str, RegisteredWorkflow], access: Access, principal: Principal | None = None
+    ) -> None:
+        self.catalog, self.access, self.guard = catalog, access, access.guard
+        self.fixed_principal = principal
         self._hub: EventHub | None = None
 
     @property
     def hub(self) -> EventHub:
         if self._hub is None:  # made on the serving loop
-            self._hub = EventHub("run", self.runner.wait_events)
+            self._hub = EventHub("run", self.access.runner.wait_events)
         return self._hub
 
-    def tools(self) -> list[types.Tool]:
-        """One tool per workflow, plus the built-in ones."""
-        return [workflow_tool(item) for item in self.catalog.values()] + list(BUILTIN_TOOLS)
+    def principal(self, ctx: Any) -> Principal:
+        """Who makes this MCP request."""
+        scope = getattr(getattr(ctx, "request", None), "scope", None)
+        if isinstance(scope, Mapping) and PRINCIPAL in scope:
+            return scope[PRINCIPAL]  # type: ignore[no-any-return]
+        if self.fixed_principal is not None:
+            return self.fixed_principal
+        return self.guard.authenticate({})  # auth off: anonymous; on: 401
+
+    def tools(self, principal: Principal) -> list[types.Tool]:
+        """One tool per workflow the principal may execute, plus the built-in ones."""
+        mine = [item for item in self.catalog.values() if self.guard.allowed(principal, "execute", item.name)]
+        return [workflow_tool(item) for item in mine] + list(BUILTIN_TOOLS)
 
     async def call(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         """Run a tool; every failure is an ``isError`` result naming what went wrong."""
         arguments = dict(params.arguments or {})
+        principal = ANONYMOUS
         try:
-            if params.name in self.catalog:
-                return await self._run(ctx, self.catalog[params.name], arguments)
-            if any(tool.name == params.name for tool in BUILTIN_TOOLS):
-                return text_result(await call_builtin(params.name, arguments, self.runner, self.sessions))
-            raise not_found(params.name, [*self.catalog, *(t.name for t in BUILTIN_TOOLS)])
+            principal = self.principal(ctx)
+            result = await self._call(ctx, principal, params.name, arguments)
         except NexusError as exc:
-            return error_result(exc)
+            result = error_result(exc)
+            self._audit(principal, params.name, exc.http_status, None)
+            return result
+        self._audit(principal, params.name, 500 if result.is_error else 200, (result.meta or {}).get("nexus/run_id"))
+        return result
 
-    async def _run(self, ctx: Any, item: RegisteredWorkflow, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def _call(self, ctx: Any, principal: Principal, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        runs = self.access.runs(principal)
+        item = self.catalog.get(name)
+        if item is not None:
+            runs.may_execute(item)
+            await self.guard.admit(principal, item.name, item.rate_limit)
+            self.guard.check_depth(arguments, "arguments")
+            return await self._run(ctx, item, arguments, runs)
+        await self.guard.admit(principal)
+        if any(tool.name == name for tool in BUILTIN_TOOLS):
+            return text_result(await call_builtin(name, arguments, runs, self.access.sessions(principal)))
+        raise not_found(name, [*self.catalog, *(t.name for t in BUILTIN_TOOLS)])
+
+    def _audit(self, principal: Principal, tool: str, status: int, run_id: str | None) -> None:
+        workflow = tool if tool in self.catalog else None
+        action = "execute" if workflow else f"tool:{tool}"
+        self.guard.audit.record(
+            entry(principal, "mcp", action, outcome_of(status), target=run_id, workflow=workflow, status=status)
+        )
+
+    async def _run(
+        self, ctx: Any, item: RegisteredWorkflow, arguments: dict[str, Any], runs: PrincipalRuns
+    ) -> types.CallToolResult:
         session_id = _session_of(ctx, item, arguments)
         wants_progress = _wants_progress(ctx)
         if session_id is not None:
-            started = await self.runner.execute_in_session(item.name, arguments, session_id, False)
+            started = await runs.execute_in_session(item.name, arguments, session_id, False)
             run_id = started["run_id"]
         else:
             node_inputs = item.workflow.resolve_inputs(arguments, item.name)
-            run_id = new_run_id()
+            run_id = runs.new_run_id()
             if not wants_progress:  # one hop, like REST
-                return run_result(await self._guarded(run_id, self.runner.execute(item.name, node_inputs, run_id)))
-            await self.runner.start(item.name, node_inputs, run_id)
-        end = await self._guarded(run_id, self._follow(ctx, run_id, len(item.workflow.nodes)))
+                return run_result(await self._guarded(runs, run_id, runs.execute(item.name, node_inputs, run_id)))
+            await runs.start(item.name, node_inputs, run_id)
+        end = await self._guarded(runs, run_id, self._follow(ctx, run_id, len(item.workflow.nodes)))
         if end is None:  # the stream ended without a terminal event: ask the run itself
-            return run_result(await self.runner.get_run(run_id))
+            return run_result(await runs.get_run(run_id))
         return run_result({"run_id": run_id, **end["data"]})
 
-    async def _guarded(self, run_id: str, work: Awaitable[T]) -> T:
+    async def _guarded(self, runs: PrincipalRuns, run_id: str, work: Awaitable[T]) -> T:
         """``work``; if the client cancels the request meanwhile, the run is cancelled too."""
         try:
             return await work
         except asyncio.CancelledError:
-            await asyncio.shield(_cancel_quietly(self.runner, run_id))
+            await asyncio.shield(_cancel_quietly(self.access.runner, run_id))
             raise
 
     async def _follow(self, ctx: Any, run_id: str, total: int) -> dict[str, Any] | None:
@@ -184,16 +231,20 @@ async def _cancel_quietly(runner: RunGateway, run_id: str) -> None:
 
 def build_mcp_server(
     catalog: Mapping[str, RegisteredWorkflow],
-    runner: RunGateway,
-    sessions: SessionGateway,
+    access: Access,
     bus: SubscriptionBus | None = None,
+    principal: Principal | None = None,
 ) -> Server[Any]:
     """The MCP server over ``catalog`` (tools, built-in tools, resources); with ``bus``,
-    clients can listen for what is published there (``tools/list_changed``)."""
-    channel = McpChannel(catalog, runner, sessions)
+    clients can listen for what is published there (``tools/list_changed``). Callers
+    without a principal of their own act as ``principal`` (stdio)."""
+    channel = McpChannel(catalog, access, principal)
 
     async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=channel.tools())
+        try:
+            return types.ListToolsResult(tools=channel.tools(channel.principal(ctx)))
+        except NexusError as exc:
+            raise MCPError(exc.mcp_code, exc.message, exc.to_problem()) from None
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         return await channel.call(ctx, params)
@@ -206,7 +257,8 @@ def build_mcp_server(
 
     async def on_read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         try:
-            return await read_resource(str(params.uri), catalog, runner, sessions)
+            who = channel.principal(ctx)
+            return await read_resource(str(params.uri), catalog, access.runs(who), access.sessions(who))
         except NexusError as exc:
             raise MCPError(exc.mcp_code, exc.message, exc.to_problem()) from None
 
@@ -219,21 +271,22 @@ def build_mcp_server(
         on_list_resources=on_list_resources,
         on_list_resource_templates=on_list_resource_templates,
         on_read_resource=on_read_resource,
-        on_subscriptions_listen=session_aware_listen(ListenHandler(bus), bus, sessions) if bus is not None else None,
+        on_subscriptions_listen=session_aware_listen(ListenHandler(bus), bus, channel) if bus is not None else None,
     )
 
 
 SESSION_URI = "nexus://sessions/"
 
 
-def session_aware_listen(listen: ListenHandler, bus: SubscriptionBus, sessions: SessionGateway) -> Any:
+def session_aware_listen(listen: ListenHandler, bus: SubscriptionBus, channel: McpChannel) -> Any:
     """The listen handler, plus: for each ``nexus://sessions/{id}`` the client subscribes
-    to, a follower that publishes ``ResourceUpdated`` on every new event of that session
-    (whichever channel made it) for as long as the client listens."""
+    to (and may read), a follower that publishes ``ResourceUpdated`` on every new event of
+    that session (whichever channel made it) for as long as the client listens."""
+    sessions = channel.access.sessions_gateway
 
     async def on_listen(ctx: Any, params: Any) -> Any:
         wanted = getattr(getattr(params, "notifications", None), "resource_subscriptions", None) or []
-        uris = [uri for uri in wanted if uri.startswith(SESSION_URI)]
+        uris = [uri for uri in wanted if uri.startswith(SESSION_URI) and _readable(channel, ctx, uri)]
         followers = [asyncio.ensure_future(_follow_session(uri, bus, sessions)) for uri in uris]
         try:
             return await listen(ctx, params)
@@ -242,6 +295,14 @@ def session_aware_listen(listen: ListenHandler, bus: SubscriptionBus, sessions: 
                 follower.cancel()
 
     return on_listen
+
+
+def _readable(channel: McpChannel, ctx: Any, uri: str) -> bool:
+    try:
+        channel.access.sessions(channel.principal(ctx)).readable(uri.removeprefix(SESSION_URI))
+    except NexusError:
+        return False  # not the caller's: never followed (and never reported)
+    return True
 
 
 async def _follow_session(uri: str, bus: SubscriptionBus, sessions: SessionGateway) -> None:

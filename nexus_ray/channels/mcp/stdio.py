@@ -6,9 +6,10 @@ stdout carries the protocol only; everything else goes to stderr.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp import Client
@@ -17,11 +18,34 @@ from mcp.server.stdio import stdio_server
 
 from ... import __version__
 
+if TYPE_CHECKING:
+    from ...app import Nexus
+
 
 async def serve_stdio(server: Server[Any]) -> None:
     """Serve ``server`` on this process's stdin/stdout until the client closes it."""
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
+
+
+async def serve_app_stdio(app: Nexus, token: str | None) -> None:
+    """Serve ``app``'s tools over stdio, its runtime in this process (or joined). With
+    auth on, every call acts as the holder of ``token`` (401 without one)."""
+    from ...security.admin import check_security
+    from ...security.guard import Guard
+    from ..secured import Access
+    from .server import build_mcp_server
+
+    check_security(app.settings)
+    pool = await asyncio.to_thread(app.runtime_pool)
+    guard = Guard(app.settings, pool.security)
+    await guard.start()
+    try:
+        principal = guard.authenticate_token(token) if token else guard.authenticate({})
+        access = Access(pool.client(), pool.sessions(), guard)
+        await serve_stdio(build_mcp_server(app.workflows, access, principal=principal))
+    finally:
+        await guard.stop()
 
 
 def bridge_server(url: str, token: str | None = None) -> Server[Any]:

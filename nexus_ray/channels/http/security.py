@@ -1,0 +1,133 @@
+"""The HTTP side of security: an ASGI middleware that authenticates every request (but
+the open paths), applies the rate limits, and records each action in the audit trail;
+and the helpers routes use to learn who is calling."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic_core
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ...errors import NexusError
+from ...registry import RegisteredWorkflow
+from ...security.audit import entry, outcome_of
+from ...security.guard import Guard
+from ...security.principal import ANONYMOUS, Principal
+from .problems import PROBLEM_MEDIA_TYPE
+
+PRINCIPAL = "nexus.principal"
+AUDIT = "nexus.audit"  # routes add {"target": ..., "workflow": ...} for the audit entry
+ALWAYS_OPEN = frozenset({"/health", "/ready"})
+DOCS = ("/docs", "/openapi.json", "/redoc")
+EXECUTE = re.compile(r"^/workflows/([^/]+)/execute/?$")
+UNKNOWN = Principal("unauthenticated", "-", (), "none")
+
+
+def principal_of(connection: HTTPConnection) -> Principal:
+    """Who makes this request (set by :class:`SecurityMiddleware`)."""
+    return connection.scope.get(PRINCIPAL, ANONYMOUS)  # type: ignore[no-any-return]
+
+
+def audit_note(connection: HTTPConnection, **fields: Any) -> None:
+    """Add ``target``/``workflow``/``detail`` to this request's audit entry."""
+    connection.scope.setdefault(AUDIT, {}).update(fields)
+
+
+def channel_of(headers: Mapping[str, str]) -> str:
+    """'cli' for the nexus CLI (its User-Agent), else 'rest'."""
+    return "cli" if headers.get("user-agent", "").startswith("nexus-cli") else "rest"
+
+
+class SecurityMiddleware:
+    """Authenticate, rate-limit and audit each HTTP request. WebSockets authenticate in
+    their handler (a browser sends the token in the first message); ``/mcp`` requests are
+    authenticated here and limited per tool call by the MCP channel."""
+
+    def __init__(self, app: ASGIApp, guard: Guard, workflows: Mapping[str, RegisteredWorkflow]) -> None:
+        self.app, self.guard, self.workflows = app, guard, workflows
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        principal, rate_headers = UNKNOWN, {}
+        try:
+            principal = self.guard.authenticate(headers)
+            if scope["path"] == "/metrics":
+                self.guard.require(principal, "admin")
+            if not scope["path"].startswith("/mcp"):
+                rate_headers = await self.guard.admit(principal, *self._limited_workflow(scope["path"]))
+        except NexusError as exc:
+            await _problem(send, exc, scope["path"])
+            self._audit(scope, headers, principal, exc.http_status)
+            return
+        scope[PRINCIPAL] = principal
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if rate_headers:
+                    message["headers"] = [*message.get("headers", []), *_encode(rate_headers)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            if not scope["path"].startswith("/mcp"):  # MCP audits each tool call itself
+                self._audit(scope, headers, principal, status)
+
+    def _open(self, path: str) -> bool:
+        if path in ALWAYS_OPEN:
+            return True
+        if path.startswith(DOCS):
+            return self.guard.public_docs
+        if path == "/metrics":
+            return self.guard.public_metrics
+        return False
+
+    def _limited_workflow(self, path: str) -> tuple[str | None, Any]:
+        match = EXECUTE.match(path)
+        item = self.workflows.get(match.group(1)) if match else None
+        return (item.name, item.rate_limit) if item is not None else (None, None)
+
+    def _audit(self, scope: Scope, headers: Mapping[str, str], principal: Principal, status: int) -> None:
+        if not self.guard.audit.enabled:
+            return
+        route = scope.get("route")
+        name = getattr(route, "name", None) or f"{scope['method']} {scope['path']}"
+        params = scope.get("path_params", {})
+        note = scope.get(AUDIT, {})
+        workflow = note.get("workflow") or params.get("name") or params.get("workflow")
+        if name.startswith("execute_"):
+            name, workflow = "execute", name.removeprefix("execute_")
+        target = note.get("target") or params.get("run_id") or params.get("session_id")
+        self.guard.audit.record(
+            entry(
+                principal,
+                channel_of(headers),
+                name,
+                outcome_of(status),
+                target=target,
+                workflow=workflow,
+                status=status,
+                detail=note.get("detail"),
+            )
+        )
+
+
+def _encode(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _problem(send: Send, exc: NexusError, path: str) -> None:
+    body = pydantic_core.to_json(exc.to_problem(path))
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers + _encode(exc.headers())})
+    await send({"type": "http.response.body", "body": body})
