@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ class RateLimiter:
         self._take = take
         self._leased: dict[str, int] = {}
         self._inflight: dict[str, asyncio.Future[Grant]] = {}
+        self._empty_until: dict[str, float] = {}  # no token can exist before then: refuse locally
         self.last: dict[str, Grant] = {}
 
     async def admit(self, key: str, spec: RateSpec, what: str) -> Grant:
@@ -104,19 +106,17 @@ class RateLimiter:
             if self._leased.get(key, 0) > 0:
                 self._leased[key] -= 1
                 return self.last[key]
+            wait = self._empty_until.get(key, 0.0) - time.monotonic()
+            if wait > 0:
+                raise _limited(what, spec, wait, self.last[key].reset_s)
             pending = self._inflight.get(key)
             if pending is not None:  # one lease request per key at a time
                 await asyncio.shield(pending)
                 continue
             grant = await self._refill(key, spec)
             if grant.taken == 0:
-                raise RateLimitedError(
-                    f"Rate limit of {what} ({spec.capacity} per {spec.period_s:g} s) reached; "
-                    f"retry in {math.ceil(grant.retry_after_s)} s.",
-                    retry_after_s=grant.retry_after_s,
-                    limit=spec.capacity,
-                    reset_s=grant.reset_s,
-                )
+                self._empty_until[key] = time.monotonic() + grant.retry_after_s
+                raise _limited(what, spec, grant.retry_after_s, grant.reset_s)
 
     async def _refill(self, key: str, spec: RateSpec) -> Grant:
         future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
@@ -129,10 +129,20 @@ class RateLimiter:
             return grant
         except BaseException as exc:
             future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise their own attempt's error
+            future.exception()  # marked retrieved; waiters get the same error
             raise
         finally:
             del self._inflight[key]
+
+
+def _limited(what: str, spec: RateSpec, retry_after_s: float, reset_s: float) -> RateLimitedError:
+    return RateLimitedError(
+        f"Rate limit of {what} ({spec.capacity} per {spec.period_s:g} s) reached; "
+        f"retry in {math.ceil(retry_after_s)} s.",
+        retry_after_s=retry_after_s,
+        limit=spec.capacity,
+        reset_s=reset_s,
+    )
 
 
 def headers(spec: RateSpec, grant: Grant) -> dict[str, str]:

@@ -16,9 +16,9 @@ from mcp import Client
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.mcp.server import build_mcp_server
 from nexus_ray.channels.secured import Access
-from nexus_ray.security.guard import Guard
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.session_service import SessionService
+from nexus_ray.security.guard import Guard
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 

@@ -1,0 +1,73 @@
+"""Both backends: API keys (digests only), the audit trail, tenant tags on runs and
+sessions, and the per-tenant limit of active runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus_ray.errors import RateLimitedError
+from nexus_ray.security.admin import create_api_key, list_api_keys, revoke_api_key
+from nexus_ray.security.api_keys import matches, split
+from nexus_ray.security.tenancy import scoped, tenant_tag
+from nexus_ray.store import Store
+from nexus_ray.workflow import RunStatus
+
+
+def test_api_keys_are_stored_hashed_listed_and_revoked(store: Store) -> None:
+    before = store.api_keys_fingerprint()
+    created = create_api_key(store, "acme", ["admin", "viewer"], "ci")
+    key_id, secret = split(created["api_key"])  # type: ignore[misc]
+    assert key_id == created["key_id"] and store.api_keys_fingerprint() != before
+    [stored] = store.api_keys()
+    assert secret not in stored.secret_hash and matches(stored, secret) and not matches(stored, secret + "x")
+    assert list_api_keys(store) == [{k: v for k, v in created.items() if k != "api_key"}]
+    fingerprint = store.api_keys_fingerprint()
+    revoked = revoke_api_key(store, key_id)
+    assert revoked["revoked_at"] is not None and store.api_keys()[0].revoked_at is not None
+    assert store.api_keys_fingerprint() != fingerprint
+
+
+def test_revoking_an_unknown_key_names_it(store: Store) -> None:
+    with pytest.raises(Exception, match="No API key with id 'nope'"):
+        revoke_api_key(store, "nope")
+
+
+def test_audit_entries_per_tenant_newest_first_with_filters(store: Store) -> None:
+    base = {"channel": "rest", "target": None, "workflow": "w", "status": 200, "detail": None}
+    entries = [
+        {**base, "audit_id": f"a{i}", "at": 100.0 + i, "tenant": t, "subject": s, "action": a, "outcome": o}
+        for i, (t, s, a, o) in enumerate(
+            [("A", "ann", "execute", "ok"), ("B", "bob", "execute", "ok"), ("A", "ann", "cancel_run", "denied")]
+        )
+    ]
+    entries[2]["detail"] = {"why": "test"}
+    store.append_audit(entries)
+    mine = store.list_audit("A")
+    assert [e["audit_id"] for e in mine] == ["a2", "a0"] and mine[0]["detail"] == {"why": "test"}
+    assert [e["audit_id"] for e in store.list_audit("A", outcome="denied")] == ["a2"]
+    assert [e["audit_id"] for e in store.list_audit("A", since=101.5)] == ["a2"]
+    assert [e["audit_id"] for e in store.list_audit("A", before="a2")] == ["a0"]
+    assert store.list_audit("B", action="cancel_run") == []
+
+
+def test_runs_and_sessions_carry_their_tenant_tag(store: Store) -> None:
+    run_a, run_default = scoped("0001", "acme"), "0002"
+    store.create_run(run_a, "w", {}, owner="h")
+    store.create_run(run_default, "w", {}, owner="h")
+    assert [r.run_id for r in store.list_runs(tenant_tag=tenant_tag("acme"))] == [run_a]
+    assert [r.run_id for r in store.list_runs(tenant_tag="")] == [run_default]
+    assert len(store.list_runs()) == 2
+    store.create_session(scoped("s1", "acme"), {}, None)
+    store.create_session("s2", {}, None)
+    assert [s.session_id for s in store.list_sessions(tenant_tag=tenant_tag("acme"))] == [scoped("s1", "acme")]
+
+
+def test_active_run_limit_per_tenant(store: Store) -> None:
+    for i in range(2):
+        assert store.create_run(scoped(f"r{i}", "acme"), "w", {}, owner="h", max_active_per_tenant=2)
+    with pytest.raises(RateLimitedError, match="already has 2 runs") as err:
+        store.create_run(scoped("r9", "acme"), "w", {}, owner="h", max_active_per_tenant=2)
+    assert err.value.headers()["retry-after"] == "1"
+    assert store.create_run("other", "w", {}, owner="h", max_active_per_tenant=2)  # another tenant
+    store.finish_run(scoped("r0", "acme"), RunStatus.COMPLETED, {}, None)
+    assert store.create_run(scoped("r9", "acme"), "w", {}, owner="h", max_active_per_tenant=2)
