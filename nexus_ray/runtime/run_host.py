@@ -19,6 +19,8 @@ from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 from .sessions_client import SessionsClient
 
+PARKED_KEEP_S = 60.0  # a parked run's task waits this long for its claim once done
+
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class RunHost(BatchTarget):
@@ -35,6 +37,7 @@ class RunHost(BatchTarget):
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         super().__init__()
         tune_gc()
+        self._parked_runs: dict[str, asyncio.Task[Any]] = {}
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
@@ -60,11 +63,22 @@ class RunHost(BatchTarget):
 
     def park(self, task: asyncio.Task[Any], call: Call) -> Call:
         # A slow run is claimed by its id: that also works on the next incarnation of the
-        # host (the run is in the store), where a parked task would be lost.
+        # host (the run is in the store), where a parked task would be lost. The task is
+        # kept too: a run refused before it was stored (e.g. 429) is only in its error.
         run_id = call[1][2]
+        self._parked_runs[run_id] = task
+        task.add_done_callback(lambda done: self._forget_parked(run_id, done))
         return "await_run", (run_id,)
 
+    def _forget_parked(self, run_id: str, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved here; the claim re-raises it
+        asyncio.get_running_loop().call_later(PARKED_KEEP_S, self._parked_runs.pop, run_id, None)
+
     async def await_run(self, run_id: str) -> dict[str, Any]:
+        task = self._parked_runs.pop(run_id, None)
+        if task is not None:
+            return await task  # type: ignore[no-any-return]
         return await self.service.wait_for(run_id)
 
     async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:

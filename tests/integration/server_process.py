@@ -18,6 +18,7 @@ class ServerProcess:
 
     def __init__(self, app: Path, port: int, cwd: Path, env: dict[str, str], log: Path) -> None:
         self.port, self.log = port, log
+        self.started_at = time.time()
         with log.open("w") as out:
             self.proc = subprocess.Popen(
                 [

@@ -101,11 +101,14 @@ class SecurityMiddleware:
         if not self.guard.audit.enabled:
             return
         route = scope.get("route")
-        name = getattr(route, "name", None) or f"{scope['method']} {scope['path']}"
         params = scope.get("path_params", {})
         note = scope.get(AUDIT, {})
+        name = getattr(route, "name", None)
         workflow = note.get("workflow") or params.get("name") or params.get("workflow")
-        if name.startswith("execute_"):
+        if name is None:  # refused before routing (401, 429): name it from the path
+            match = EXECUTE.match(scope["path"])
+            name, workflow = ("execute", match.group(1)) if match else (f"{scope['method']} {scope['path']}", None)
+        elif name.startswith("execute_"):
             name, workflow = "execute", name.removeprefix("execute_")
         target = note.get("target") or params.get("run_id") or params.get("session_id")
         self.guard.audit.record(
