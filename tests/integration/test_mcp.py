@@ -172,3 +172,36 @@ async def test_every_example_workflow_over_mcp(app: Nexus) -> None:
     assert health.structured_content["verdict"] == {"result": {"healthy": True, "status": 200}}  # type: ignore[index]
     for result in (doubled, greeted, big, small, health):
         assert not result.is_error and json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+
+
+async def test_stdio_app_with_auth_acts_as_the_token_holder(app: Nexus, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import jwt
+    import ray
+    from mcp import StdioServerParameters
+
+    from .conftest import ROOT
+
+    secret = "stdio-secret-" + "s" * 32
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
+        "NEXUS_HOME": str(tmp_path),
+        "NEXUS_ENV": "production",
+        "NEXUS_JWT_SECRET": secret,
+    }
+    nexus = str(Path(sys.executable).parent / "nexus")
+    secure_app = str(ROOT / "tests" / "integration" / "secure_app.py")
+    no_token = subprocess.run([nexus, "mcp", "--app", secure_app], env=env, capture_output=True, text=True, timeout=120)
+    assert no_token.returncode == 9 and "No credential" in no_token.stderr
+    viewer = jwt.encode({"sub": "vic", "tenant": "acme", "roles": ["viewer"], "exp": time.time() + 600}, secret)
+    params = StdioServerParameters(command=nexus, args=["mcp", "--app", secure_app, "--token", viewer], env=env)
+    async with Client(params, read_timeout_seconds=120) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        refused = await client.call_tool("double_plus_one", {"x": 1})
+    assert "double_plus_one" not in names and "nexus_run_status" in names
+    assert refused.is_error and "Permission 'execute'" in refused.content[0].text  # type: ignore[union-attr]

@@ -509,3 +509,23 @@ def test_cors_is_off_by_default_and_configurable() -> None:
     allowed = TestClient(build_http_app(app.workflows, runner, sessions, Settings(cors_origins=["https://ui.example"])))
     r = allowed.options("/workflows/nap/execute", headers=preflight)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"
+
+
+def test_mcp_bodies_over_the_limit_are_413(client: TestClient) -> None:
+    big = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "greet", "arguments": {"name": "x" * 2000}},
+    }
+    r = client.post("/mcp", json=big, headers={"accept": "application/json, text/event-stream"})
+    assert r.status_code == 413 and r.json()["limit_bytes"] == 1024
+
+
+def test_websocket_messages_over_the_limit_are_refused(client: TestClient) -> None:
+    with client.websocket_connect("/ws/greet") as ws:
+        ws.send_text(json.dumps({"inputs": {"name": "x" * 2000}}))
+        reply = ws.receive_json()
+        assert reply["type"] == "error" and reply["error"]["status"] == 413
+        ws.send_text(json.dumps({"inputs": {"name": "ok"}}))  # the socket still serves
+        assert ws.receive_json()["type"] == "run.started"

@@ -158,13 +158,13 @@ def build_http_app(
     fallback_route = app.router.routes[-1]
     add_run_routes(app, access)
     add_session_routes(app, access, settings.max_body_bytes)
-    add_stream_routes(app, hubs, access, workflows)
+    add_stream_routes(app, hubs, access, workflows, settings.max_body_bytes)
     add_audit_routes(app, guard)
     registry = CollectorRegistry(auto_describe=False)
     add_system_routes(app, runner, sessions, registry)
     app.mount(MCP_PATH, mcp_app)
     app.add_middleware(McpPathWithoutSlash)
-    app.add_middleware(SecurityMiddleware, guard=guard, workflows=workflows)
+    app.add_middleware(SecurityMiddleware, guard=guard, workflows=workflows, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=registry)
     if settings.cors_origins:
         app.add_middleware(

@@ -12,7 +12,7 @@ import pydantic_core
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import NexusError
+from ...errors import NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow
 from ...security.audit import entry, outcome_of
 from ...security.guard import Guard
@@ -47,16 +47,22 @@ class SecurityMiddleware:
     their handler (a browser sends the token in the first message); ``/mcp`` requests are
     authenticated here and limited per tool call by the MCP channel."""
 
-    def __init__(self, app: ASGIApp, guard: Guard, workflows: Mapping[str, RegisteredWorkflow]) -> None:
-        self.app, self.guard, self.workflows = app, guard, workflows
+    def __init__(
+        self, app: ASGIApp, guard: Guard, workflows: Mapping[str, RegisteredWorkflow], max_body_bytes: int
+    ) -> None:
+        self.app, self.guard, self.workflows, self.max_body_bytes = app, guard, workflows, max_body_bytes
+        # Auth, the global limit and audit off (local development): only per-workflow
+        # limits and the body size need a look, so most requests pass straight through.
+        self.passive = not guard.enabled and guard.rate_limit is None and not guard.audit.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._open(scope["path"]):
+        if scope["type"] != "http" or self._open(scope["path"]) or self._passes(scope):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         principal, rate_headers = UNKNOWN, {}
         try:
+            _check_length(headers, self.max_body_bytes)  # /mcp reads its own body: limit it here
             principal = self.guard.authenticate(headers)
             if scope["path"] == "/metrics":
                 self.guard.require(principal, "admin")
@@ -82,6 +88,15 @@ class SecurityMiddleware:
         finally:
             if not scope["path"].startswith("/mcp"):  # MCP audits each tool call itself
                 self._audit(scope, headers, principal, status)
+
+    def _passes(self, scope: Scope) -> bool:
+        if not self.passive:
+            return False
+        match = EXECUTE.match(scope["path"])
+        item = self.workflows.get(match.group(1)) if match else None
+        if item is not None and item.rate_limit is not None:
+            return False
+        return not scope["path"].startswith("/mcp")  # whose body size is checked here
 
     def _open(self, path: str) -> bool:
         if path in ALWAYS_OPEN:
@@ -122,6 +137,14 @@ class SecurityMiddleware:
                 status=status,
                 detail=note.get("detail"),
             )
+        )
+
+
+def _check_length(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"The request body is larger than {limit} bytes (NEXUS_MAX_BODY_BYTES).", limit_bytes=limit
         )
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from ...errors import AuthenticationError, InvalidRequestError, NexusError
+from ...errors import AuthenticationError, InvalidRequestError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.subscriptions import EventHub, Fetch
 from ...security.audit import entry, outcome_of
@@ -98,7 +98,13 @@ async def events_page(fetch: Fetch, log_id: str, after: int) -> Response:
     return Response(pydantic_core.to_json({"events": events, "ended": ended}), media_type="application/json")
 
 
-def add_stream_routes(app: FastAPI, hubs: Hubs, access: Access, catalog: Mapping[str, RegisteredWorkflow]) -> None:
+def add_stream_routes(
+    app: FastAPI,
+    hubs: Hubs,
+    access: Access,
+    catalog: Mapping[str, RegisteredWorkflow],
+    max_message_bytes: int = 1 << 20,
+) -> None:
     """SSE: ``GET /runs/{id}/events``, ``GET /sessions/{id}/events``; WebSocket:
     ``/ws/sessions/{id}`` and ``/ws/{workflow}``. Every one checks that the caller may
     read (or run) what it asks for, and that it is of the caller's tenant."""
@@ -164,7 +170,7 @@ def add_stream_routes(app: FastAPI, hubs: Hubs, access: Access, catalog: Mapping
             await _send_error(websocket, exc)
             await _close(websocket, CLOSE_CODES.get(exc.http_status, 1008))
             return
-        await WorkflowSocket(websocket, catalog[workflow], access.runs(principal), hubs.runs).serve()
+        await WorkflowSocket(websocket, catalog[workflow], access.runs(principal), hubs.runs, max_message_bytes).serve()
 
 
 class WorkflowSocket:
@@ -172,8 +178,16 @@ class WorkflowSocket:
     starts a run whose events are streamed; ``{"cancel": run_id}`` cancels one. Several runs
     may share the connection; closing it leaves the runs running."""
 
-    def __init__(self, websocket: WebSocket, item: RegisteredWorkflow, runs: PrincipalRuns, hub: EventHub) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        item: RegisteredWorkflow,
+        runs: PrincipalRuns,
+        hub: EventHub,
+        max_message_bytes: int = 1 << 20,
+    ) -> None:
         self.websocket, self.item, self.runner, self.hub = websocket, item, runs, hub
+        self.max_message_bytes = max_message_bytes
         self.guard = runs.guard
         self._send_lock = asyncio.Lock()
         self._streams: set[asyncio.Task[None]] = set()
@@ -194,6 +208,11 @@ class WorkflowSocket:
                 task.cancel()
 
     async def _handle(self, message: str) -> None:
+        if len(message) > self.max_message_bytes:
+            raise PayloadTooLargeError(
+                f"A message is larger than {self.max_message_bytes} bytes (NEXUS_MAX_BODY_BYTES).",
+                limit_bytes=self.max_message_bytes,
+            )
         try:
             body = json.loads(message)
         except json.JSONDecodeError as exc:

@@ -213,3 +213,61 @@ def test_every_action_is_audited_per_tenant_without_credentials(world: Any) -> N
     assert SECRET not in text and "Bearer" not in text
     beta = client.get("/audit", params={"limit": 1000}, headers=ADMIN_B).json()["entries"]
     assert beta and all(e["tenant"] == "beta" for e in beta)
+
+
+def test_docs_and_metrics_can_be_opened_by_configuration(tmp_path: Path) -> None:
+    app = Nexus(port=0)
+    app.register("double_plus_one", double_plus_one())
+    db = tmp_path / "nexus.db"
+    workflows = {name: item.workflow for name, item in app.workflows.items()}
+    sessions = InProcessSessions(SessionService("s0", lambda: Store(SQLiteBackend(db))))
+    service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=sessions)
+    settings = Settings(auth=True, jwt_secret=SECRET, public_docs=True, public_metrics=True)
+    http_app = build_http_app(
+        app.workflows, InProcessRunner(service), sessions, settings, guard=Guard(settings, LocalSecurity(db))
+    )
+    with TestClient(http_app) as client:
+        assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/workflows").status_code == 401
+        assert client.get("/metrics", headers=VIEWER_A).status_code == 200  # open means open
+    service.close()
+
+
+def test_metrics_need_admin_when_protected(world: Any) -> None:
+    client, _ = world
+    assert client.get("/metrics", headers=VIEWER_A).status_code == 403
+    assert client.get("/metrics", headers=ADMIN_A).status_code == 200
+
+
+def test_api_keys_and_roles_from_python(tmp_path: Path) -> None:
+    from nexus_ray.errors import ConfigurationError, NotFoundError
+
+    app = Nexus(home=tmp_path, auth=True)
+    made = app.create_api_key("acme", "viewer", name="dash")
+    assert made["api_key"].startswith("nxk_") and made["roles"] == ["viewer"]
+    assert [k["key_id"] for k in app.list_api_keys()] == [made["key_id"]]
+    assert "api_key" not in app.list_api_keys()[0]
+    assert app.revoke_api_key(made["key_id"])["revoked_at"] is not None
+    with pytest.raises(NotFoundError):
+        app.revoke_api_key("nope")
+    app.define_role("reporter", {"report_*": ["execute", "read"]})
+    assert app.settings.roles == {"reporter": {"report_*": ["execute", "read"]}}
+    with pytest.raises(ConfigurationError, match="unknown actions"):
+        app.define_role("bad", {"*": ["fly"]})
+
+
+def test_auth_on_without_any_credential_refuses_to_start(tmp_path: Path) -> None:
+    from nexus_ray.errors import ConfigurationError
+    from nexus_ray.security.admin import check_security
+
+    with pytest.raises(ConfigurationError, match="NEXUS_JWT_SECRET") as err:
+        check_security(Settings(home=tmp_path, env="production"))
+    assert "nexus keys create" in err.value.message
+    check_security(Settings(home=tmp_path))  # development: auth off
+    check_security(Settings(home=tmp_path, env="production", jwt_secret=SECRET))
+    app = Nexus(home=tmp_path, env="production")
+    app.create_api_key("acme", ["admin"])
+    check_security(app.settings)  # an active API key is enough
+    with pytest.raises(ConfigurationError, match="100/minute"):
+        check_security(Settings(home=tmp_path, rate_limit="lots"))

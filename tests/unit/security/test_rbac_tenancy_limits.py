@@ -147,3 +147,24 @@ def test_too_deep_inputs_are_refused(tmp_path: Path) -> None:
     assert err.value.errors == [
         {"field": "inputs", "message": "nests deeper than 3 levels (NEXUS_MAX_INPUT_DEPTH)", "type": "too_deep"}
     ]
+
+
+async def test_guard_applies_the_global_limit_per_principal(tmp_path: Path) -> None:
+    from nexus_ray.security.guard import Guard
+    from nexus_ray.settings import Settings
+
+    service = SecurityService(lambda: Store(SQLiteBackend(tmp_path / "n.db")))
+
+    class Calls:
+        async def take(self, key: str, spec: RateSpec, wanted: int):  # type: ignore[no-untyped-def]
+            return service.take(key, spec, wanted)
+
+    guard = Guard(Settings(rate_limit="2/minute"), Calls())  # type: ignore[arg-type]
+    ann, bob = Principal("ann", "acme", ("admin",), "jwt"), Principal("bob", "acme", ("admin",), "jwt")
+    first = await guard.admit(ann)
+    assert first["ratelimit-limit"] == "2" and first["ratelimit-remaining"] == "1"
+    await guard.admit(ann)
+    with pytest.raises(RateLimitedError, match="'ann'"):
+        await guard.admit(ann)
+    await guard.admit(bob)  # each principal has its own bucket
+    service.store.close()
