@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "startup": ([], ["--reps", "1", "--idle-s", "3"], 600),
     "events": ([], ["--updates", "100", "--reps", "1"], 300),
     "cli": ([], ["--reps", "3"], 300),
+    "security": ([], ["--seconds", "2", "--reps", "1"], 600),
 }
 
 
@@ -175,6 +176,17 @@ def cli_rows(data: dict[str, Any]) -> list[Row]:
     ]
 
 
+def security_rows(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for mode, by_conns in data["results"].items():
+        for conns, r in by_conns.items():
+            rows.append(Row("9 Security", f"{mode}, {conns}", f"{cell(r['rps'])} req/s; p50 {cell(r['p50_ms'])} ms"))
+    for mode, ratio in data["ratio_of_auth_off_c32"].items():
+        if mode != "auth off":
+            rows.append(Row("9 Security", f"{mode} / auth off, c=32", f"{ratio:.0%}"))
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "rest": rest_rows,
     "runs": runs_rows,
@@ -183,6 +195,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "startup": startup_rows,
     "events": events_rows,
     "cli": cli_rows,
+    "security": security_rows,
 }
 
 

@@ -54,10 +54,12 @@ class NoOp:
         return {"ok": True}
 
 
-def measure(url: str, body: bytes, connections: int, seconds: float, reps: int) -> dict[str, Any]:
+def measure(
+    url: str, body: bytes, connections: int, seconds: float, reps: int, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Warm up, then ``reps`` runs: req/s, p50 and p99 as median [min-max]; errors summed."""
-    post_json(url, body, connections, min(3.0, seconds))  # warm-up
-    runs: list[LoadResult] = [post_json(url, body, connections, seconds) for _ in range(reps)]
+    post_json(url, body, connections, min(3.0, seconds), headers)  # warm-up
+    runs: list[LoadResult] = [post_json(url, body, connections, seconds, headers) for _ in range(reps)]
     return {
         "rps": stat([r.rps for r in runs]),
         "p50_ms": stat([r.p50_ms for r in runs]),
@@ -67,9 +69,9 @@ def measure(url: str, body: bytes, connections: int, seconds: float, reps: int) 
     }
 
 
-def check(url: str, body: bytes, value_of: Callable[[Any], Any]) -> None:
+def check(url: str, body: bytes, value_of: Callable[[Any], Any], headers: dict[str, str] | None = None) -> None:
     """One request must answer 2xx with the right value (x=5 -> 11)."""
-    r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=60)
+    r = httpx.post(url, content=body, headers={"content-type": "application/json", **(headers or {})}, timeout=60)
     assert r.is_success and value_of(r.json()) == 11, f"{url}: {r.status_code} {r.text[:500]}"
 
 

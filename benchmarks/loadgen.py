@@ -24,23 +24,28 @@ class LoadResult:
     errors: int
 
 
-def post_json(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
-    """POST ``body`` to ``url`` from ``connections`` keep-alive connections for ``seconds``."""
+def post_json(
+    url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str] | None = None
+) -> LoadResult:
+    """POST ``body`` (with ``headers``) to ``url`` from ``connections`` keep-alive
+    connections for ``seconds``."""
     assert url.startswith("http://127.0.0.1"), "benchmarks only target loopback"
     if shutil.which("wrk"):
-        return _wrk(url, body, connections, seconds)
-    return asyncio.run(_httpx(url, body, connections, seconds))
+        return _wrk(url, body, connections, seconds, headers or {})
+    return asyncio.run(_httpx(url, body, connections, seconds, headers or {}))
 
 
 _LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+%s
 wrk.body = [[%s]]
 """
 
 
-def _wrk(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+def _wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]) -> LoadResult:
+    extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_LUA % body.decode())
+        script.write(_LUA % (extra, body.decode()))
     threads = min(connections, 2)
     out = subprocess.run(
         [
@@ -74,7 +79,7 @@ def _wrk_pct(out: str, pct: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-async def _httpx(url: str, body: bytes, connections: int, seconds: float) -> LoadResult:
+async def _httpx(url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -85,7 +90,7 @@ async def _httpx(url: str, body: bytes, connections: int, seconds: float) -> Loa
             nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                r = await client.post(url, content=body, headers={"content-type": "application/json"})
+                r = await client.post(url, content=body, headers={"content-type": "application/json", **headers})
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += not r.is_success
 

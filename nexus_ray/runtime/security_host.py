@@ -28,16 +28,13 @@ class SecurityHost:
         self.service = SecurityService(lambda: open_store(config.store_url, config.home))
 
     async def ready(self) -> int:
-        if self.service._poller is None:
-            await self.service.start()
-        return self.service.version
+        return (await self.service.wait_keys(-1, 0.0))[0]
 
     async def wait_keys(self, version: int, timeout_s: float) -> tuple[int, list[ApiKey]]:
-        await self.ready()
         return await self.service.wait_keys(version, timeout_s)
 
     async def take(self, key: str, spec: RateSpec, wanted: int) -> Grant:
-        return self.service.take(key, spec, wanted)
+        return await self.service.take(key, spec, wanted)
 
     async def append_audit(self, entries: list[dict[str, Any]]) -> None:
         await self.service.append_audit(entries)

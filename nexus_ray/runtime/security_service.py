@@ -19,7 +19,8 @@ KEY_POLL_S = 0.5  # keys created or revoked from another process (CLI) show with
 
 
 class SecurityService:
-    """Keys, buckets and audit for every ingress replica of one app."""
+    """Keys, buckets and audit for every ingress replica of one app. Its methods are the
+    ``SecurityCalls`` a Guard needs, so in one process it serves a Guard directly."""
 
     def __init__(self, store_factory: Callable[[], Store]) -> None:
         self.store = AsyncStore(store_factory)
@@ -58,13 +59,15 @@ class SecurityService:
 
     async def wait_keys(self, version: int, timeout_s: float) -> tuple[int, list[ApiKey]]:
         """The keys once their version differs from ``version`` (or after ``timeout_s``)."""
+        if self._poller is None:
+            await self.start()
         if version == self.version:
             async with self._changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait_for(lambda: self.version != version), timeout_s)
         return self.version, self.keys
 
-    def take(self, key: str, spec: RateSpec, wanted: int) -> Grant:
+    async def take(self, key: str, spec: RateSpec, wanted: int) -> Grant:
         """Take up to ``wanted`` tokens from ``key``'s bucket."""
         now = time.monotonic()
         bucket = self.buckets.get(key)

@@ -152,7 +152,8 @@ def add_stream_routes(
                     await websocket.send_text(pydantic_core.to_json(event).decode())
         except NexusError as exc:
             await _send_error(websocket, exc)
-            await _close(websocket, CLOSE_CODES.get(exc.http_status, 1000) if exc.http_status != 404 else 1000)
+            # An unknown (or another tenant's) session ends the stream normally, as before auth.
+            await _close(websocket, 1000 if exc.http_status == 404 else CLOSE_CODES.get(exc.http_status, 1008))
             return
         except WebSocketDisconnect:
             return

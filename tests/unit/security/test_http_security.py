@@ -18,9 +18,7 @@ from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.security_service import SecurityService
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.security.admin import create_api_key, revoke_api_key
-from nexus_ray.security.api_keys import ApiKey
 from nexus_ray.security.guard import Guard
-from nexus_ray.security.rate_limit import Grant, RateSpec
 from nexus_ray.security.tenancy import tenant_tag
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
@@ -29,27 +27,6 @@ from ..helpers import double_plus_one
 from ..test_http_app import InProcessRunner, InProcessSessions
 
 SECRET = "test-secret-" + "x" * 32
-
-
-class LocalSecurity:
-    """The SecurityHost's calls, in process."""
-
-    def __init__(self, db: Path) -> None:
-        self.service = SecurityService(lambda: Store(SQLiteBackend(db)))
-
-    async def wait_keys(self, version: int, timeout_s: float) -> tuple[int, list[ApiKey]]:
-        if self.service._poller is None:
-            await self.service.start()
-        return await self.service.wait_keys(version, timeout_s)
-
-    async def take(self, key: str, spec: RateSpec, wanted: int) -> Grant:
-        return self.service.take(key, spec, wanted)
-
-    async def append_audit(self, entries: list[dict[str, Any]]) -> None:
-        await self.service.append_audit(entries)
-
-    async def list_audit(self, tenant: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        return await self.service.list_audit(tenant, filters)
 
 
 def token(sub: str, tenant: str, *roles: str, **extra: Any) -> dict[str, str]:
@@ -72,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     sessions = InProcessSessions(SessionService("s0", lambda: Store(SQLiteBackend(db))))
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=sessions)
     settings = Settings(auth=True, jwt_secret=SECRET, jwt_leeway_s=1)
-    guard = Guard(settings, LocalSecurity(db))
+    guard = Guard(settings, SecurityService(lambda: Store(SQLiteBackend(db))))
     http_app = build_http_app(app.workflows, InProcessRunner(service), sessions, settings, guard=guard)
     with TestClient(http_app) as client:
         yield client, db
@@ -224,7 +201,11 @@ def test_docs_and_metrics_can_be_opened_by_configuration(tmp_path: Path) -> None
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=sessions)
     settings = Settings(auth=True, jwt_secret=SECRET, public_docs=True, public_metrics=True)
     http_app = build_http_app(
-        app.workflows, InProcessRunner(service), sessions, settings, guard=Guard(settings, LocalSecurity(db))
+        app.workflows,
+        InProcessRunner(service),
+        sessions,
+        settings,
+        guard=Guard(settings, SecurityService(lambda: Store(SQLiteBackend(db)))),
     )
     with TestClient(http_app) as client:
         assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200

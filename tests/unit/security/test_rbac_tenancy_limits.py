@@ -88,10 +88,7 @@ def test_bucket_refills_evenly() -> None:
 async def test_two_replicas_share_one_limit_exactly(tmp_path: Path) -> None:
     service = SecurityService(lambda: Store(SQLiteBackend(tmp_path / "n.db")))
 
-    async def take(key: str, spec: RateSpec, wanted: int):  # type: ignore[no-untyped-def]
-        return service.take(key, spec, wanted)
-
-    replicas = [RateLimiter(take), RateLimiter(take)]
+    replicas = [RateLimiter(service.take), RateLimiter(service.take)]
     spec = RateSpec.parse("30/minute")
     admitted = 0
     for i in range(60):
@@ -111,7 +108,7 @@ async def test_large_limits_lease_tokens_and_never_exceed(tmp_path: Path) -> Non
     async def take(key: str, spec: RateSpec, wanted: int):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
-        return service.take(key, spec, wanted)
+        return await service.take(key, spec, wanted)
 
     replicas = [RateLimiter(take), RateLimiter(take)]
     spec = RateSpec.parse("1000/hour")  # lease of 20 tokens
@@ -155,11 +152,7 @@ async def test_guard_applies_the_global_limit_per_principal(tmp_path: Path) -> N
 
     service = SecurityService(lambda: Store(SQLiteBackend(tmp_path / "n.db")))
 
-    class Calls:
-        async def take(self, key: str, spec: RateSpec, wanted: int):  # type: ignore[no-untyped-def]
-            return service.take(key, spec, wanted)
-
-    guard = Guard(Settings(rate_limit="2/minute"), Calls())  # type: ignore[arg-type]
+    guard = Guard(Settings(rate_limit="2/minute"), service)
     ann, bob = Principal("ann", "acme", ("admin",), "jwt"), Principal("bob", "acme", ("admin",), "jwt")
     first = await guard.admit(ann)
     assert first["ratelimit-limit"] == "2" and first["ratelimit-remaining"] == "1"
