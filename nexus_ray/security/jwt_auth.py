@@ -5,6 +5,7 @@ configured or present; claims ``sub``, ``tenant`` and ``roles`` make the princip
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from .principal import Principal
 
 MIN_SECRET_BYTES = 32
 ASYMMETRIC = ["RS256", "ES256"]
+# Verified tokens are remembered until they expire: a client sends the same token with
+# every request, and verifying it again costs ~45 us (a twentieth of a request's CPU).
+CACHE_SIZE = 10_000
 
 
 class JwtVerifier:
@@ -48,6 +52,7 @@ class JwtVerifier:
         self._secret = _check_secret(secret) if secret else None
         self._public_key = _load_pem(public_key) if public_key else None
         self._jwks = _load_jwks(jwks_file) if jwks_file else None
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @property
     def configured(self) -> bool:
@@ -56,6 +61,9 @@ class JwtVerifier:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; :class:`AuthenticationError` naming the reason."""
+        remembered = self._verified.get(token)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
         if not self.configured:
             raise AuthenticationError("JWTs are not accepted here (no JWT key is configured); use an API key.")
         key, algorithms = self._key_for(token)
@@ -84,7 +92,11 @@ class JwtVerifier:
             raise AuthenticationError("The token's signature is not valid.", reason="signature") from None
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"The token is not valid: {exc}.", reason="invalid") from None
-        return _principal(claims)
+        principal = _principal(claims)
+        if len(self._verified) >= CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, float(claims["exp"]) + self.leeway_s)  # as long as decode accepts it
+        return principal
 
     def _key_for(self, token: str) -> tuple[Any, list[str]]:
         if self._secret is not None:

@@ -101,3 +101,13 @@ def test_bad_configuration_is_refused_with_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ConfigurationError, match="not a usable JWKS"):
         JwtVerifier(jwks_file=tmp_path / "bad.json")
+
+
+def test_a_remembered_token_still_expires() -> None:
+    verifier = JwtVerifier(SECRET, leeway_s=0)
+    token = jwt.encode(claims(exp=time.time() + 1), SECRET, "HS256")
+    assert verifier.verify(token).subject == "ann"
+    assert verifier.verify(token).subject == "ann"  # from memory
+    time.sleep(1.1)
+    with pytest.raises(AuthenticationError, match="expired"):
+        verifier.verify(token)
