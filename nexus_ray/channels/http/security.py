@@ -12,7 +12,7 @@ import pydantic_core
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import NexusError, PayloadTooLargeError
+from ...errors import AuthenticationError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow
 from ...security.audit import entry, outcome_of
 from ...security.guard import Guard
@@ -28,8 +28,12 @@ UNKNOWN = Principal("unauthenticated", "-", (), "none")
 
 
 def principal_of(connection: HTTPConnection) -> Principal:
-    """Who makes this request (set by :class:`SecurityMiddleware`)."""
-    return connection.scope.get(PRINCIPAL, ANONYMOUS)  # type: ignore[no-any-return]
+    """Who makes this request (set by :class:`SecurityMiddleware` on every HTTP request it
+    lets through). Fails closed: a request it did not see has no principal."""
+    principal = connection.scope.get(PRINCIPAL)
+    if principal is None:
+        raise AuthenticationError("This request was not authenticated.", reason="missing")
+    return principal  # type: ignore[no-any-return]
 
 
 def audit_note(connection: HTTPConnection, **fields: Any) -> None:
@@ -56,7 +60,11 @@ class SecurityMiddleware:
         self.passive = not guard.enabled and guard.rate_limit is None and not guard.audit.enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._open(scope["path"]) or self._passes(scope):
+        if scope["type"] != "http" or self._open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self._passes(scope):
+            scope[PRINCIPAL] = ANONYMOUS
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

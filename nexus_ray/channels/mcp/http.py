@@ -18,7 +18,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...registry import RegisteredWorkflow
-from ...security.principal import ANONYMOUS
 from ...settings import Settings
 from ..http.security import PRINCIPAL
 from ..secured import Access
@@ -77,8 +76,8 @@ class McpSessionMapping:
             await self.app(scope, receive, send)
             return
         body, replay = await _buffer(receive)
-        principal = scope.get(PRINCIPAL, ANONYMOUS)
-        if not _is_initialize(body) or not self.access.guard.allowed(principal, "manage_sessions"):
+        principal = scope.get(PRINCIPAL)  # set by the security middleware; none: no session
+        if not _is_initialize(body) or principal is None or not self.access.guard.allowed(principal, "manage_sessions"):
             await self.app(scope, replay, send)  # without manage_sessions: stateless, no Nexus session
             return
         session = await self.access.sessions(principal).create({}, self.ttl_s)
