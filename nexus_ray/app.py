@@ -161,9 +161,10 @@ class Nexus:
             return revoke_api_key(store, key_id)
 
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self) -> ServerInfo:
+    def start(self, block: bool = False) -> ServerInfo:
         """Start (or join) Ray, the RunHost pool and the Serve HTTP ingress; return when the
-        ingress really answers 2xx. Idempotent.
+        ingress really answers 2xx, serving in the background (a notebook goes on). With
+        ``block=True``, serve until Ctrl-C, then stop. Idempotent.
 
         Raises:
             ConfigurationError: settings that cannot work, e.g. auth on (production) and no
@@ -186,7 +187,21 @@ class Nexus:
             ingress="HAProxy" if runtime.ingress == "haproxy" else "Serve default proxy",
             ray="embedded local Ray" if runtime.started_here else "joined Ray cluster",
         )
-        return self._server
+        info = self._server
+        if block:
+            self._serve_until_interrupted()
+        return info
+
+    def _serve_until_interrupted(self) -> None:
+        import time
+
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Stop what this app started: on its own embedded Ray, Ray and every process it

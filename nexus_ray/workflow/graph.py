@@ -88,6 +88,12 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow(nodes={list(self.nodes)}, connections={len(self.connections)})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the graph as SVG."""
+        from .render import workflow_svg
+
+        return workflow_svg(self)
+
 
 def _group(
     connections: Sequence[Connection], attr: str, nodes: Mapping[str, Node]

@@ -76,6 +76,12 @@ class RunResult:
         """True when the run completed."""
         return self.status == RunStatus.COMPLETED
 
+    def _repr_html_(self) -> str:
+        """Jupyter: a table of the nodes with status, duration and outputs."""
+        from .render import run_table_html
+
+        return run_table_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (the REST response body). Shallow: it shares the outputs
         (``dataclasses.asdict`` deep-copies them, which cost 0.18 ms per run)."""
