@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .scaling import ScalingPolicy
+
 
 class Settings(BaseSettings):
     """Nexus settings. Each field reads ``NEXUS_<FIELD>`` unless given explicitly."""
@@ -48,7 +50,11 @@ class Settings(BaseSettings):
         "shared", description="'dedicated': every session gets its own Ray actor (isolation, its own process)."
     )
     session_idle_s: float = Field(300.0, gt=0, description="A session unused this long is dropped from memory.")
-    ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress.")
+    ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress (when not autoscaled).")
+    scaling: ScalingPolicy = Field(
+        default=ScalingPolicy(),
+        description="Autoscaling of the ingress and the cluster (nexus_ray/scaling.py); JSON in NEXUS_SCALING.",
+    )
     ingress_max_ongoing_requests: int = Field(
         2048,
         ge=1,

@@ -464,6 +464,7 @@ def test_ready_reports_every_dependency(client: TestClient) -> None:
     assert r.json() == {
         "status": "ready",
         "checks": {"serve": "ok", "ray": "ok", "run_hosts": "ok", "session_hosts": "ok", "store": "ok"},
+        "ingress_replicas": None,  # no Serve in this process
     }
 
 

@@ -19,8 +19,9 @@ from ...runtime.sessions_client import SessionsClient
 from ...security.guard import Guard
 from ...settings import Settings
 from .app import build_http_app, catalog_digest
+from .system import INGRESS_APP
 
-APP_NAME = "nexus"
+APP_NAME = INGRESS_APP
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
@@ -66,8 +67,11 @@ def deploy_ingress(
 ) -> None:
     """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
+    replicas: dict[str, Any] = {"num_replicas": settings.ingress_replicas}
+    if settings.scaling.autoscales_ingress:
+        replicas = {"autoscaling_config": settings.scaling.serve_autoscaling_config()}
     app = NexusIngress.options(  # type: ignore[attr-defined]
-        num_replicas=settings.ingress_replicas, max_ongoing_requests=settings.ingress_max_ongoing_requests
+        max_ongoing_requests=settings.ingress_max_ongoing_requests, **replicas
     ).bind(catalog, pool, sessions, settings.portable(), workflow_catalog, security)
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.

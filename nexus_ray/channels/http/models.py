@@ -138,3 +138,6 @@ class Readiness(BaseModel):
 
     status: Literal["ready"] = "ready"
     checks: dict[str, str] = Field(description="ray, serve, store, run_hosts, session_hosts: 'ok' or the problem.")
+    ingress_replicas: int | None = Field(
+        default=None, description="Ingress replicas running now (Serve may autoscale them); null: unknown."
+    )

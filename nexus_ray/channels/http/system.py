@@ -22,6 +22,7 @@ from .problems import problem_doc
 from .sessions import SessionGateway
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+INGRESS_APP, INGRESS_DEPLOYMENT = "nexus", "NexusIngress"  # the Serve application and deployment
 CHECK_TIMEOUT_S = 3.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -103,7 +104,9 @@ def add_system_routes(app: FastAPI, runner: RunGateway, sessions: SessionGateway
         if down:
             named = "; ".join(f"{name}: {state}" for name, state in down.items())
             raise RuntimeUnavailableError(f"Not ready. {named}", checks=checks)
-        return Response(Readiness(status="ready", checks=checks).model_dump_json(), media_type="application/json")
+        replicas = await _ingress_replicas()
+        body = Readiness(status="ready", checks=checks, ingress_replicas=replicas)
+        return Response(body.model_dump_json(), media_type="application/json")
 
     @app.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
@@ -116,6 +119,30 @@ def add_system_routes(app: FastAPI, runner: RunGateway, sessions: SessionGateway
             pools.labels(pool).set(0 if isinstance(result, BaseException) else len(result))
         body = generate_latest(registry) + generate_latest(scrape)
         return Response(body, media_type=PROMETHEUS)
+
+
+async def _ingress_replicas() -> int | None:
+    """Running replicas of the ingress, from Serve's controller (a blocking call: in a thread)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(running_ingress_replicas), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return None
+
+
+def running_ingress_replicas() -> int | None:
+    """Running replicas of the ``nexus`` app's ingress; None when Serve cannot tell."""
+    try:
+        from ray import serve
+
+        app = serve.status().applications.get(INGRESS_APP)
+        deployment = app.deployments.get(INGRESS_DEPLOYMENT) if app is not None else None
+        if deployment is None:
+            return None
+        return sum(
+            n for state, n in deployment.replica_states.items() if str(getattr(state, "value", state)) == "RUNNING"
+        )
+    except Exception:  # no Serve here (in-process app) or the controller is away: unknown
+        return None
 
 
 async def readiness(runner: RunGateway, sessions: SessionGateway) -> dict[str, str]:
