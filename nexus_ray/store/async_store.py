@@ -87,7 +87,7 @@ class AsyncStore:
     def _run_group(store: Store, group: list[_Call]) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
         store.appended.clear()
         try:
-            with store.transaction():
+            with store.transaction(write=_writes(group)):
                 results = [fn() for fn, _, _ in group]
             return [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
         except Exception:
@@ -96,7 +96,7 @@ class AsyncStore:
             for call in group:
                 store.appended.clear()
                 try:
-                    with store.transaction():
+                    with store.transaction(write=_writes([call])):
                         outcomes.append((call, True, call[0]()))
                     events.extend(store.appended)
                 except Exception as exc:
@@ -120,6 +120,29 @@ class AsyncStore:
             except RuntimeError:  # the caller's loop is closed: nobody waits any more
                 logger.debug("store result for a closed event loop dropped")
             publish = None  # events go to one loop (a service has one)
+
+
+# Store methods that only read: a group of these alone needs no write lock.
+READS = frozenset(
+    {
+        "get_run",
+        "get_session",
+        "list_runs",
+        "list_sessions",
+        "list_events",
+        "last_event_seq",
+        "api_keys",
+        "api_keys_fingerprint",
+        "list_audit",
+        "ping",
+        "schema_version",
+    }
+)
+
+
+def _writes(group: list[_Call]) -> bool:
+    """Whether a group may write (a read first and a write later must lock at BEGIN)."""
+    return any(getattr(getattr(fn, "func", fn), "__name__", "") not in READS for fn, _, _ in group)
 
 
 def _resolve(

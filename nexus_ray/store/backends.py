@@ -22,6 +22,10 @@ class Backend(Protocol):
         """Run one statement inside the current transaction; rows (empty when none)."""
         ...
 
+    def begin_write(self) -> None:
+        """Start a transaction that will write (before its first statement)."""
+        ...
+
     def commit(self) -> None:
         """Commit the current transaction."""
         ...
@@ -75,6 +79,14 @@ class SQLiteBackend:
             self.conn.execute("BEGIN IMMEDIATE" if _writes(sql) else "BEGIN")
             self._in_tx = True
         return self.conn.execute(sql, params).fetchall()
+
+    def begin_write(self) -> None:
+        # A transaction that reads first and writes later must take the write lock at
+        # BEGIN: a deferred one that another process wrote past cannot be upgraded, and
+        # SQLite answers "database is locked" at once, whatever the busy timeout.
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
 
     def commit(self) -> None:
         if self._in_tx:
@@ -134,6 +146,9 @@ class PostgresBackend:
         with self.conn.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
             return list(cur.fetchall()) if cur.description else []
+
+    def begin_write(self) -> None:
+        pass  # psycopg opens the transaction at the first statement; row locks do the rest
 
     def commit(self) -> None:
         self.conn.commit()

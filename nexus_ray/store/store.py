@@ -86,8 +86,11 @@ class Store(SecurityTables):
                 )
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction around the block; nested blocks join the outermost one."""
+    def transaction(self, write: bool = False) -> Iterator[None]:
+        """One transaction around the block; nested blocks join the outermost one. Say
+        ``write`` when the block may read before it writes (see SQLiteBackend.begin_write)."""
+        if write and self._depth == 0:
+            self.backend.begin_write()
         self._depth += 1
         try:
             yield
@@ -150,7 +153,7 @@ class Store(SecurityTables):
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
         tag = tag_of(run_id)
-        with self.transaction():
+        with self.transaction(write=True):  # it may count runs before it inserts
             if max_active_per_tenant is not None:
                 self._check_active_runs(tag, max_active_per_tenant)
             rows = self.backend.execute(

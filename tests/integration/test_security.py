@@ -261,14 +261,14 @@ def test_rate_limit_holds_across_two_replicas(secure: Secure) -> None:
                 headers={"Authorization": f"Bearer {credential}"},
             )
 
+    started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         responses = list(pool.map(one, range(60)))
+    allowed = 30 + (time.monotonic() - started) * 30 / 60  # the bucket, plus its refill meanwhile
     ok = [r for r in responses if r.status_code == 200]
     limited = [r for r in responses if r.status_code == 429]
-    assert len(ok) + len(limited) == 60, [
-        (r.status_code, r.text[:300]) for r in responses if r.status_code not in (200, 429)
-    ]
-    assert 27 <= len(ok) <= 33, len(ok)  # 30/minute, within 10%
+    assert len(ok) + len(limited) == 60, server_errors(secure)
+    assert abs(len(ok) - allowed) <= 3, (len(ok), allowed)  # 30/minute, within 10%
     assert int(limited[0].headers["retry-after"]) >= 1 and limited[0].headers["ratelimit-limit"] == "30"
     _, over = asyncio.run(mcp_call(secure, credential, "limited", {"x": 1}, times=3))  # 1 token per 2 s
     assert over.is_error and "Rate limit" in over.content[0].text
@@ -329,6 +329,19 @@ def audit_until(
             assert found, (sorted(wanted - seen), target)
             return entries
         time.sleep(0.3)  # replicas flush their entries every 0.25 s
+
+
+def server_errors(secure: Secure) -> str:
+    """The tracebacks of unhandled errors in the server's Ray logs (for a failure message)."""
+    found = []
+    for temp in Path(tempfile.gettempdir()).glob("nexus-ray-*"):
+        if temp.stat().st_mtime >= secure.server.started_at - 5:
+            for path in temp.glob("session_*/logs/**/*"):
+                text = path.read_text(errors="replace") if path.is_file() else ""
+                at = text.find("unhandled error")
+                if at >= 0:
+                    found.append(f"{path.name}: {text[at : at + 4000]}")
+    return "\n".join(found) or "no unhandled error logged"
 
 
 async def websocket_run(secure: Secure, credential: str) -> None:

@@ -52,3 +52,27 @@ def test_store_that_cannot_open_raises_at_construction(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError):  # the parent "directory" is a file
         AsyncStore(lambda: Store(SQLiteBackend(tmp_path / "file" / "nested.db")))
+
+
+def test_a_transaction_that_reads_first_then_writes_is_not_refused_by_another_writer(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    db = tmp_path / "n.db"
+    mine, other = Store(SQLiteBackend(db)), Store(SQLiteBackend(db))
+
+    def read_then_write(write: bool) -> None:
+        with mine.transaction(write=write):
+            mine.backend.execute("SELECT COUNT(*) FROM runs")
+            writer = threading.Thread(target=other.create_run, args=(f"other-{write}", "w", {}))
+            writer.start()
+            writer.join(0.5)  # deferred: it commits meanwhile; immediate: it waits for us
+            mine.backend.execute("INSERT INTO nexus_meta (key, value) VALUES (?, 'x')", (f"k-{write}",))
+        writer.join()
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        read_then_write(False)  # what SQLite does to a deferred transaction (the old way)
+    read_then_write(True)
+    assert other.get_run("other-True") is not None and mine.get_run("other-True") is not None
+    mine.close()
+    other.close()
