@@ -14,7 +14,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Nexus": ".app",
     "ServerInfo": ".app",
+    "AuthenticationError": ".errors",
+    "ConfigurationError": ".errors",
     "ConflictError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "RateLimitedError": ".errors",
+    "ScalingPolicy": ".scaling",
     "InputValidationError": ".errors",
     "InvalidRequestError": ".errors",
     "NexusError": ".errors",
@@ -41,6 +46,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
     "ConflictError",
     "HTTPRequestNode",
     "InputValidationError",
@@ -53,10 +60,13 @@ __all__ = [
     "NodePolicy",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "PythonCodeNode",
+    "RateLimitedError",
     "RunResult",
     "RunStatus",
     "RuntimeUnavailableError",
+    "ScalingPolicy",
     "ServerInfo",
     "Settings",
     "SwitchNode",
@@ -87,16 +97,21 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .app import Nexus, ServerInfo
     from .errors import (
+        AuthenticationError,
+        ConfigurationError,
         ConflictError,
         InputValidationError,
         InvalidRequestError,
         NexusError,
         NotFoundError,
         PayloadTooLargeError,
+        PermissionDeniedError,
+        RateLimitedError,
         RuntimeUnavailableError,
         WorkflowError,
         WorkflowNotFoundError,
     )
+    from .scaling import ScalingPolicy
     from .settings import Settings
     from .workflow import (
         HTTPRequestNode,

@@ -62,24 +62,34 @@ class PrincipalRuns:
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run of the tenant's, when the principal may cancel its workflow."""
-        require_run(self.tenant, run_id)
-        run = await self.runner.get_run(run_id)
-        self.guard.require(self.principal, "cancel", run.get("workflow"))
+        await self._may(run_id, "cancel")
         return await self.runner.cancel(run_id)
 
     async def readable(self, run_id: str) -> str:
         """Check that the principal may read the run's events; its id."""
-        await self.get_run(run_id)
+        await self._may(run_id, "read")
         return run_id
 
-    async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        """The tenant's runs whose workflow the principal may read."""
+    async def _may(self, run_id: str, action: str) -> None:
+        """403/404 unless the principal may do ``action`` on this run. Only a grant for
+        some workflows needs the run's workflow, so only then is the run looked up."""
+        require_run(self.tenant, run_id)
+        if not self.guard.rbac.allowed_everywhere(self.principal, action):
+            run = await self.runner.get_run(run_id)
+            self.guard.require(self.principal, action, run.get("workflow"))
+
+    async def list_runs(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """A page ``{"runs", "next_cursor"}`` of the tenant's runs whose workflow the
+        principal may read (the cursor follows the stored page, so paging goes on past
+        runs it may not see)."""
         if filters.get("workflow") is not None:
             self.guard.require(self.principal, "read", filters["workflow"])
         else:
             self.guard.require(self.principal, "read")
-        runs = await self.runner.list_runs({**filters, "tenant_tag": tenant_tag(self.tenant)})
-        return [r for r in runs if self.guard.allowed(self.principal, "read", r.get("workflow"))]
+        page = await self.runner.list_runs({**filters, "tenant_tag": tenant_tag(self.tenant)})
+        next_cursor = page[-1]["run_id"] if len(page) == filters["limit"] else None
+        runs = [r for r in page if self.guard.allowed(self.principal, "read", r.get("workflow"))]
+        return {"runs": runs, "next_cursor": next_cursor}
 
 
 class PrincipalSessions:

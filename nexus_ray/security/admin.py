@@ -12,7 +12,7 @@ from ..errors import ConfigurationError, InvalidRequestError, NotFoundError
 from ..settings import Settings
 from ..store import Store, open_store
 from .api_keys import ApiKey, new_key
-from .guard import Guard
+from .guard import SecurityConfig
 
 
 @contextmanager
@@ -54,8 +54,8 @@ def revoke_api_key(store: Store, key_id: str) -> dict[str, Any]:
 def check_security(settings: Settings) -> None:
     """Refuse to start with settings that cannot work: malformed JWT keys, roles or rate
     limits; or auth on with no way to authenticate (names what to set)."""
-    guard = Guard(settings, _NoCalls())  # builds and so validates every part
-    if not settings.auth_enabled or guard.jwt.configured:
+    config = SecurityConfig.load(settings)  # validates every part
+    if not settings.auth_enabled or config.jwt.configured:
         return
     with admin_store(settings) as store:
         if any(key.revoked_at is None for key in store.api_keys()):
@@ -66,19 +66,3 @@ def check_security(settings: Settings) -> None:
         "bytes), NEXUS_JWT_PUBLIC_KEY or NEXUS_JWT_JWKS_FILE (RS256/ES256), or create an API key with "
         "'nexus keys create --tenant TENANT --role admin' (same NEXUS_HOME or NEXUS_STORE_URL)."
     )
-
-
-class _NoCalls:
-    """Stands in for the SecurityHost while settings are only being checked."""
-
-    async def wait_keys(self, version: int, timeout_s: float) -> Any:
-        raise AssertionError("not serving")
-
-    async def take(self, *args: Any) -> Any:
-        raise AssertionError("not serving")
-
-    async def append_audit(self, entries: list[dict[str, Any]]) -> None:
-        raise AssertionError("not serving")
-
-    async def list_audit(self, tenant: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        raise AssertionError("not serving")

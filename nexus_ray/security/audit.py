@@ -24,33 +24,6 @@ MAX_BUFFERED = 50_000
 Sink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
-def entry(
-    principal: Principal,
-    channel: str,
-    action: str,
-    outcome: str,
-    *,
-    target: str | None = None,
-    workflow: str | None = None,
-    status: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One audit entry (``outcome``: ok, error, denied, unauthenticated, rate_limited, not_found)."""
-    return {
-        "audit_id": new_run_id(),
-        "at": time.time(),
-        "tenant": principal.tenant,
-        "subject": principal.subject,
-        "channel": channel,
-        "action": action,
-        "target": target,
-        "workflow": workflow,
-        "outcome": outcome,
-        "status": status,
-        "detail": detail,
-    }
-
-
 def outcome_of(status: int) -> str:
     """The outcome word of an HTTP status."""
     if status < 400:
@@ -73,10 +46,34 @@ class AuditTrail:
         """Whether entries are kept."""
         return self.sink is not None
 
-    def record(self, item: dict[str, Any]) -> None:
-        """Keep an entry (sent within ``FLUSH_S``)."""
+    def record(
+        self,
+        principal: Principal,
+        channel: str,
+        action: str,
+        status: int,
+        *,
+        target: str | None = None,
+        workflow: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Keep an entry, its outcome named after ``status`` (sent within ``FLUSH_S``);
+        nothing is built when the trail is off."""
         if self.sink is None:
             return
+        item = {
+            "audit_id": new_run_id(),
+            "at": time.time(),
+            "tenant": principal.tenant,
+            "subject": principal.subject,
+            "channel": channel,
+            "action": action,
+            "target": target,
+            "workflow": workflow,
+            "outcome": outcome_of(status),
+            "status": status,
+            "detail": detail,
+        }
         if len(self._buffer) >= MAX_BUFFERED:  # the store is down for long: keep the newest
             del self._buffer[: MAX_BUFFERED // 10]
             logger.error("audit buffer full; dropped the oldest %d entries", MAX_BUFFERED // 10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import AuthenticationError, ConfigurationError, InputValidationError, NexusError, RuntimeUnavailableError
@@ -35,6 +36,33 @@ class SecurityCalls(Protocol):
     async def list_audit(self, tenant: str, filters: dict[str, Any]) -> list[dict[str, Any]]: ...
 
 
+@dataclass(frozen=True)
+class SecurityConfig:
+    """The parsed security settings: the JWT verifier, the roles and the global rate
+    limit. :meth:`load` validates all of them (a malformed one: ConfigurationError)."""
+
+    jwt: JwtVerifier
+    rbac: Rbac
+    rate_limit: RateSpec | None
+
+    @classmethod
+    def load(cls, settings: Settings) -> SecurityConfig:
+        """Parse and check the security settings."""
+        jwt = JwtVerifier(
+            settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+            settings.jwt_public_key,
+            settings.jwt_jwks_file,
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.jwt_leeway_s,
+        )
+        roles = dict(settings.roles)
+        if settings.roles_file is not None:
+            roles |= load_roles(settings.roles_file)
+        rate_limit = RateSpec.parse(settings.rate_limit) if settings.rate_limit else None
+        return cls(jwt, Rbac(roles), rate_limit)
+
+
 class Guard:
     """Authentication, authorization, rate limits, input limits and audit for one process.
 
@@ -46,19 +74,8 @@ class Guard:
     def __init__(self, settings: Settings, calls: SecurityCalls | None) -> None:
         self.enabled = settings.auth_enabled
         self.calls = calls
-        self.jwt = JwtVerifier(
-            settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
-            settings.jwt_public_key,
-            settings.jwt_jwks_file,
-            settings.jwt_issuer,
-            settings.jwt_audience,
-            settings.jwt_leeway_s,
-        )
-        roles = dict(settings.roles)
-        if settings.roles_file is not None:
-            roles |= load_roles(settings.roles_file)
-        self.rbac = Rbac(roles)
-        self.rate_limit = RateSpec.parse(settings.rate_limit) if settings.rate_limit else None
+        config = SecurityConfig.load(settings)
+        self.jwt, self.rbac, self.rate_limit = config.jwt, config.rbac, config.rate_limit
         self.max_input_depth = settings.max_input_depth
         self.public_docs = settings.public_docs or not self.enabled
         self.public_metrics = settings.public_metrics or not self.enabled

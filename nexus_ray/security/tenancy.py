@@ -7,6 +7,7 @@ store derives each row's tenant tag from its id, so listings filter on it too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from ..errors import NotFoundError
@@ -15,6 +16,7 @@ from .principal import DEFAULT_TENANT
 DEDICATED_SUFFIX = "-d"
 
 
+@functools.lru_cache(maxsize=4096)  # asked several times per request: hash each tenant once
 def tenant_tag(tenant: str) -> str:
     """The tag of ``tenant`` (empty for the default tenant, so its ids stay unchanged)."""
     if tenant == DEFAULT_TENANT:

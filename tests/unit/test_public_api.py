@@ -4,6 +4,8 @@ import nexus_ray
 def test_public_api_is_pinned_and_sorted() -> None:
     assert nexus_ray.__all__ == sorted(nexus_ray.__all__)
     assert nexus_ray.__all__ == [
+        "AuthenticationError",
+        "ConfigurationError",
         "ConflictError",
         "HTTPRequestNode",
         "InputValidationError",
@@ -16,10 +18,13 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "NodePolicy",
         "NotFoundError",
         "PayloadTooLargeError",
+        "PermissionDeniedError",
         "PythonCodeNode",
+        "RateLimitedError",
         "RunResult",
         "RunStatus",
         "RuntimeUnavailableError",
+        "ScalingPolicy",
         "ServerInfo",
         "Settings",
         "SwitchNode",

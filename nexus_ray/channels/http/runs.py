@@ -59,9 +59,7 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
             "limit": limit,
             "before": cursor,
         }
-        runs = await access.runs(principal_of(request)).list_runs(filters)
-        next_cursor = runs[-1]["run_id"] if len(runs) == limit else None
-        return _json({"runs": runs, "next_cursor": next_cursor})
+        return _json(await access.runs(principal_of(request)).list_runs(filters))
 
 
 def _json(body: Any, status_code: int = 200) -> Response:

@@ -14,7 +14,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import AuthenticationError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow
-from ...security.audit import entry, outcome_of
 from ...security.guard import Guard
 from ...security.principal import ANONYMOUS, Principal
 from .problems import PROBLEM_MEDIA_TYPE
@@ -135,16 +134,7 @@ class SecurityMiddleware:
             name, workflow = "execute", name.removeprefix("execute_")
         target = note.get("target") or params.get("run_id") or params.get("session_id")
         self.guard.audit.record(
-            entry(
-                principal,
-                channel_of(headers),
-                name,
-                outcome_of(status),
-                target=target,
-                workflow=workflow,
-                status=status,
-                detail=note.get("detail"),
-            )
+            principal, channel_of(headers), name, status, target=target, workflow=workflow, detail=note.get("detail")
         )
 
 

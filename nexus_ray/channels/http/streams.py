@@ -17,7 +17,6 @@ from starlette.responses import Response
 from ...errors import AuthenticationError, InvalidRequestError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.subscriptions import EventHub, Fetch
-from ...security.audit import entry, outcome_of
 from ...security.guard import Guard
 from ...security.principal import Principal
 from ..secured import Access, PrincipalRuns
@@ -146,7 +145,7 @@ def add_stream_routes(
         try:
             principal = await authenticate_socket(websocket, guard)
             access.sessions(principal).readable(session_id)
-            guard.audit.record(entry(principal, "websocket", "session_events", "ok", target=session_id))
+            guard.audit.record(principal, "websocket", "session_events", 200, target=session_id)
             async for event in hubs.session_events.subscribe(session_id, after):
                 if event is not None:
                     await websocket.send_text(pydantic_core.to_json(event).decode())
@@ -246,10 +245,8 @@ class WorkflowSocket:
         return await self.runner.start(name, self.item.workflow.resolve_inputs(inputs, name), self.runner.new_run_id())
 
     def _audit(self, action: str, status: int, target: str | None = None) -> None:
-        principal, workflow = self.runner.principal, self.item.name
-        outcome = outcome_of(status)
         self.guard.audit.record(
-            entry(principal, "websocket", action, outcome, target=target, workflow=workflow, status=status)
+            self.runner.principal, "websocket", action, status, target=target, workflow=self.item.name
         )
 
     async def _stream(self, run_id: str) -> None:

@@ -20,7 +20,6 @@ from ... import __version__
 from ...errors import InputValidationError, NexusError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.subscriptions import EventHub
-from ...security.audit import entry, outcome_of
 from ...security.principal import ANONYMOUS, Principal
 from ...workflow.events import RUN_TERMINAL
 from ..http.gateway import RunGateway
@@ -102,9 +101,7 @@ class McpChannel:
     def _audit(self, principal: Principal, tool: str, status: int, run_id: str | None) -> None:
         workflow = tool if tool in self.catalog else None
         action = "execute" if workflow else f"tool:{tool}"
-        self.guard.audit.record(
-            entry(principal, "mcp", action, outcome_of(status), target=run_id, workflow=workflow, status=status)
-        )
+        self.guard.audit.record(principal, "mcp", action, status, target=run_id, workflow=workflow)
 
     async def _run(
         self, ctx: Any, item: RegisteredWorkflow, arguments: dict[str, Any], runs: PrincipalRuns

@@ -36,7 +36,7 @@ async def serve_app_stdio(app: Nexus, token: str | None) -> None:
     from ..secured import Access
     from .server import build_mcp_server
 
-    check_security(app.settings)
+    await asyncio.to_thread(check_security, app.settings)  # reads the store: off the loop
     pool = await asyncio.to_thread(app.runtime_pool)
     guard = Guard(app.settings, pool.security)
     await guard.start()

@@ -48,7 +48,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     workflows = {name: item.workflow for name, item in app.workflows.items()}
     sessions = InProcessSessions(SessionService("s0", lambda: Store(SQLiteBackend(db))))
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=sessions)
-    settings = Settings(auth=True, jwt_secret=SECRET, jwt_leeway_s=1)
+    roles = {"limited_only": {"limited": ["execute", "read"]}}
+    settings = Settings(auth=True, jwt_secret=SECRET, jwt_leeway_s=1, roles=roles)
     guard = Guard(settings, SecurityService(lambda: Store(SQLiteBackend(db))))
     http_app = build_http_app(app.workflows, InProcessRunner(service), sessions, settings, guard=guard)
     with TestClient(http_app) as client:
@@ -252,3 +253,23 @@ def test_auth_on_without_any_credential_refuses_to_start(tmp_path: Path) -> None
     check_security(app.settings)  # an active API key is enough
     with pytest.raises(ConfigurationError, match="100/minute"):
         check_security(Settings(home=tmp_path, rate_limit="lots"))
+
+
+def test_paging_goes_on_past_runs_the_caller_may_not_read(world: Any) -> None:
+    client, _ = world
+    mine = run(client, token("lim", "paging", "limited_only"), name="limited").json()["run_id"]
+    others = [run(client, token("adm", "paging", "admin"), x).json()["run_id"] for x in range(3)]
+    who = token("lim", "paging", "limited_only")
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/runs", params=params, headers=who).json()
+        seen += [r["run_id"] for r in page["runs"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [mine] and pages >= 4  # three pages hid a run it may not read, and went on
+    assert not set(others) & set(seen)
+    hidden = client.get(f"/runs/{others[0]}", headers=who)
+    assert hidden.status_code == 403 and "'read' on workflow 'double_plus_one'" in hidden.json()["detail"]

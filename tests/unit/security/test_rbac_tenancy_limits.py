@@ -40,6 +40,13 @@ def test_custom_roles_by_workflow_pattern() -> None:
     assert not rbac.allowed(who("unknown-role"), "read", "x")
 
 
+def test_allowed_everywhere_needs_a_star_grant() -> None:
+    rbac = Rbac({"reporter": {"report_*": ["read"]}, "ops": {"*": ["cancel"]}})
+    assert rbac.allowed_everywhere(who("admin"), "cancel") and rbac.allowed_everywhere(who("ops"), "cancel")
+    assert rbac.allowed_everywhere(who("viewer"), "read") and not rbac.allowed_everywhere(who("viewer"), "cancel")
+    assert not rbac.allowed_everywhere(who("reporter"), "read")
+
+
 def test_roles_file(tmp_path: Path) -> None:
     path = tmp_path / "roles.yaml"
     path.write_text("roles:\n  reporter:\n    'report_*': [execute, read]\n")
