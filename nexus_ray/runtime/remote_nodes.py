@@ -10,8 +10,12 @@ import ray
 
 from ..workflow import Node, NodeContext
 
+SYSTEM_RETRIES = 3
 
-@ray.remote(max_retries=0)  # retries are the node policy's job, with backoff and retry_on
+
+# A worker or node that dies (system failure) is retried by Ray, on another node if need
+# be; exceptions raised by the node are not: retrying them is the node policy's job (backoff, retry_on).
+@ray.remote(max_retries=SYSTEM_RETRIES, retry_exceptions=False)
 def _run_node_task(node: Node, inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
     return asyncio.run(node.run(inputs, ctx))
 

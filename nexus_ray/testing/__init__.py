@@ -1,0 +1,1 @@
+"""Helpers for testing nexus_ray apps and their scaling."""
