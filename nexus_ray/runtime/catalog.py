@@ -51,6 +51,9 @@ class WorkflowCatalog:
     async def all(self) -> dict[str, Workflow]:
         return self.workflows
 
+    async def get(self, name: str) -> Workflow | None:
+        return self.workflows.get(name)
+
     def _bump(self) -> int:
         self.version += 1
         self._changed.set()

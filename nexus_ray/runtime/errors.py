@@ -15,3 +15,8 @@ def translate_ray_error(exc: Exception) -> Exception:
     if isinstance(exc, RayActorError):
         return RuntimeUnavailableError(f"A run host is not available: {exc}. Retry shortly.")
     return exc
+
+
+class HostMovedError(RuntimeUnavailableError):
+    """A SessionHost was asked about a session it no longer owns (its pool was resized):
+    the caller takes the pool's current members and asks the new owner."""

@@ -108,6 +108,14 @@ class EventFeed:
         """Stop holding ``log_id`` (its events stay in the store)."""
         self._logs.pop(log_id, None)
 
+    def forget_unless(self, keep: Callable[[str], bool]) -> int:
+        """Stop holding every log but those ``keep`` names, waking who waits on them (they
+        find nothing new and ask again, elsewhere); how many were dropped."""
+        dropped = [log_id for log_id in self._logs if not keep(log_id)]
+        for log_id in dropped:
+            self._logs.pop(log_id).wake()
+        return len(dropped)
+
     def last_seq(self, log_id: str) -> int:
         """The newest sequence number published for ``log_id`` (0 when none or untracked)."""
         log = self._logs.get(log_id)

@@ -78,3 +78,17 @@ async def check_store(store: Any, timeout_s: float = 2.0) -> str:
     except Exception as exc:
         return f"store: {type(exc).__name__}: {str(exc).strip()}"
     return "ok"
+
+
+class ProcessCpu:
+    """This process's CPU use (% of one core) since the previous reading."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)  # the first reading only starts the interval
+
+    def percent(self) -> float:
+        """CPU use since the last call, in % of one core."""
+        return float(self._process.cpu_percent(None))

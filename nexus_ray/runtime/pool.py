@@ -9,6 +9,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
+from ..errors import ConfigurationError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import scoped, scoped_key
 from ..settings import Settings
@@ -18,9 +19,9 @@ from .catalog import WorkflowCatalog
 from .errors import translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id, request_hash
-from .run_host import RunHost
+from .membership import MemberView
+from .pool_manager import PoolManager
 from .security_host import start_security_host
-from .session_host import SessionHost
 from .sessions_client import SessionsClient
 
 NAMESPACE = "nexus"
@@ -30,30 +31,57 @@ class PoolClient:
     """Routes a run to the RunHost that owns its id (consistent hashing). Picklable, so the
     ingress replicas carry their own copy and call the host directly."""
 
-    def __init__(self, hosts: dict[str, ActorHandle], batch_wait_s: float = 0.01, batch_inflight: int = 1) -> None:
-        self.hosts = hosts
-        self.ring = HashRing(list(hosts))
+    def __init__(
+        self, members: dict[str, ActorHandle] | MemberView, batch_wait_s: float = 0.01, batch_inflight: int = 1
+    ) -> None:
+        self.members = members if isinstance(members, MemberView) else MemberView(members)
         self.batchers = BatcherCache(max_inflight=batch_inflight, max_batch=64, wait_s=batch_wait_s)
+
+    @property
+    def hosts(self) -> dict[str, ActorHandle]:
+        """The pool's current hosts by id."""
+        return self.members.hosts
+
+    @property
+    def ring(self) -> HashRing:
+        """The current hash ring over :attr:`hosts`."""
+        return self.members.ring
 
     def host_for(self, run_id: str) -> ActorHandle:
         """The actor that hosts ``run_id``."""
-        return self.hosts[self.ring.member_for(run_id)]
+        return self.members.hosts[self.members.ring.member_for(run_id)]
 
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Execute a run on its host (batched with concurrent ones) and return the RunResult dict."""
-        host_id = self.ring.member_for(run_id)
-        batcher = self.batchers.get(host_id, self.hosts[host_id])
-        try:
-            return await batcher.call("execute", name, node_inputs, run_id)  # type: ignore[no-any-return]
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        self.members.follow()
+        for attempt in (1, 2):
+            host_id = self.members.ring.member_for(run_id)
+            batcher = self.batchers.get(host_id, self.members.hosts[host_id])
+            try:
+                return await batcher.call("execute", name, node_inputs, run_id)  # type: ignore[no-any-return]
+            except (RayTaskError, RayActorError) as exc:
+                await self._after_failure(exc, attempt)
+        raise AssertionError("unreachable")
 
     async def call(self, method: str, run_id: str, *args: Any) -> Any:
-        """Call ``method`` on the host that owns ``run_id`` (one hop)."""
-        try:
-            return await getattr(self.host_for(run_id), method).remote(*args)
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        """Call ``method`` on the host that owns ``run_id`` (one hop). A host removed from
+        the pool meanwhile: the call goes again to the current owner (every RunHost method
+        is safe to repeat: runs are found by id in the store)."""
+        self.members.follow()
+        for attempt in (1, 2):
+            try:
+                return await getattr(self.host_for(run_id), method).remote(*args)
+            except (RayTaskError, RayActorError) as exc:
+                await self._after_failure(exc, attempt)
+        raise AssertionError("unreachable")
+
+    async def _after_failure(self, exc: RayTaskError | RayActorError, attempt: int) -> None:
+        """Return to try again (a dead host, on the first attempt, with fresh members),
+        else raise the translated error."""
+        if isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None:
+            await self.members.refresh()
+            return
+        raise translate_ray_error(exc) from exc
 
     async def execute_idempotent(
         self,
@@ -156,10 +184,15 @@ class PoolClient:
 
     def call_blocking(self, method: str, run_id: str, *args: Any) -> Any:
         """Like :meth:`call`, for synchronous callers."""
-        try:
-            return ray.get(getattr(self.host_for(run_id), method).remote(*args))
-        except (RayTaskError, RayActorError) as exc:
-            raise translate_ray_error(exc) from exc
+        self.members.refresh_blocking()
+        for attempt in (1, 2):
+            try:
+                return ray.get(getattr(self.host_for(run_id), method).remote(*args))
+            except (RayTaskError, RayActorError) as exc:
+                if not (isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None):
+                    raise translate_ray_error(exc) from exc
+                self.members.refresh_blocking(force=True)
+        raise AssertionError("unreachable")
 
     def execute_blocking(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Like :meth:`execute`, for synchronous callers (scripts, notebooks)."""
@@ -167,47 +200,79 @@ class PoolClient:
 
 
 class RunHostPool:
-    """Creates and owns the RunHost actors.
+    """Starts the app's actors: the workflow catalog, the PoolManager (which creates and
+    resizes the RunHost and SessionHost pools) and the SecurityHost.
 
     Args:
-        size: Number of hosts.
+        size: Number of RunHosts (when the policy does not resize the pool).
         workflows: Name → workflow, handed to each host (and again after a restart).
-        settings: The app's settings (store, leases, threads, batching).
+        settings: The app's settings (store, leases, threads, batching, scaling).
     """
 
     def __init__(
         self, size: int, workflows: dict[str, Workflow], settings: Settings, entries: dict[str, Any] | None = None
     ) -> None:
+        policy = settings.scaling
+        if policy.resizes_run_hosts and not settings.durable:
+            raise ConfigurationError(
+                "Resizing the RunHost pool (scaling.run_hosts_max > run_hosts_min) needs durable runs: without the "
+                "store a run lives only in its host's memory and cannot move. Set NEXUS_DURABLE=true or fix the bounds."
+            )
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.portable() | {"home": str(settings.home.resolve())}
-        pool_id = secrets.token_hex(4)  # several apps may share one Ray cluster
-        self.catalog = WorkflowCatalog.options(name=f"nexus-{pool_id}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
+        self.prefix = f"nexus-{secrets.token_hex(4)}"  # several apps may share one Ray cluster
+        self.catalog = WorkflowCatalog.options(name=f"{self.prefix}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
             workflows, entries
         )
-        self.session_hosts = _start_hosts(
-            SessionHost, f"nexus-{pool_id}", "session-host", settings.session_hosts, config
+        sizes = {
+            "run": policy.run_hosts_min if policy.resizes_run_hosts else size,
+            "session": policy.session_hosts_min if policy.resizes_session_hosts else settings.session_hosts,
+        }
+        self.manager = PoolManager.options(name=f"{self.prefix}-pool-manager", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
+            self.prefix, self.catalog, config, sizes, policy.model_dump(), settings.session_isolation == "dedicated"
         )
-        sessions = SessionsClient(
-            self.session_hosts, f"nexus-{pool_id}", config, settings.session_isolation == "dedicated"
-        )
-        self._sessions = sessions
-        self.hosts = _start_hosts(RunHost, f"nexus-{pool_id}", "run-host", size, self.catalog, sessions, config)
-        self.security = start_security_host(f"nexus-{pool_id}-security", NAMESPACE, settings)
-        self._client = PoolClient(self.hosts, settings.batch_wait_ms / 1000, settings.batch_inflight)
+        version, hosts = ray.get(self.manager.members.remote("session"))
+        session_view = MemberView(hosts, self.manager, "session", version)
+        self._sessions = SessionsClient(session_view, self.prefix, config, settings.session_isolation == "dedicated")
+        version, hosts = ray.get(self.manager.members.remote("run"))
+        run_view = MemberView(hosts, self.manager, "run", version)
+        self.security = start_security_host(f"{self.prefix}-security", NAMESPACE, settings)
+        self._client = PoolClient(run_view, settings.batch_wait_ms / 1000, settings.batch_inflight)
+
+    @property
+    def hosts(self) -> dict[str, ActorHandle]:
+        """The RunHosts now."""
+        self._client.members.refresh_blocking(force=True)
+        return self._client.hosts
+
+    @property
+    def session_hosts(self) -> dict[str, ActorHandle]:
+        """The shared SessionHosts now."""
+        self._sessions.members.refresh_blocking(force=True)
+        return self._sessions.hosts
 
     def client(self) -> PoolClient:
-        """The picklable router over the RunHosts (one per pool: its ring is built once)."""
+        """The picklable router over the RunHosts (it follows the pool as it resizes)."""
         return self._client
 
     def sessions(self) -> SessionsClient:
         """A picklable router over the SessionHosts."""
         return self._sessions
 
+    def resize(self, kind: str, size: int) -> int:
+        """Resize the "run" or "session" pool to ``size`` hosts now (see PoolManager)."""
+        return ray.get(self.manager.resize.remote(kind, size))  # type: ignore[no-any-return]
+
+    def history(self, kind: str) -> list[tuple[float, int]]:
+        """(seconds since start, hosts) at each size change of the "run" or "session" pool."""
+        return ray.get(self.manager.history.remote(kind))  # type: ignore[no-any-return]
+
     def register(self, name: str, workflow: Workflow, entry: Any = None) -> None:
-        """Add a workflow to every host, then to the catalog (hosts that restart load it
-        from there; watching channels pick up ``entry``)."""
-        ray.get([h.register.remote(name, workflow) for h in self.hosts.values()])
+        """Add a workflow to the catalog (hosts created later load it from there, hosts
+        that miss it look it up there), then to every host (watching channels pick up
+        ``entry``)."""
         ray.get(self.catalog.put.remote(name, workflow, entry))
+        ray.get([h.register.remote(name, workflow) for h in self.hosts.values()])
 
     def unregister(self, name: str) -> None:
         """Remove a workflow from the catalog (channels stop offering it) and every host."""
@@ -220,21 +285,10 @@ class RunHostPool:
 
     def shutdown(self) -> None:
         """Kill every host."""
-        for handle in [*self.hosts.values(), *self.session_hosts.values(), self.catalog, self.security.handle]:
+        ray.get(self.manager.shutdown.remote())
+        for handle in [self.manager, self.catalog, self.security.handle]:
             ray.kill(handle, no_restart=True)
         dedicated = f"{self._sessions.prefix}-session-"
         for actor in ray.util.list_named_actors(all_namespaces=True):
             if actor["namespace"] == NAMESPACE and actor["name"].startswith(dedicated):
                 ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
-        self.hosts.clear()
-        self.session_hosts.clear()
-
-
-def _start_hosts(cls: Any, prefix: str, kind: str, size: int, *args: Any) -> dict[str, ActorHandle]:
-    """``size`` named actors of ``cls`` (host ids ``kind-0`` ...), ready when returned."""
-    hosts = {
-        f"{kind}-{i}": cls.options(name=f"{prefix}-{kind}-{i}", namespace=NAMESPACE).remote(f"{kind}-{i}", *args)
-        for i in range(size)
-    }
-    ray.get([h.info.remote() for h in hosts.values()])
-    return hosts

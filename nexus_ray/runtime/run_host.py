@@ -15,6 +15,7 @@ from ..store import open_store
 from ..workflow import Workflow
 from .batching import BatchTarget, Call
 from .gc_tuning import tune_gc
+from .host_metrics import ProcessCpu
 from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 from .sessions_client import SessionsClient
@@ -38,6 +39,7 @@ class RunHost(BatchTarget):
         super().__init__()
         tune_gc()
         self._parked_runs: dict[str, asyncio.Task[Any]] = {}
+        self._catalog = catalog
         config = Settings(**settings)
         workflows = cast(dict[str, Workflow], ray.get(catalog.all.remote()))
         factory = (lambda: open_store(config.store_url, config.home)) if config.durable else None
@@ -50,8 +52,14 @@ class RunHost(BatchTarget):
             RayNodeRunner(),
             sessions,
             config.max_runs_per_tenant,
+            self._lookup,
         )
         self.service.start_maintenance()
+        self._cpu: ProcessCpu = ProcessCpu()
+
+    async def _lookup(self, name: str) -> Workflow | None:
+        workflow: Workflow | None = await self._catalog.get.remote(name)
+        return workflow
 
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         return await self.service.execute(name, node_inputs, run_id)
@@ -125,3 +133,7 @@ class RunHost(BatchTarget):
 
     async def info(self) -> dict[str, Any]:
         return self.service.info()
+
+    async def load(self) -> dict[str, float]:
+        """What the PoolManager scales on: runs in flight here and this process's CPU use."""
+        return {"active": float(self.service.info()["active_runs"]), "cpu": self._cpu.percent()}

@@ -58,6 +58,7 @@ class RunService:
         remote: Runs nodes that declare resources (the RunHost passes Ray tasks).
         sessions: Reaches the SessionHosts (for runs that belong to a session).
         max_runs_per_tenant: Runs a tenant may have pending or running (429 above).
+        lookup: Finds a workflow registered after this host loaded its set (the catalog).
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class RunService:
         remote: RemoteNodeRunner | None = None,
         sessions: SessionCaller | None = None,
         max_runs_per_tenant: int | None = None,
+        lookup: Callable[[str], Awaitable[Workflow | None]] | None = None,
     ) -> None:
         self.host_id = host_id
+        self.lookup = lookup
         self.max_runs_per_tenant = max_runs_per_tenant
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
         self.workflows = dict(workflows)
@@ -112,9 +115,7 @@ class RunService:
     ) -> dict[str, Any]:
         """Run in a session: its state is offered as inputs (explicit inputs win), and the
         patches of the run's SessionUpdateNodes are applied when it completes."""
-        workflow = self.workflows.get(name)
-        if workflow is None:
-            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        workflow = await self._workflow(name)
         state = await self._session_state(session_id)
         offered = {k: v for k, v in state.items() if k in workflow.inputs.by_name}
         node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
@@ -193,8 +194,7 @@ class RunService:
     ) -> bool:
         """Check the workflow exists and store the new run with its inputs, owned here;
         False when a run with this id exists already."""
-        if name not in self.workflows:
-            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        await self._workflow(name)
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
@@ -219,6 +219,18 @@ class RunService:
         if not created and not known:
             self.feed.forget(run_id)  # it runs elsewhere: its events are not published here
         return created
+
+    async def _workflow(self, name: str) -> Workflow:
+        """The workflow ``name``; one registered while this host started (a pool that grew)
+        is looked up once."""
+        workflow = self.workflows.get(name)
+        if workflow is None and self.lookup is not None:
+            workflow = await self.lookup(name)
+            if workflow is not None:
+                self.workflows.setdefault(name, workflow)
+        if workflow is None:
+            raise WorkflowNotFoundError(f"No workflow named {name!r} on host {self.host_id}.", workflow=name)
+        return workflow
 
     def _check_active_in_memory(self, run_id: str) -> None:
         """Without a store, the tenant limit counts this host's runs only."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import ray
@@ -13,6 +13,7 @@ from ..store import open_store
 from ..workflow import RunStatus
 from .batching import BatchTarget
 from .gc_tuning import tune_gc
+from .host_metrics import ProcessCpu
 from .session_service import SessionService
 from .sessions_client import SESSION_BATCHED
 
@@ -36,6 +37,7 @@ class SessionHost(BatchTarget):
             host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s
         )
         self.service.start_maintenance()
+        self._cpu: ProcessCpu = ProcessCpu()
 
     async def create(
         self, session_id: str, state: dict[str, Any] | None, ttl_s: float | None, channel: str | None = None
@@ -92,3 +94,10 @@ class SessionHost(BatchTarget):
 
     async def info(self) -> dict[str, Any]:
         return self.service.info()
+
+    async def load(self) -> dict[str, float]:
+        """What the PoolManager scales on: sessions in memory and this process's CPU use."""
+        return {"active": float(self.service.info()["active_sessions"]), "cpu": self._cpu.percent()}
+
+    async def adopt_ring(self, version: int, members: Sequence[str]) -> int:
+        return await self.service.adopt_ring(version, members)

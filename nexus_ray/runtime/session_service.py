@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,9 @@ from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
+from .errors import HostMovedError
 from .event_feed import EventFeed
+from .hashing import HashRing
 from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
 from .merge_patch import merge_patch
@@ -63,6 +65,10 @@ class SessionService:
         self.idle_s = idle_s
         self._active: dict[str, _Active] = {}
         self._maintenance: asyncio.Task[None] | None = None
+        # The pool's ring as the PoolManager last pushed it; None: this host owns every
+        # session it is asked about (a fixed pool, or a dedicated host).
+        self.ring: HashRing | None = None
+        self.ring_version = 0
 
     async def create(
         self,
@@ -78,6 +84,7 @@ class SessionService:
         if ttl_s is not None and ttl_s <= 0:
             raise InvalidRequestError(f"ttl_s must be positive, got {ttl_s}.", field="ttl_s")
         event = {"channel": channel} if channel else None
+        self._check_owner(session_id)
         record: SessionRecord = await self.store.call(
             "create_session", session_id or new_run_id(), state or {}, ttl_s, event
         )
@@ -220,6 +227,7 @@ class SessionService:
         """The session's events after ``after`` (waiting up to ``timeout_s`` for new ones),
         and whether the session is gone. Every event of a session is written by its host,
         so after the first call the waits are served from memory."""
+        self._check_owner(session_id)
         if not self.feed.is_tracked(session_id):
             last = await self.store.call("last_event_seq", "session", session_id)
             if last == 0:
@@ -247,7 +255,33 @@ class SessionService:
         """Live sessions, newest first (``tenant_tag``: one tenant's)."""
         return [r.to_dict() for r in await self.store.call("list_sessions", limit, before, tenant_tag)]
 
+    def _check_owner(self, session_id: str | None) -> None:
+        if self.ring is not None and session_id is not None and self.ring.member_for(session_id) != self.host_id:
+            raise HostMovedError(
+                f"Session {session_id!r} is now hosted by {self.ring.member_for(session_id)}; ask it there.",
+                session_id=session_id,
+            )
+
+    async def adopt_ring(self, version: int, members: Sequence[str]) -> int:
+        """Take the pool's new ring (older versions are ignored): drop the sessions it gives
+        to other hosts once their turn in flight is committed, so their new host reads the
+        latest state; from now on calls for them get HostMovedError. How many moved away."""
+        if version <= self.ring_version:
+            return 0
+        self.ring, self.ring_version = HashRing(members), version
+        moved = [(sid, active) for sid, active in self._active.items() if self.ring.member_for(sid) != self.host_id]
+        for session_id, _ in moved:
+            del self._active[session_id]
+        for _, active in moved:
+            while active.draining is not None or active.lock.locked():
+                async with active.lock:
+                    pass
+                await asyncio.sleep(0)
+        self.feed.forget_unless(lambda sid: self.ring is None or self.ring.member_for(sid) == self.host_id)
+        return len(moved)
+
     async def _activate(self, session_id: str) -> _Active:
+        self._check_owner(session_id)
         active = self._active.get(session_id)
         now = time.time()
         if active is not None and not active.record.expired(now):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import ray
@@ -12,9 +14,17 @@ from ..errors import NotFoundError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, scoped
 from .batching import BatcherCache, ask_each
-from .errors import translate_ray_error
+from .errors import HostMovedError, translate_ray_error
 from .hashing import HashRing
 from .ids import new_run_id
+from .membership import MemberView
+
+MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.3 s
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.01 * 2**attempt, 0.5)
+
 
 # Quick, non-blocking SessionHost methods that are batched (long polls are sent alone).
 SESSION_BATCHED = frozenset({"create", "get", "patch", "turn", "sync", "emit", "delete", "complete_run"})
@@ -26,7 +36,7 @@ class SessionsClient:
     and created on first use (again after a restart: its state is in the store).
 
     Args:
-        hosts: The shared SessionHost pool.
+        members: The shared SessionHost pool (a MemberView follows it as it resizes).
         prefix: Actor name prefix of this app (dedicated hosts are ``prefix-session-<id>``).
         settings: Settings handed to dedicated hosts.
         dedicated_by_default: Create every session dedicated (``session_isolation``).
@@ -34,19 +44,28 @@ class SessionsClient:
 
     def __init__(
         self,
-        hosts: dict[str, ActorHandle],
+        members: dict[str, ActorHandle] | MemberView,
         prefix: str = "",
         settings: dict[str, Any] | None = None,
         dedicated_by_default: bool = False,
     ) -> None:
-        self.hosts = hosts
-        self.ring = HashRing(list(hosts))
+        self.members = members if isinstance(members, MemberView) else MemberView(members, kind="session")
         self.prefix, self.settings, self.dedicated_by_default = prefix, settings or {}, dedicated_by_default
         self._dedicated: dict[str, ActorHandle] = {}
         self.batchers = BatcherCache(max_inflight=1, max_batch=256, wait_s=0.05)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_dedicated": {}}  # handles are looked up again where used
+
+    @property
+    def hosts(self) -> dict[str, ActorHandle]:
+        """The shared pool's current hosts by id."""
+        return self.members.hosts
+
+    @property
+    def ring(self) -> HashRing:
+        """The current hash ring over :attr:`hosts`."""
+        return self.members.ring
 
     def _host_key(self, session_id: str) -> str:
         return session_id if session_id.endswith(DEDICATED_SUFFIX) else self.ring.member_for(session_id)
@@ -67,24 +86,42 @@ class SessionsClient:
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
         """``method`` on the host of ``session_id``; quick methods are batched with
         concurrent calls to the same host (see batching.py), others sent alone."""
-        for attempt in (1, 2):
+        self.members.follow()
+        for attempt in range(1, MOVE_ATTEMPTS + 1):
             host = self.host_for(session_id)
             try:
                 if method in SESSION_BATCHED:
                     return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
                 return await getattr(host, method).remote(*args)
-            except (RayTaskError, RayActorError, NotFoundError) as exc:
+            except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
+                if self._moved(session_id, exc, attempt):
+                    await asyncio.sleep(_backoff(attempt))
+                    await self.members.refresh()
+                    continue
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
 
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
         """The same from synchronous code."""
-        for attempt in (1, 2):
+        self.members.refresh_blocking()
+        for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
                 return ray.get(getattr(self.host_for(session_id), method).remote(*args))
-            except (RayTaskError, RayActorError, NotFoundError) as exc:
+            except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
+                if self._moved(session_id, exc, attempt):
+                    time.sleep(_backoff(attempt))
+                    self.members.refresh_blocking(force=True)
+                    continue
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
+
+    def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:
+        """Whether to ask for the pool's members and try again: the host no longer owns the
+        session (the pool was resized) or was removed from the pool."""
+        if attempt >= MOVE_ATTEMPTS or session_id.endswith(DEDICATED_SUFFIX) or self.members.manager is None:
+            return False
+        moved = exc if isinstance(exc, HostMovedError) else getattr(exc, "cause", None)
+        return isinstance(exc, RayActorError) or isinstance(moved, HostMovedError)
 
     def _on_error(self, session_id: str, exc: Exception, attempt: int) -> None:
         """Return to retry once, else raise the translated error. A dedicated session's
@@ -141,6 +178,7 @@ class SessionsClient:
 
     async def health(self) -> list[dict[str, Any]]:
         """Each host's health (``{"host_id", "store"}``, or ``{"host_id", "error"}``)."""
+        self.members.follow()
         return await ask_each(self.hosts, "health")
 
     async def metrics_text(self) -> list[str]:

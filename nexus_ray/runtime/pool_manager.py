@@ -1,0 +1,285 @@
+"""The PoolManager: owns the RunHost and SessionHost pools, publishes their members and
+resizes them by the scaling policy, moving virtual actors without losing any.
+
+How a resize moves ids (see membership.py for how clients follow):
+- RunHosts. Any RunHost can serve any run: the store holds every run, its checkpoints and
+  events (get, cancel, wait and events of a run executing elsewhere are read from the
+  store). Growing publishes the larger ring; new runs land on the new hosts. Shrinking
+  publishes the ring without the victim first, lets it finish its runs (up to
+  ``DRAIN_TIMEOUT_S``), then stops it; a run still going then is adopted by a live host
+  from its last committed node when its lease expires. That is why resizing needs the
+  store (``durable``).
+- SessionHosts. A session must be active on one host at a time. The new ring is pushed to
+  every SessionHost before clients learn it: a host drops the sessions it gives away after
+  their turn in flight commits and answers HostMovedError for them from then on; only when
+  every host has the new ring is it published, so the new owner reads the latest state.
+  Callers that meet HostMovedError ask for the members and retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+from ray.exceptions import RayActorError, RayTaskError
+
+from ..scaling import PoolScaler, ScalingPolicy
+from .membership import MemberView, _keep
+
+logger = logging.getLogger("nexus_ray.runtime")
+NAMESPACE = "nexus"
+DRAIN_TIMEOUT_S = 300.0  # a shrinking RunHost finishes its runs this long before it is stopped
+GRACE_S = 2.0  # a removed host keeps answering this long after clients were told
+EVERY_S = 1.0  # how often the hosts' load is read
+
+
+@dataclass
+class _Pool:
+    kind: str
+    hosts: dict[str, ActorHandle]
+    version: int
+    next_index: int
+    scaler: PoolScaler | None
+    started: float = field(default_factory=time.monotonic)
+    history: list[tuple[float, int]] = field(default_factory=list)
+    changed: asyncio.Event | None = None
+    busy: bool = False  # a resize is under way (one at a time)
+
+    def note(self) -> None:
+        self.history.append((round(time.monotonic() - self.started, 2), len(self.hosts)))
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class PoolManager:
+    """Creates the hosts, answers who the members are (with a long poll), and resizes each
+    pool whose policy bounds differ.
+
+    Args:
+        prefix: Actor name prefix of this app (hosts are ``prefix-run-host-N``).
+        catalog: The WorkflowCatalog handed to RunHosts.
+        config: Settings handed to hosts.
+        sizes: Initial hosts per pool (``{"run": n, "session": m}``).
+        policy: The ScalingPolicy (as a dict).
+        dedicated: Sessions are dedicated by default (``session_isolation``).
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        catalog: ActorHandle,
+        config: dict[str, Any],
+        sizes: dict[str, int],
+        policy: dict[str, Any],
+        dedicated: bool,
+    ) -> None:
+        self.prefix, self.catalog, self.config, self.dedicated = prefix, catalog, config, dedicated
+        self.me = ray.get_runtime_context().current_actor
+        scaling = ScalingPolicy(**policy)
+        resizes = {"run": scaling.resizes_run_hosts, "session": scaling.resizes_session_hosts}
+        self.pools: dict[str, _Pool] = {}
+        for kind in ("session", "run"):  # RunHosts get a client of the session pool
+            found = self._existing_hosts(kind)
+            pool = _Pool(kind, found, _new_version(0), _next_index(found), None)
+            self.pools[kind] = pool
+            scaler = scaling.pool_scaler(kind) if resizes[kind] else None
+            pool.scaler = scaler
+            missing = max(0, sizes[kind] - len(found))
+            created = {self._host_id(pool): None for _ in range(missing)}
+            handles = {host_id: self._create(kind, host_id) for host_id in created}
+            ray.get([h.info.remote() for h in handles.values()])
+            pool.hosts.update(handles)
+            pool.note()
+        ray.get(self._push_ring(self.pools["session"]))
+        self._loop_task: asyncio.Task[None] | None = None
+        if any(p.scaler is not None for p in self.pools.values()):
+            self._loop_task = asyncio.get_event_loop().create_task(self._autoscale())
+
+    # -- members ------------------------------------------------------------------------
+    async def members(self, kind: str) -> tuple[int, dict[str, ActorHandle]]:
+        """(version, host id → handle) of pool ``kind``."""
+        pool = self.pools[kind]
+        return pool.version, pool.hosts
+
+    async def wait_change(self, kind: str, version: int, timeout_s: float) -> tuple[int, dict[str, ActorHandle]]:
+        """The members as soon as their version differs from ``version`` (or after
+        ``timeout_s``, unchanged)."""
+        pool = self.pools[kind]
+        if pool.version == version:
+            if pool.changed is None:
+                pool.changed = asyncio.Event()
+            changed = pool.changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout_s)
+        return pool.version, pool.hosts
+
+    async def history(self, kind: str) -> list[tuple[float, int]]:
+        """(seconds since start, hosts) at each change of pool ``kind``."""
+        return self.pools[kind].history
+
+    async def resize(self, kind: str, size: int) -> int:
+        """Grow or shrink pool ``kind`` to ``size`` hosts now (shrinking one host at a time,
+        each drained); the size reached."""
+        if size < 1:
+            raise ValueError("a pool needs at least one host")
+        pool = self.pools[kind]
+        while len(pool.hosts) != size:
+            if len(pool.hosts) < size:
+                await self._grow(pool, size - len(pool.hosts))
+            else:
+                await self._shrink(pool)
+        return len(pool.hosts)
+
+    async def shutdown(self) -> None:
+        """Stop every host of both pools."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        for pool in self.pools.values():
+            for handle in pool.hosts.values():
+                ray.kill(handle, no_restart=True)
+            pool.hosts = {}
+
+    # -- resizing -----------------------------------------------------------------------
+    async def _autoscale(self) -> None:
+        while True:
+            await asyncio.sleep(EVERY_S)
+            for pool in self.pools.values():
+                if pool.scaler is None or pool.busy:
+                    continue
+                try:
+                    await self._autoscale_once(pool, pool.scaler)
+                except Exception:
+                    logger.exception("resizing the %s host pool failed; trying again", pool.kind)
+
+    async def _autoscale_once(self, pool: _Pool, scaler: PoolScaler) -> None:
+        loads = await _loads(pool.hosts)
+        if not loads:
+            return
+        active = sum(load["active"] for load in loads)
+        cpu = sum(load["cpu"] for load in loads) / len(loads)
+        size = len(pool.hosts)
+        wanted = scaler.desired(time.monotonic(), size, active, cpu)
+        if wanted == size:
+            return
+        scaler.resized(time.monotonic())
+        if wanted > size:
+            await self._grow(pool, wanted - size)
+        else:
+            pool.busy = True  # until the shrink, which may drain for minutes, is done
+            _keep(asyncio.get_running_loop().create_task(self._shrink(pool)))
+
+    async def _grow(self, pool: _Pool, count: int) -> None:
+        pool.busy = True
+        try:
+            handles = {
+                host_id: self._create(pool.kind, host_id) for host_id in [self._host_id(pool) for _ in range(count)]
+            }
+            await asyncio.gather(*(h.info.remote() for h in handles.values()))
+            hosts = {**pool.hosts, **handles}
+            await self._switch(pool, hosts)
+            logger.info("%s host pool grew to %d", pool.kind, len(hosts))
+        finally:
+            pool.busy = False
+
+    async def _shrink(self, pool: _Pool) -> None:
+        pool.busy = True
+        try:
+            if len(pool.hosts) <= 1:
+                return
+            victim_id = max(pool.hosts, key=_index)  # the newest host goes first
+            victim = pool.hosts[victim_id]
+            await self._switch(pool, {h: v for h, v in pool.hosts.items() if h != victim_id}, extra=(victim,))
+            if pool.kind == "run":
+                await _drain(victim)
+            await asyncio.sleep(GRACE_S)
+            ray.kill(victim, no_restart=True)
+            logger.info("%s host pool shrank to %d", pool.kind, len(pool.hosts))
+        finally:
+            pool.busy = False
+
+    async def _switch(self, pool: _Pool, hosts: dict[str, ActorHandle], extra: tuple[ActorHandle, ...] = ()) -> None:
+        """Make ``hosts`` the members: SessionHosts (and ``extra``, a host leaving) take the
+        new ring first, then clients are told."""
+        version = _new_version(pool.version)
+        if pool.kind == "session":
+            members = list(hosts)
+            await asyncio.gather(*(h.adopt_ring.remote(version, members) for h in [*hosts.values(), *extra]))
+        pool.hosts, pool.version = hosts, version
+        pool.note()
+        if pool.changed is not None:
+            pool.changed.set()
+            pool.changed = None
+
+    def _push_ring(self, pool: _Pool) -> list[Any]:
+        members = list(pool.hosts)
+        return [h.adopt_ring.remote(pool.version, members) for h in pool.hosts.values()]
+
+    # -- hosts --------------------------------------------------------------------------
+    def _host_id(self, pool: _Pool) -> str:
+        host_id = f"{pool.kind}-host-{pool.next_index}"
+        pool.next_index += 1
+        return host_id
+
+    def _create(self, kind: str, host_id: str) -> ActorHandle:
+        options = {"name": f"{self.prefix}-{host_id}", "namespace": NAMESPACE, "get_if_exists": True}
+        if kind == "session":
+            from .session_host import SessionHost
+
+            return SessionHost.options(**options).remote(host_id, self.config)  # type: ignore[attr-defined,no-any-return]
+        from .run_host import RunHost
+        from .sessions_client import SessionsClient
+
+        session_pool = self.pools["session"]
+        view = MemberView(session_pool.hosts, self.me, "session", session_pool.version)
+        sessions = SessionsClient(view, self.prefix, self.config, self.dedicated)
+        return RunHost.options(**options).remote(host_id, self.catalog, sessions, self.config)  # type: ignore[attr-defined,no-any-return]
+
+    def _existing_hosts(self, kind: str) -> dict[str, ActorHandle]:
+        """Hosts of this app that outlived a restart of the manager (found by name)."""
+        start = f"{self.prefix}-{kind}-host-"
+        return {
+            actor["name"][len(self.prefix) + 1 :]: ray.get_actor(actor["name"], namespace=NAMESPACE)
+            for actor in ray.util.list_named_actors(all_namespaces=True)
+            if actor["namespace"] == NAMESPACE and actor["name"].startswith(start)
+        }
+
+
+async def _loads(hosts: dict[str, ActorHandle]) -> list[dict[str, float]]:
+    async def one(handle: ActorHandle) -> dict[str, float] | None:
+        try:
+            return await asyncio.wait_for(handle.load.remote(), 5.0)  # type: ignore[no-any-return]
+        except (TimeoutError, RayActorError, RayTaskError):
+            return None
+
+    return [load for load in await asyncio.gather(*(one(h) for h in hosts.values())) if load is not None]
+
+
+async def _drain(host: ActorHandle) -> None:
+    """Wait until a RunHost leaving the pool has no run in flight (or DRAIN_TIMEOUT_S)."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if (await host.load.remote())["active"] == 0:
+                return
+        except (RayActorError, RayTaskError):
+            return
+        await asyncio.sleep(0.5)
+    logger.warning("a RunHost leaving the pool still had runs after %s s; they resume elsewhere", DRAIN_TIMEOUT_S)
+
+
+def _new_version(previous: int) -> int:
+    # Milliseconds: versions keep rising across a restart of the manager.
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
+def _index(host_id: str) -> int:
+    return int(host_id.rsplit("-", 1)[1])
+
+
+def _next_index(hosts: dict[str, ActorHandle]) -> int:
+    return max((_index(h) for h in hosts), default=-1) + 1

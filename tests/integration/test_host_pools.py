@@ -1,0 +1,147 @@
+"""The RunHost and SessionHost pools grow and shrink; sessions and runs move by re-hashing
+and none is lost (no update, no run, no event)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from nexus_ray import Nexus, ScalingPolicy, Settings, WorkflowBuilder
+from nexus_ray.scaling import ScaleDown, ScaleUp
+
+SLOW_S = 3.0
+
+
+def slow_step(tag: str, seconds: float, marks: str) -> dict[str, Any]:
+    """Sleeps; leaves one file per execution, so a test sees a node that ran twice."""
+    import os
+
+    Path(marks, f"{tag}.{os.getpid()}.{time.time_ns()}").touch()
+    time.sleep(seconds)
+    return {"tag": tag}
+
+
+def make_app(tmp_path: Path, policy: ScalingPolicy, **settings: Any) -> Nexus:
+    app = Nexus(settings=Settings(home=tmp_path / "home", lease_s=2.0, scaling=policy, **settings))
+    app.register("slow", WorkflowBuilder().add_node(slow_step, "step"))
+    return app
+
+
+def host_loads(app: Nexus, kind: str) -> dict[str, int]:
+    hosts = app.runtime_pool().hosts if kind == "run" else app.runtime_pool().session_hosts
+    key = "active_runs" if kind == "run" else "active_sessions"
+    return {host_id: ray.get(h.info.remote())[key] for host_id, h in hosts.items()}
+
+
+@pytest.fixture
+def resizable(app: Nexus, tmp_path: Path) -> Iterator[Nexus]:
+    """An app whose pools may hold 1-3 hosts, resized by hand here (the policy's delays
+    are too long for the autoscaler to act during the test). ``app``: Ray is running."""
+    hold = ScaleDown(for_s=3600, cooldown_s=3600)
+    policy = ScalingPolicy(run_hosts_max=3, session_hosts_max=3, down=hold)
+    second = make_app(tmp_path, policy)
+    second.runtime_pool()
+    yield second
+    second.stop()
+
+
+def test_sessions_move_without_losing_an_update(resizable: Nexus) -> None:
+    pool = resizable.runtime_pool()
+    sessions = [resizable.create_session({"n": 0})["session_id"] for _ in range(60)]
+    stop = threading.Event()
+    done: list[int] = []
+    errors: list[BaseException] = []
+
+    def increment(offset: int) -> None:
+        count = 0
+        try:
+            while not stop.is_set():
+                sid = sessions[(offset * 7 + count) % len(sessions)]
+                resizable.update_session(sid, lambda s: {**s, "n": s["n"] + 1})
+                count += 1
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        done.append(count)
+
+    threads = [threading.Thread(target=increment, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert pool.resize("session", 3) == 3
+    time.sleep(1.5)
+    spread = host_loads(resizable, "session")
+    assert pool.resize("session", 2) == 2
+    time.sleep(0.5)
+    assert pool.resize("session", 1) == 1
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors[:3]
+    assert len(spread) == 3 and all(n > 0 for n in spread.values()), f"not re-hashed: {spread}"
+    total = sum(resizable.get_session(sid)["state"]["n"] for sid in sessions)
+    assert total == sum(done) and total > 100, f"{sum(done)} increments made, {total} applied"
+    for sid in sessions[:5]:
+        seqs = [e["seq"] for e in resizable.get_events(sid, limit=1000)]
+        assert seqs == list(range(1, len(seqs) + 1)), "a session's event log has a gap"
+
+
+def test_runs_in_flight_survive_growing_and_shrinking(resizable: Nexus, tmp_path: Path) -> None:
+    pool = resizable.runtime_pool()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    before = [resizable.submit("slow", tag=f"a{i}", seconds=SLOW_S, marks=str(marks)) for i in range(8)]
+    assert pool.resize("run", 3) == 3
+    after = [resizable.submit("slow", tag=f"b{i}", seconds=SLOW_S, marks=str(marks)) for i in range(12)]
+    spread = host_loads(resizable, "run")
+    assert sum(1 for n in spread.values() if n > 0) >= 2, f"new runs did not reach the new hosts: {spread}"
+    # Looked up through the grown ring, the runs started before it still answer.
+    assert all(resizable.get_run(r).status in ("running", "completed") for r in before)
+    started = time.monotonic()
+    assert pool.resize("run", 1) == 1  # drains the leaving hosts: waits for their runs
+    assert time.monotonic() - started < 60
+    results = [resizable.get_run(r) for r in before + after]
+    assert [r.status for r in results] == ["completed"] * 20
+    ran = sorted(p.name.split(".")[0] for p in marks.iterdir())
+    assert ran == sorted([f"a{i}" for i in range(8)] + [f"b{i}" for i in range(12)]), "a node ran twice or never"
+    history = pool.history("run")
+    assert [size for _, size in history] == [1, 3, 2, 1]
+
+
+def test_pools_follow_the_load(app: Nexus, tmp_path: Path) -> None:
+    quick_up, quick_down = ScaleUp(for_s=1, cooldown_s=1), ScaleDown(for_s=3, cooldown_s=1)
+    policy = ScalingPolicy(
+        run_hosts_max=3, runs_per_host=4, session_hosts_max=2, sessions_per_host=20, up=quick_up, down=quick_down
+    )
+    scaled = make_app(tmp_path, policy, session_idle_s=2.0)
+    try:
+        pool = scaled.runtime_pool()
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        runs = [scaled.submit("slow", tag=f"r{i}", seconds=6.0, marks=str(marks)) for i in range(24)]
+        sessions = [scaled.create_session({"i": i})["session_id"] for i in range(60)]
+        grown = _wait_for(lambda: len(pool.hosts) >= 2 and len(pool.session_hosts) >= 2, 30)
+        assert grown, f"pools did not grow: {pool.history('run')} {pool.history('session')}"
+        assert all(scaled.get_session(sid)["state"]["i"] == i for i, sid in enumerate(sessions))
+        shrunk = _wait_for(lambda: len(pool.hosts) == 1 and len(pool.session_hosts) == 1, 90)
+        assert shrunk, f"pools did not shrink: {pool.history('run')} {pool.history('session')}"
+        assert [scaled.get_run(r).status for r in runs] == ["completed"] * len(runs)
+        assert len(list(marks.iterdir())) == len(runs), "a node ran twice"
+        assert all(scaled.get_session(sid)["state"]["i"] == i for i, sid in enumerate(sessions))
+    finally:
+        scaled.stop()
+
+
+def _wait_for(condition: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
