@@ -465,6 +465,7 @@ def test_ready_reports_every_dependency(client: TestClient) -> None:
         "status": "ready",
         "checks": {"serve": "ok", "ray": "ok", "run_hosts": "ok", "session_hosts": "ok", "store": "ok"},
         "ingress_replicas": None,  # no Serve in this process
+        "host_pools": {"run": 1, "session": 1},
     }
 
 

@@ -141,3 +141,7 @@ class Readiness(BaseModel):
     ingress_replicas: int | None = Field(
         default=None, description="Ingress replicas running now (Serve may autoscale them); null: unknown."
     )
+    host_pools: dict[str, int] = Field(
+        default_factory=dict,
+        description="Hosts in the 'run' and 'session' pools now (the PoolManager may resize them).",
+    )

@@ -99,13 +99,13 @@ def add_system_routes(app: FastAPI, runner: RunGateway, sessions: SessionGateway
         responses={503: problem_doc("Something is down (named)")},
     )
     async def ready() -> Response:
-        checks = await readiness(runner, sessions)
+        checks, pools = await readiness(runner, sessions)
         down = {name: state for name, state in checks.items() if state != "ok"}
         if down:
             named = "; ".join(f"{name}: {state}" for name, state in down.items())
             raise RuntimeUnavailableError(f"Not ready. {named}", checks=checks)
         replicas = await _ingress_replicas()
-        body = Readiness(status="ready", checks=checks, ingress_replicas=replicas)
+        body = Readiness(status="ready", checks=checks, ingress_replicas=replicas, host_pools=pools)
         return Response(body.model_dump_json(), media_type="application/json")
 
     @app.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=Response)
@@ -145,8 +145,8 @@ def running_ingress_replicas() -> int | None:
         return None
 
 
-async def readiness(runner: RunGateway, sessions: SessionGateway) -> dict[str, str]:
-    """Each dependency's state: "ok" or what is wrong with it."""
+async def readiness(runner: RunGateway, sessions: SessionGateway) -> tuple[dict[str, str], dict[str, int]]:
+    """Each dependency's state ("ok" or what is wrong with it) and the hosts per pool."""
     run_hosts, session_hosts = await asyncio.gather(
         _check(runner.health()), _check(sessions.health()), return_exceptions=False
     )
@@ -157,7 +157,7 @@ async def readiness(runner: RunGateway, sessions: SessionGateway) -> dict[str, s
     stores = [h.get("store", "ok") for h in [*_hosts(run_hosts), *_hosts(session_hosts)]]
     failing = [s for s in stores if s != "ok"]
     checks["store"] = failing[0] if failing else ("ok" if stores else "unknown: no host answered")
-    return checks
+    return checks, {"run": len(_hosts(run_hosts)), "session": len(_hosts(session_hosts))}
 
 
 async def _check(call: Any) -> list[dict[str, Any]] | str:
