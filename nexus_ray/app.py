@@ -47,6 +47,7 @@ class Nexus:
         self._catalog = Catalog()
         self._runtime: Any = None  # runtime.ray_cluster.RayRuntime once Ray is up
         self._pool: Any = None  # runtime.pool.RunHostPool
+        self._deployment: str | None = None  # set by nexus_ray.deploy: detached, named actors
         # Event subscriptions per event loop (runtime.subscriptions.EventHub by kind).
         self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]]
         self._hubs = weakref.WeakKeyDictionary()
@@ -492,7 +493,9 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(self.settings.run_hosts, workflows, self.settings, self._catalog.items())
+        self._pool = RunHostPool(
+            self.settings.run_hosts, workflows, self.settings, self._catalog.items(), self._deployment
+        )
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:
@@ -500,14 +503,21 @@ class Nexus:
 
         ship_by_value(workflow)
 
-    def _deploy_ingress(self) -> None:
+    def ingress_application(self) -> Any:
+        """The HTTP ingress as a Serve application (``serve.run`` it), for a runtime already
+        started; see :mod:`nexus_ray.deploy`."""
         # The facade composes the HTTP channel here (imported lazily: channels sit above).
-        from .channels.http.ingress import deploy_ingress, wait_until_ready
+        from .channels.http.ingress import ingress_application
 
         pool = self._pool
-        deploy_ingress(
+        return ingress_application(
             self._catalog.items(), pool.client(), pool.sessions(), self.settings, pool.catalog, pool.security
         )
+
+    def _deploy_ingress(self) -> None:
+        from .channels.http.ingress import deploy_ingress, wait_until_ready
+
+        deploy_ingress(self.ingress_application(), self.settings)
         url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
         wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -73,6 +74,44 @@ def serve(
         typer.echo("Stopping...", err=True)
         app.stop()
         typer.echo("Stopped.", err=True)
+
+
+@cli.command()
+def deploy(
+    app_spec: Annotated[str, typer.Argument(metavar="APP", help="PATH.py, PATH.py:NAME or module:attr")],
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            envvar="RAY_ADDRESS",
+            help="The cluster: auto (the one on this machine), HOST:PORT or ray://HOST:10001.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Deployment name (its actors: nexus-NAME-...).")] = "nexus",
+    config_only: Annotated[
+        bool, typer.Option("--config-only", help="Only write the Serve config file (for `serve deploy`).")
+    ] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where --config-only writes the config.")] = Path(
+        "deployments/nexus.yaml"
+    ),
+) -> None:
+    """Deploy the app to a running Ray cluster, where it keeps serving after this command
+    ends; or, with --config-only, write its Serve config file for `serve deploy`."""
+    from ..deploy import deploy_to, render_serve_config
+    from ..errors import InvalidRequestError
+    from ..loader import load_app
+
+    app = load_app(app_spec)
+    if config_only:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_serve_config(app, app_spec, name))
+        typer.echo(f"Wrote {output}; bring it up with: serve deploy {output}")
+        return
+    if not address:
+        raise InvalidRequestError("Give the cluster with --address auto|HOST:PORT|ray://HOST:10001 (or RAY_ADDRESS).")
+    url = deploy_to(app, address, name)
+    typer.echo(f"Deployed {app_spec} as '{name}' ({len(app.workflows)} workflows); the cluster serves it at {url}")
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any, cast
 
@@ -207,10 +208,20 @@ class RunHostPool:
         size: Number of RunHosts (when the policy does not resize the pool).
         workflows: Name → workflow, handed to each host (and again after a restart).
         settings: The app's settings (store, leases, threads, batching, scaling).
+        entries: The registered workflows with their schemas (for watching channels).
+        deployment: Deploy to a cluster under this name: the actors are detached (they
+            outlive the process that made them) and named after it, and those of an
+            earlier deployment of the same name are stopped first (their unfinished runs
+            resume on the new hosts from the store).
     """
 
     def __init__(
-        self, size: int, workflows: dict[str, Workflow], settings: Settings, entries: dict[str, Any] | None = None
+        self,
+        size: int,
+        workflows: dict[str, Workflow],
+        settings: Settings,
+        entries: dict[str, Any] | None = None,
+        deployment: str | None = None,
     ) -> None:
         policy = settings.scaling
         if policy.resizes_run_hosts and not settings.durable:
@@ -220,23 +231,33 @@ class RunHostPool:
             )
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.portable() | {"home": str(settings.home.resolve())}
-        self.prefix = f"nexus-{secrets.token_hex(4)}"  # several apps may share one Ray cluster
-        self.catalog = WorkflowCatalog.options(name=f"{self.prefix}-catalog", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
+        # Several apps may share one Ray cluster: each has its own actor name prefix.
+        self.prefix = f"nexus-{deployment}" if deployment else f"nexus-{secrets.token_hex(4)}"
+        lifetime = {"lifetime": "detached"} if deployment else {}
+        if deployment:
+            stop_deployment(self.prefix)
+        self.catalog = WorkflowCatalog.options(name=f"{self.prefix}-catalog", namespace=NAMESPACE, **lifetime).remote(  # type: ignore[attr-defined]
             workflows, entries
         )
         sizes = {
             "run": policy.run_hosts_min if policy.resizes_run_hosts else size,
             "session": policy.session_hosts_min if policy.resizes_session_hosts else settings.session_hosts,
         }
-        self.manager = PoolManager.options(name=f"{self.prefix}-pool-manager", namespace=NAMESPACE).remote(  # type: ignore[attr-defined]
-            self.prefix, self.catalog, config, sizes, policy.model_dump(), settings.session_isolation == "dedicated"
+        self.manager = PoolManager.options(name=f"{self.prefix}-pool-manager", namespace=NAMESPACE, **lifetime).remote(  # type: ignore[attr-defined]
+            self.prefix,
+            self.catalog,
+            config,
+            sizes,
+            policy.model_dump(),
+            settings.session_isolation == "dedicated",
+            bool(deployment),
         )
         version, hosts = ray.get(self.manager.members.remote("session"))
         session_view = MemberView(hosts, self.manager, "session", version)
         self._sessions = SessionsClient(session_view, self.prefix, config, settings.session_isolation == "dedicated")
         version, hosts = ray.get(self.manager.members.remote("run"))
         run_view = MemberView(hosts, self.manager, "run", version)
-        self.security = start_security_host(f"{self.prefix}-security", NAMESPACE, settings)
+        self.security = start_security_host(f"{self.prefix}-security", NAMESPACE, settings, bool(deployment))
         self._client = PoolClient(run_view, settings.batch_wait_ms / 1000, settings.batch_inflight)
 
     @property
@@ -286,9 +307,18 @@ class RunHostPool:
     def shutdown(self) -> None:
         """Kill every host."""
         ray.get(self.manager.shutdown.remote())
-        for handle in [self.manager, self.catalog, self.security.handle]:
-            ray.kill(handle, no_restart=True)
-        dedicated = f"{self._sessions.prefix}-session-"
-        for actor in ray.util.list_named_actors(all_namespaces=True):
-            if actor["namespace"] == NAMESPACE and actor["name"].startswith(dedicated):
-                ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
+        stop_deployment(self.prefix)
+
+
+def stop_deployment(prefix: str) -> int:
+    """Stop every actor named ``prefix-...`` (an app's catalog, PoolManager, hosts,
+    SecurityHost, dedicated session hosts); how many there were."""
+    named = [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"{prefix}-")
+    ]
+    for name in named:
+        with contextlib.suppress(ValueError):  # gone meanwhile
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    return len(named)

@@ -67,6 +67,7 @@ class PoolManager:
         sizes: Initial hosts per pool (``{"run": n, "session": m}``).
         policy: The ScalingPolicy (as a dict).
         dedicated: Sessions are dedicated by default (``session_isolation``).
+        detached: Hosts outlive the process that deployed the app (a cluster deployment).
     """
 
     def __init__(
@@ -77,8 +78,10 @@ class PoolManager:
         sizes: dict[str, int],
         policy: dict[str, Any],
         dedicated: bool,
+        detached: bool = False,
     ) -> None:
         self.prefix, self.catalog, self.config, self.dedicated = prefix, catalog, config, dedicated
+        self.lifetime = {"lifetime": "detached"} if detached else {}
         self.me = ray.get_runtime_context().current_actor
         scaling = ScalingPolicy(**policy)
         resizes = {"run": scaling.resizes_run_hosts, "session": scaling.resizes_session_hosts}
@@ -226,7 +229,7 @@ class PoolManager:
         return host_id
 
     def _create(self, kind: str, host_id: str) -> ActorHandle:
-        options = {"name": f"{self.prefix}-{host_id}", "namespace": NAMESPACE, "get_if_exists": True}
+        options = {"name": f"{self.prefix}-{host_id}", "namespace": NAMESPACE, "get_if_exists": True, **self.lifetime}
         if kind == "session":
             from .session_host import SessionHost
 

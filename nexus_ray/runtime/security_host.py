@@ -72,9 +72,11 @@ class SecurityClient:
         return await self._call("list_audit", tenant, filters)  # type: ignore[no-any-return]
 
 
-def start_security_host(name: str, namespace: str, settings: Settings) -> SecurityClient:
-    """Start the app's SecurityHost (keys loaded before this returns)."""
+def start_security_host(name: str, namespace: str, settings: Settings, detached: bool = False) -> SecurityClient:
+    """Start the app's SecurityHost (keys loaded before this returns); ``detached``: it
+    outlives the process that starts it (a deployment)."""
     config = settings.portable() | {"home": str(settings.home.resolve())}
-    handle = SecurityHost.options(name=name, namespace=namespace).remote(config)  # type: ignore[attr-defined]
+    lifetime = {"lifetime": "detached"} if detached else {}
+    handle = SecurityHost.options(name=name, namespace=namespace, **lifetime).remote(config)  # type: ignore[attr-defined]
     ray.get(handle.ready.remote())
     return SecurityClient(handle)

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 from ray import serve
 from ray.actor import ActorHandle
+from ray.serve import Application
 
 from ...errors import RuntimeUnavailableError
 from ...registry import RegisteredWorkflow
@@ -57,22 +58,26 @@ class NexusIngress:
         return app
 
 
-def deploy_ingress(
+def ingress_application(
     catalog: dict[str, RegisteredWorkflow],
     pool: PoolClient,
     sessions: SessionsClient,
     settings: Settings,
     workflow_catalog: ActorHandle,
     security: SecurityClient,
-) -> None:
-    """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
-    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
+) -> Application:
+    """The ingress deployment, bound: fixed replicas, or Serve autoscaling by the policy."""
     replicas: dict[str, Any] = {"num_replicas": settings.ingress_replicas}
     if settings.scaling.autoscales_ingress:
         replicas = {"autoscaling_config": settings.scaling.serve_autoscaling_config()}
-    app = NexusIngress.options(  # type: ignore[attr-defined]
+    return NexusIngress.options(  # type: ignore[attr-defined,no-any-return]
         max_ongoing_requests=settings.ingress_max_ongoing_requests, **replicas
     ).bind(catalog, pool, sessions, settings.portable(), workflow_catalog, security)
+
+
+def deploy_ingress(app: Application, settings: Settings) -> None:
+    """Start Serve's HTTP proxy on the configured host/port and (re)deploy the ingress."""
+    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
     serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
