@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "events": ([], ["--updates", "100", "--reps", "1"], 300),
     "cli": ([], ["--reps", "3"], 300),
     "security": ([], ["--seconds", "2", "--reps", "1"], 600),
+    "scaling": ([], [], 900),
 }
 
 
@@ -187,6 +188,28 @@ def security_rows(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def scaling_rows(data: dict[str, Any]) -> list[Row]:
+    summary = data["summary"]
+    shown = {
+        "serve": ("Serve ingress replicas 1 → 3 → 1", ["to_2_replicas_s", "to_3_replicas_s", "back_to_1_s"]),
+        "pools": (
+            "host pools 1 → 3 → 1",
+            ["run_hosts_to_2_s", "run_hosts_to_3_s", "run_hosts_back_to_1_after_runs_end_s", "session_hosts_to_2_s"],
+        ),
+        "nodes": ("fake cluster nodes 0 → 3 → 0", ["first_node_s", "max_nodes_s", "nodes_gone_after_runs_end_s"]),
+    }
+    rows = []
+    for part, (label, keys) in shown.items():
+        if part not in summary:
+            rows.append(Row("10 Scaling", label, "did not scale within the time limit"))
+            continue
+        value = "; ".join(
+            f"{key.removesuffix('_s').replace('_', ' ')} {summary[part][key]['median']} s" for key in keys
+        )
+        rows.append(Row("10 Scaling", label, value))
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "rest": rest_rows,
     "runs": runs_rows,
@@ -196,6 +219,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "events": events_rows,
     "cli": cli_rows,
     "security": security_rows,
+    "scaling": scaling_rows,
 }
 
 

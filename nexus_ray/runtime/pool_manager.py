@@ -229,7 +229,14 @@ class PoolManager:
         return host_id
 
     def _create(self, kind: str, host_id: str) -> ActorHandle:
-        options = {"name": f"{self.prefix}-{host_id}", "namespace": NAMESPACE, "get_if_exists": True, **self.lifetime}
+        # SPREAD: on a cluster, a pool that grows takes other nodes' CPUs, not the head's.
+        options = {
+            "name": f"{self.prefix}-{host_id}",
+            "namespace": NAMESPACE,
+            "get_if_exists": True,
+            "scheduling_strategy": "SPREAD",
+            **self.lifetime,
+        }
         if kind == "session":
             from .session_host import SessionHost
 
