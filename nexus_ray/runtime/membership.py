@@ -18,13 +18,14 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 
 from .hashing import HashRing
 
 logger = logging.getLogger("nexus_ray.runtime")
 SYNC_CHECK_S = 1.0  # how stale a synchronous caller's view may get before it asks again
 WATCH_TIMEOUT_S = 30.0
+CLOSED = -1  # what the PoolManager answers a long poll once the app stops
 
 
 class MemberView:
@@ -71,9 +72,14 @@ class MemberView:
         assert self.manager is not None
         while True:
             try:
-                self.apply(*await self.manager.wait_change.remote(self.kind, self.version, WATCH_TIMEOUT_S))
+                version, hosts = await self.manager.wait_change.remote(self.kind, self.version, WATCH_TIMEOUT_S)
+                if version == CLOSED:
+                    return
+                self.apply(version, hosts)
             except asyncio.CancelledError:
                 raise
+            except ActorDiedError:  # the app was stopped: nothing more to follow
+                return
             except (RayActorError, RayTaskError) as exc:  # the manager restarts: ask again shortly
                 logger.debug("pool manager unavailable (%s); retrying", exc)
                 await asyncio.sleep(0.5)

@@ -30,13 +30,14 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..scaling import PoolScaler, ScalingPolicy
-from .membership import MemberView, _keep
+from .membership import CLOSED, MemberView, _keep
 
 logger = logging.getLogger("nexus_ray.runtime")
 NAMESPACE = "nexus"
 DRAIN_TIMEOUT_S = 300.0  # a shrinking RunHost finishes its runs this long before it is stopped
 GRACE_S = 2.0  # a removed host keeps answering this long after clients were told
 EVERY_S = 1.0  # how often the hosts' load is read
+HISTORY_KEPT = 1000  # size changes remembered per pool
 
 
 @dataclass
@@ -53,9 +54,11 @@ class _Pool:
 
     def note(self) -> None:
         self.history.append((round(time.monotonic() - self.started, 2), len(self.hosts)))
+        del self.history[:-HISTORY_KEPT]
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+# No task retries: a caller whose call fails while the manager restarts asks again itself.
+@ray.remote(num_cpus=0, max_restarts=-1)
 class PoolManager:
     """Creates the hosts, answers who the members are (with a long poll), and resizes each
     pool whose policy bounds differ.
@@ -99,6 +102,7 @@ class PoolManager:
             pool.hosts.update(handles)
             pool.note()
         ray.get(self._push_ring(self.pools["session"]))
+        self.closed = False
         self._loop_task: asyncio.Task[None] | None = None
         if any(p.scaler is not None for p in self.pools.values()):
             self._loop_task = asyncio.get_event_loop().create_task(self._autoscale())
@@ -113,13 +117,15 @@ class PoolManager:
         """The members as soon as their version differs from ``version`` (or after
         ``timeout_s``, unchanged)."""
         pool = self.pools[kind]
+        if self.closed:
+            return CLOSED, {}
         if pool.version == version:
             if pool.changed is None:
                 pool.changed = asyncio.Event()
             changed = pool.changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout_s)
-        return pool.version, pool.hosts
+        return (CLOSED, {}) if self.closed else (pool.version, pool.hosts)
 
     async def history(self, kind: str) -> list[tuple[float, int]]:
         """(seconds since start, hosts) at each change of pool ``kind``."""
@@ -139,9 +145,15 @@ class PoolManager:
         return len(pool.hosts)
 
     async def shutdown(self) -> None:
-        """Stop every host of both pools."""
+        """Tell every follower the app stops (no long poll is left in flight when this
+        actor is killed), then stop every host of both pools."""
+        self.closed = True
         if self._loop_task is not None:
             self._loop_task.cancel()
+        for pool in self.pools.values():
+            if pool.changed is not None:
+                pool.changed.set()
+        await asyncio.sleep(0.05)  # the woken long polls answer first
         for pool in self.pools.values():
             for handle in pool.hosts.values():
                 ray.kill(handle, no_restart=True)
