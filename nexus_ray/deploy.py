@@ -63,19 +63,66 @@ def prepare(app: Nexus, deployment: str = DEFAULT_DEPLOYMENT) -> Any:
     return app.ingress_application()
 
 
-def deploy_to(app: Nexus, address: str, deployment: str = DEFAULT_DEPLOYMENT) -> str:
+def deploy_to(app: Nexus, address: str, deployment: str = DEFAULT_DEPLOYMENT, spec: str | None = None) -> str:
     """Deploy ``app`` to the cluster at ``address`` and disconnect; the ingress URL as the
-    cluster's Serve proxy serves it."""
-    from .channels.http.ingress import deploy_ingress
-
+    cluster's Serve proxy serves it. A ``ray://`` address needs ``spec`` (see
+    :func:`_deploy_through_client`)."""
+    if address.startswith("ray://"):
+        if spec is None:
+            raise ConfigurationError(
+                "Deploying through Ray Client (ray://) needs the app spec, to load it in the cluster."
+            )
+        return _deploy_through_client(spec, address, deployment)
     app.settings = _settings(app.settings, {"ray_address": address})
     try:
-        deploy_ingress(prepare(app, deployment), app.settings)
+        return deploy_here(app, deployment)
     finally:
         runtime, app._runtime, app._pool = app._runtime, None, None
         if runtime is not None:
             runtime.stop()  # joined by address: this only disconnects
-    return f"http://{app.settings.host}:{app.settings.port}"
+
+
+def deploy_here(app: Nexus, deployment: str = DEFAULT_DEPLOYMENT) -> str:
+    """Deploy ``app`` on the Ray this process has joined (or starts); the ingress URL."""
+    from .channels.http.ingress import deploy_ingress
+
+    deploy_ingress(prepare(app, deployment), app.settings)
+    return _proxy_url(app.settings)
+
+
+def _proxy_url(settings: Settings) -> str:
+    """Where the cluster's Serve proxy listens: Serve keeps the HTTP options it started
+    with, whatever this deployment's settings say."""
+    from ray.serve.context import _get_global_client
+
+    host, port = settings.host, settings.port
+    client = _get_global_client()  # private API, hence the fallback to the settings
+    options = getattr(client, "http_config", None)
+    if options is not None:
+        host, port = options.host, options.port
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+# Left out of the working_dir uploaded to a cluster through Ray Client.
+UPLOAD_EXCLUDES = [".venv", ".git", "benchmarks/.venvs", ".nexus", "**/__pycache__", ".mypy_cache", ".ruff_cache"]
+
+
+def _deploy_through_client(spec: str, address: str, deployment: str) -> str:
+    """Ray Client hands out proxies of actor handles, which a Serve replica cannot use: the
+    deployment runs as a task inside the cluster instead, with this directory uploaded as
+    its working_dir (so ``spec`` resolves there) and the cluster's environment."""
+    import ray
+
+    ray.init(address=address, runtime_env={"working_dir": ".", "excludes": UPLOAD_EXCLUDES}, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=0, max_retries=0)(_deploy_in_cluster)
+        return ray.get(task.remote(spec, deployment))  # type: ignore[no-any-return]
+    finally:
+        ray.shutdown()
+
+
+def _deploy_in_cluster(spec: str, deployment: str) -> str:
+    return deploy_here(load_app(spec), deployment)
 
 
 def serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYMENT) -> dict[str, Any]:

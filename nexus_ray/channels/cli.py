@@ -110,7 +110,7 @@ def deploy(
         return
     if not address:
         raise InvalidRequestError("Give the cluster with --address auto|HOST:PORT|ray://HOST:10001 (or RAY_ADDRESS).")
-    url = deploy_to(app, address, name)
+    url = deploy_to(app, address, name, app_spec)
     typer.echo(f"Deployed {app_spec} as '{name}' ({len(app.workflows)} workflows); the cluster serves it at {url}")
 
 

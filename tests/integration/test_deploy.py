@@ -1,6 +1,7 @@
 """`serve deploy deployments/nexus.yaml` against `ray start --head` brings the example app
-up; `nexus deploy APP --address ...` deploys it again over it (its actors replaced, its
-sessions kept in the store); both outlive the process that deployed them."""
+up; `nexus deploy APP --address HOST:PORT`, then `--address ray://...`, deploy it again
+over it (its actors replaced, its sessions kept in the store); each outlives the process
+that deployed it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class LocalHead:
 
     def __init__(self) -> None:
         self.temp_dir = tempfile.mkdtemp(prefix="nexus-deploy-")
-        self.port, self.dashboard, self.http_port = free_port(), free_port(), free_port()
+        self.port, self.dashboard, self.http_port, self.client_port = free_port(), free_port(), free_port(), free_port()
         self.env = {
             **os.environ,
             "RAY_AUTH_MODE": "disabled",
@@ -54,6 +55,7 @@ class LocalHead:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard}",
             f"--dashboard-agent-listen-port={free_port()}",
+            f"--ray-client-server-port={self.client_port}",
             "--disable-usage-stats",
         ]
         self.run(command)
@@ -111,10 +113,11 @@ def test_serve_deploy_then_nexus_deploy_over_it(head: LocalHead, tmp_path: Path)
         status = head.run([str(BIN / "serve"), "status", "--address", f"http://127.0.0.1:{head.dashboard}"])
         assert "RUNNING" in status and "NexusIngress" in status
 
-        out = head.run([str(BIN / "nexus"), "deploy", "examples/quickstart.py", "--address", f"127.0.0.1:{head.port}"])
-        assert "Deployed examples/quickstart.py as 'nexus'" in out
-        wait_healthy(url)
-        # The command has ended; the app keeps serving from the cluster, with the same store.
-        run = http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 20}}).json()
-        assert run["outputs"]["add_one"]["result"]["value"] == 41
-        assert http.get(f"/sessions/{session}").json()["state"] == {"cart": [1, 2]}
+        for address in (f"127.0.0.1:{head.port}", f"ray://127.0.0.1:{head.client_port}"):
+            out = head.run([str(BIN / "nexus"), "deploy", "examples/quickstart.py", "--address", address])
+            assert f"Deployed examples/quickstart.py as 'nexus' (4 workflows); the cluster serves it at {url}" in out
+            wait_healthy(url)
+            # The command has ended; the app keeps serving from the cluster, with the same store.
+            run = http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 20}}).json()
+            assert run["outputs"]["add_one"]["result"]["value"] == 41
+            assert http.get(f"/sessions/{session}").json()["state"] == {"cart": [1, 2]}
