@@ -99,6 +99,23 @@ class MemberView:
             self.apply(*ray.get(self.manager.members.remote(self.kind)))
 
 
+class FollowsMembers:
+    """A router over one pool's :attr:`members` (a MemberView), with its current hosts
+    and ring as attributes."""
+
+    members: MemberView
+
+    @property
+    def hosts(self) -> dict[str, ActorHandle]:
+        """The pool's current hosts by id."""
+        return self.members.hosts
+
+    @property
+    def ring(self) -> HashRing:
+        """The current hash ring over :attr:`hosts`."""
+        return self.members.ring
+
+
 _background: set[asyncio.Task[Any]] = set()
 
 

@@ -18,9 +18,8 @@ from ..workflow import Workflow
 from .batching import BatcherCache, ask_each
 from .catalog import WorkflowCatalog
 from .errors import translate_ray_error
-from .hashing import HashRing
 from .ids import new_run_id, request_hash
-from .membership import MemberView
+from .membership import FollowsMembers, MemberView
 from .pool_manager import PoolManager
 from .security_host import start_security_host
 from .sessions_client import SessionsClient
@@ -28,7 +27,7 @@ from .sessions_client import SessionsClient
 NAMESPACE = "nexus"
 
 
-class PoolClient:
+class PoolClient(FollowsMembers):
     """Routes a run to the RunHost that owns its id (consistent hashing). Picklable, so the
     ingress replicas carry their own copy and call the host directly."""
 
@@ -37,16 +36,6 @@ class PoolClient:
     ) -> None:
         self.members = members if isinstance(members, MemberView) else MemberView(members)
         self.batchers = BatcherCache(max_inflight=batch_inflight, max_batch=64, wait_s=batch_wait_s)
-
-    @property
-    def hosts(self) -> dict[str, ActorHandle]:
-        """The pool's current hosts by id."""
-        return self.members.hosts
-
-    @property
-    def ring(self) -> HashRing:
-        """The current hash ring over :attr:`hosts`."""
-        return self.members.ring
 
     def host_for(self, run_id: str) -> ActorHandle:
         """The actor that hosts ``run_id``."""

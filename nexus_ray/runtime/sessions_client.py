@@ -15,9 +15,8 @@ from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, scoped
 from .batching import BatcherCache, ask_each
 from .errors import HostMovedError, translate_ray_error
-from .hashing import HashRing
 from .ids import new_run_id
-from .membership import MemberView
+from .membership import FollowsMembers, MemberView
 
 MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.3 s
 
@@ -30,7 +29,7 @@ def _backoff(attempt: int) -> float:
 SESSION_BATCHED = frozenset({"create", "get", "patch", "turn", "sync", "emit", "delete", "complete_run"})
 
 
-class SessionsClient:
+class SessionsClient(FollowsMembers):
     """Routes session calls by consistent hashing of the session id (one hop). A dedicated
     session (id ending in ``-d``) has its own SessionHost actor, named after the session
     and created on first use (again after a restart: its state is in the store).
@@ -56,16 +55,6 @@ class SessionsClient:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_dedicated": {}}  # handles are looked up again where used
-
-    @property
-    def hosts(self) -> dict[str, ActorHandle]:
-        """The shared pool's current hosts by id."""
-        return self.members.hosts
-
-    @property
-    def ring(self) -> HashRing:
-        """The current hash ring over :attr:`hosts`."""
-        return self.members.ring
 
     def _host_key(self, session_id: str) -> str:
         return session_id if session_id.endswith(DEDICATED_SUFFIX) else self.ring.member_for(session_id)

@@ -65,14 +65,8 @@ def burst(app: Nexus, markers: str, size: int, seconds: float) -> dict[str, Any]
     wait_all(app, run_ids, timeline, t0, timeout_s=180)
     ended = round(time.monotonic() - t0, 2)
     wait_workers(0, timeline, t0, timeout_s=120)
-    runs = [app.get_run(r) for r in run_ids]
-    return {
-        "timeline": timeline,
-        "runs_ended_s": ended,
-        "statuses": [r.status for r in runs],
-        "outputs": [r.outputs for r in runs],
-        "attempts": {f"burst{i}": attempts(markers, f"burst{i}") for i in range(size)},
-    }
+    tags = [f"burst{i}" for i in range(size)]
+    return {"timeline": timeline, "runs_ended_s": ended, **outcome(app, run_ids, markers, tags)}
 
 
 def node_loss(app: Nexus, markers: str, temp_dir: str, seconds: float) -> dict[str, Any]:
@@ -84,10 +78,13 @@ def node_loss(app: Nexus, markers: str, temp_dir: str, seconds: float) -> dict[s
     victim = attempts(markers, tags[0])[0]
     killed = kill_node_of(temp_dir, victim)
     wait_all(app, run_ids, [], time.monotonic(), timeout_s=180)
+    return {"killed_node": victim, "killed_pids": killed, **outcome(app, run_ids, markers, tags)}
+
+
+def outcome(app: Nexus, run_ids: list[str], markers: str, tags: list[str]) -> dict[str, Any]:
+    """The runs' statuses and outputs, and the nodes each attempt of each tag ran on."""
     runs = [app.get_run(r) for r in run_ids]
     return {
-        "killed_node": victim,
-        "killed_pids": killed,
         "statuses": [r.status for r in runs],
         "outputs": [r.outputs for r in runs],
         "attempts": {tag: attempts(markers, tag) for tag in tags},
