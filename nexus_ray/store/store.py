@@ -15,8 +15,9 @@ import pydantic_core
 from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
 from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
-from ..workflow.events import node_event, run_end_event
+from ..workflow.events import RUN_TERMINAL, SESSION_TERMINAL, node_event, run_end_event
 from .backends import Backend
+from .event_seqs import EventSeqs
 from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .security_tables import SecurityTables
@@ -51,6 +52,7 @@ class Store(SecurityTables):
         # Events appended since the owner last cleared it (AsyncStore publishes them after
         # their commit; rolled-back ones are dropped).
         self.appended: list[dict[str, Any]] = []
+        self.seqs = EventSeqs()
         self.migrate()
 
     # -- schema -------------------------------------------------------------------------
@@ -97,11 +99,13 @@ class Store(SecurityTables):
         except BaseException:
             if self._depth == 1:
                 self.backend.rollback()
+                self.seqs.rollback()
             raise
         finally:
             self._depth -= 1
         if self._depth == 0:
             self.backend.commit()
+            self.seqs.commit()
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -120,12 +124,15 @@ class Store(SecurityTables):
         except BaseException:
             self.backend.execute(f"ROLLBACK TO SAVEPOINT {name}")
             del self.appended[mark:]
+            self.seqs.rollback()
             raise
         finally:
             self._savepoints -= 1
         self.backend.execute(f"RELEASE SAVEPOINT {name}")
 
     def _transact(self, fn: Callable[[], T]) -> T:
+        if self._depth:  # inside a transaction already (a group commit): just run it
+            return fn()
         with self.transaction():
             return fn()
 
@@ -161,7 +168,8 @@ class Store(SecurityTables):
                 " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
                 (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, tag),
             )
-            if rows:
+            if rows:  # a new run: its log starts here
+                self.seqs.wrote(("run", run_id), 0)
                 self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
         return bool(rows)
 
@@ -403,18 +411,41 @@ class Store(SecurityTables):
     def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Append to the ordered log of ``scope``/``scope_id`` (e.g. "session", id); the event
         with its sequence number (1, 2, ... per log)."""
-        now = time.time()
-        rows = self._transact(
-            lambda: self.backend.execute(
-                "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
-                " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
-                " RETURNING seq",
-                (scope, scope_id, event_type, _dump(data), now, scope, scope_id),
-            )
-        )
-        event = {"seq": rows[0][0], "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
+        now, key = time.time(), (scope, scope_id)
+        params = (scope, scope_id, event_type, _dump(data), now)
+        seq = self._transact(lambda: self._insert_event(key, params))
+        event = {"seq": seq, "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
         self.appended.append(event)
         return event
+
+    def _insert_event(self, key: tuple[str, str], params: tuple[Any, ...]) -> int:
+        """Insert at the hinted next seq when there is a hint and it is free (see
+        event_seqs.py), else at ``MAX(seq) + 1``; note the seq as the log's next hint."""
+        seq = self._insert_event_row(key, params)
+        if params[2] in RUN_TERMINAL or params[2] in SESSION_TERMINAL:
+            self.seqs.forget(key)  # the log is closed: no more appends to save
+        else:
+            self.seqs.wrote(key, seq)
+        return seq
+
+    def _insert_event_row(self, key: tuple[str, str], params: tuple[Any, ...]) -> int:
+        hint = self.seqs.hint(key)
+        if hint is not None:
+            scope, scope_id, event_type, data, now = params
+            rows = self.backend.execute(
+                "INSERT INTO events (scope, scope_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (scope, scope_id, seq) DO NOTHING RETURNING seq",
+                (scope, scope_id, hint + 1, event_type, data, now),
+            )
+            if rows:
+                return int(rows[0][0])
+        rows = self.backend.execute(
+            "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
+            " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
+            " RETURNING seq",
+            (*params, *key),
+        )
+        return int(rows[0][0])
 
     def last_event_seq(self, scope: str, scope_id: str) -> int:
         """The sequence number of a log's last event (0 when it has none)."""
