@@ -125,8 +125,17 @@ def cluster_nodes() -> dict[str, Any]:
     try:
         home, markers = tempfile.mkdtemp(prefix="nexus-bench-home-"), tempfile.mkdtemp(prefix="nexus-bench-marks-")
         env = {**os.environ, **cluster.driver_env(), "NEXUS_INGRESS": "default"}
-        driver = ROOT / "tests" / "integration" / "cluster_burst.py"
-        args = [sys.executable, str(driver), cluster.address, cluster.temp_dir, home, markers, "6", "3"]
+        args = [
+            sys.executable,
+            "-m",
+            "nexus_ray.testing.cluster_burst",
+            cluster.address,
+            cluster.temp_dir,
+            home,
+            markers,
+            "6",
+            "3",
+        ]
         done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=True)
         report = json.loads(done.stdout.strip().splitlines()[-1])["burst"]
     finally:

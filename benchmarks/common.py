@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from nexus_ray.testing import free_port
+
+__all__ = ["free_port"]  # re-exported for the benchmarks
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stat(values: list[float], digits: int = 2) -> dict[str, float]:

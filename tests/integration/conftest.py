@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +18,10 @@ import pytest
 
 from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.loader import load_app
+from nexus_ray.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_LIMIT = 64 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def whoami() -> int:

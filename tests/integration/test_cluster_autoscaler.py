@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nexus_ray.testing.fake_cluster import FakeCluster, cluster_processes
+from nexus_ray.testing.fake_cluster import FakeCluster
 
-DRIVER = Path(__file__).with_name("cluster_burst.py")
+DRIVER = ["-m", "nexus_ray.testing.cluster_burst"]
 BURST = 6
 
 
@@ -26,14 +25,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     try:
         home, markers = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("markers")
         env = {**os.environ, **cluster.driver_env(), "NEXUS_INGRESS": "default"}
-        args = [sys.executable, str(DRIVER), cluster.address, cluster.temp_dir, str(home), str(markers), str(BURST)]
+        args = [sys.executable, *DRIVER, cluster.address, cluster.temp_dir, str(home), str(markers), str(BURST)]
         done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
         assert done.returncode == 0, f"driver failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         yield json.loads(done.stdout.strip().splitlines()[-1])
     finally:
-        temp_dir = cluster.temp_dir
-        cluster.stop()
-        assert not cluster_processes(temp_dir), "a process of the fake cluster outlived stop()"
+        assert cluster.stop() == [], "a process of the fake cluster outlived stop()"
 
 
 def test_a_burst_adds_worker_nodes_and_idle_ones_are_removed(report: dict[str, Any]) -> None:

@@ -5,80 +5,52 @@ that deployed it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import yaml
 
-from nexus_ray.testing.fake_cluster import cluster_processes
+from nexus_ray.testing import free_port
+from nexus_ray.testing.local_head import LocalRayHead
 
-from .conftest import ROOT, free_port
+from .conftest import ROOT
 
 BIN = Path(sys.executable).parent
 
 
-class LocalHead:
-    """`ray start --head` (with the dashboard `serve deploy` talks to) on private ports and
-    a temp dir, started from the project directory; stopped by PID."""
+class DeployHead(LocalRayHead):
+    """A private head with what the deploy paths need: the dashboard (`serve deploy`), a
+    Ray Client server (`ray://`), the project directory as working directory (the
+    config's relative app path), and the app's settings in its environment."""
 
-    def __init__(self) -> None:
-        self.temp_dir = tempfile.mkdtemp(prefix="nexus-deploy-")
-        self.port, self.dashboard, self.http_port, self.client_port = free_port(), free_port(), free_port(), free_port()
-        self.env = {
-            **os.environ,
-            "RAY_AUTH_MODE": "disabled",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "NEXUS_HOME": f"{self.temp_dir}/home",
-            "NEXUS_PORT": str(self.http_port),
-            "NEXUS_INGRESS": "default",
-        }
-        for name in ("RAY_ADDRESS", "NEXUS_RAY_ADDRESS", "RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"):
-            self.env.pop(name, None)
-
-    def start(self) -> None:
-        command = [
-            str(BIN / "ray"),
-            "start",
-            "--head",
-            f"--port={self.port}",
-            f"--temp-dir={self.temp_dir}",
+    def __init__(self, home: Path) -> None:
+        self.dashboard, self.http_port, self.client_port = free_port(), free_port(), free_port()
+        args = [
             "--num-cpus=2",
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard}",
-            f"--dashboard-agent-listen-port={free_port()}",
             f"--ray-client-server-port={self.client_port}",
-            "--disable-usage-stats",
         ]
-        self.run(command)
+        env = {"NEXUS_HOME": str(home), "NEXUS_PORT": str(self.http_port), "NEXUS_INGRESS": "default"}
+        super().__init__(args, env, ROOT)
+        for name in ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"):
+            self.env.pop(name, None)
 
     def run(self, command: list[str]) -> str:
         done = subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command[:3]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         return done.stdout
 
-    def stop(self) -> list[psutil.Process]:
-        procs = cluster_processes(self.temp_dir)
-        for proc in procs:
-            proc.terminate()
-        _, alive = psutil.wait_procs(procs, timeout=10)
-        for proc in alive:
-            proc.kill()
-        psutil.wait_procs(alive, timeout=5)
-        return cluster_processes(self.temp_dir)
-
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[LocalHead]:
-    cluster = LocalHead()
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployHead]:
+    cluster = DeployHead(tmp_path_factory.mktemp("deploy-home"))
     cluster.start()
     try:
         yield cluster
@@ -98,7 +70,7 @@ def wait_healthy(url: str, timeout_s: float = 120) -> None:
     raise AssertionError(f"{url} never became healthy")
 
 
-def test_serve_deploy_then_nexus_deploy_over_it(head: LocalHead, tmp_path: Path) -> None:
+def test_serve_deploy_then_nexus_deploy_over_it(head: DeployHead, tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "deployments" / "nexus.yaml").read_text())
     config["http_options"]["port"] = head.http_port
     path = tmp_path / "nexus.yaml"

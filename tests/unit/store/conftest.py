@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ import pytest
 
 from nexus_ray.store import Store
 from nexus_ray.store.backends import PostgresBackend, SQLiteBackend
+from nexus_ray.testing import free_port
 
 PG_BINARIES = ("initdb", "pg_ctl", "postgres")
 
@@ -23,12 +23,6 @@ PG_BINARIES = ("initdb", "pg_ctl", "postgres")
 def _as_unprivileged() -> list[str]:
     # initdb and postgres refuse to run as root: run them as nobody.
     return ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +36,7 @@ def postgres_server() -> Iterator[str]:
     prefix = _as_unprivileged()
     if prefix:
         shutil.chown(root, "nobody")
-    port = _free_port()
+    port = free_port()
     data = root / "data"
     subprocess.run(
         [*prefix, "initdb", "-D", str(data), "-A", "trust", "-U", "nexus", "--no-instructions"],

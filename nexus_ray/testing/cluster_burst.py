@@ -1,8 +1,9 @@
 """Drives a nexus_ray app on a fake autoscaling cluster and prints what happened as JSON.
 
-Run as a subprocess (this process joins the fake cluster, so it cannot be the test's own
-Ray): ``python cluster_burst.py ADDRESS TEMP_DIR HOME MARKERS [BURST] [SECONDS]``. Used by
-tests/integration/test_cluster_autoscaler.py and benchmarks/bench_scaling.py.
+Run as a subprocess (this process joins the fake cluster, so it cannot be a test's own
+Ray): ``python -m nexus_ray.testing.cluster_burst ADDRESS TEMP_DIR HOME MARKERS [BURST]
+[SECONDS]``. Used by tests/integration/test_cluster_autoscaler.py and
+benchmarks/bench_scaling.py.
 
 1. Burst: BURST runs whose node needs a CPU start at once on a cluster with no worker
    node; the timeline records worker nodes every 0.25 s until every run ended and the
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nexus_ray import Nexus, Settings, WorkflowBuilder
-from nexus_ray.testing.fake_cluster import kill_node_of, worker_nodes
+from .. import Nexus, WorkflowBuilder
+from .fake_cluster import kill_node_of, worker_nodes
 
 
 def cpu_work(tag: str, seconds: float, markers: str) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def main() -> None:
     address, temp_dir, home, markers = sys.argv[1:5]
     size = int(sys.argv[5]) if len(sys.argv) > 5 else 6
     seconds = float(sys.argv[6]) if len(sys.argv) > 6 else 3.0
-    app = Nexus(settings=Settings(ray_address=address, home=Path(home)))
+    app = Nexus(ray_address=address, home=Path(home))
     app.register("cpu_burst", WorkflowBuilder().add_node(cpu_work, "work", resources={"num_cpus": 1}))
     try:
         report = {"burst": burst(app, markers, size, seconds), "node_loss": node_loss(app, markers, temp_dir, 6.0)}
