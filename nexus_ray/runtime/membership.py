@@ -66,7 +66,7 @@ class MemberView:
         if loop not in self._watching:
             self._watching.add(loop)
             task = loop.create_task(self._watch())
-            _keep(task)
+            keep_running(task)
 
     async def _watch(self) -> None:
         assert self.manager is not None
@@ -119,7 +119,14 @@ class FollowsMembers:
 _background: set[asyncio.Task[Any]] = set()
 
 
-def _keep(task: asyncio.Task[Any]) -> None:
-    """Hold a reference to a background task until it ends (asyncio keeps only weak ones)."""
+def keep_running(task: asyncio.Task[Any]) -> None:
+    """Hold a reference to a background task until it ends (asyncio keeps only weak ones)
+    and log its failure (nobody awaits it)."""
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s failed", task.get_name(), exc_info=task.exception())

@@ -30,7 +30,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..scaling import PoolScaler, ScalingPolicy
-from .membership import CLOSED, MemberView, _keep
+from .membership import CLOSED, MemberView, keep_running
 
 logger = logging.getLogger("nexus_ray.runtime")
 NAMESPACE = "nexus"
@@ -91,17 +91,14 @@ class PoolManager:
         self.pools: dict[str, _Pool] = {}
         for kind in ("session", "run"):  # RunHosts get a client of the session pool
             found = self._existing_hosts(kind)
-            pool = _Pool(kind, found, _new_version(0), _next_index(found), None)
-            self.pools[kind] = pool
             scaler = scaling.pool_scaler(kind) if resizes[kind] else None
-            pool.scaler = scaler
-            missing = max(0, sizes[kind] - len(found))
-            created = {self._host_id(pool): None for _ in range(missing)}
-            handles = {host_id: self._create(kind, host_id) for host_id in created}
+            pool = self.pools[kind] = _Pool(kind, found, _new_version(0), _next_index(found), scaler)
+            handles = self._new_hosts(pool, max(0, sizes[kind] - len(found)))
             ray.get([h.info.remote() for h in handles.values()])
             pool.hosts.update(handles)
             pool.note()
-        ray.get(self._push_ring(self.pools["session"]))
+        sessions = self.pools["session"]
+        ray.get([h.adopt_ring.remote(sessions.version, list(sessions.hosts)) for h in sessions.hosts.values()])
         self.closed = False
         self._loop_task: asyncio.Task[None] | None = None
         if any(p.scaler is not None for p in self.pools.values()):
@@ -132,16 +129,15 @@ class PoolManager:
         return self.pools[kind].history
 
     async def resize(self, kind: str, size: int) -> int:
-        """Grow or shrink pool ``kind`` to ``size`` hosts now (shrinking one host at a time,
-        each drained); the size reached."""
+        """Grow or shrink pool ``kind`` to ``size`` hosts now (after a resize under way;
+        shrinking one host at a time, each drained); the size reached."""
         if size < 1:
             raise ValueError("a pool needs at least one host")
         pool = self.pools[kind]
-        while len(pool.hosts) != size:
-            if len(pool.hosts) < size:
-                await self._grow(pool, size - len(pool.hosts))
-            else:
-                await self._shrink(pool)
+        while pool.busy:
+            await asyncio.sleep(0.1)
+        pool.busy = True
+        await self._resize_to(pool, size)
         return len(pool.hosts)
 
     async def shutdown(self) -> None:
@@ -182,40 +178,33 @@ class PoolManager:
         if wanted == size:
             return
         scaler.resized(time.monotonic())
-        if wanted > size:
-            await self._grow(pool, wanted - size)
-        else:
-            pool.busy = True  # until the shrink, which may drain for minutes, is done
-            _keep(asyncio.get_running_loop().create_task(self._shrink(pool)))
+        pool.busy = True  # a shrink may drain for minutes: the loop goes on meanwhile
+        keep_running(asyncio.get_running_loop().create_task(self._resize_to(pool, wanted)))
+
+    async def _resize_to(self, pool: _Pool, size: int) -> None:
+        """Grow at once, or shrink one host at a time, to ``size``; the pool is ``busy``
+        until done."""
+        try:
+            while len(pool.hosts) != size:
+                await (self._grow(pool, size - len(pool.hosts)) if len(pool.hosts) < size else self._shrink(pool))
+        finally:
+            pool.busy = False
 
     async def _grow(self, pool: _Pool, count: int) -> None:
-        pool.busy = True
-        try:
-            handles = {
-                host_id: self._create(pool.kind, host_id) for host_id in [self._host_id(pool) for _ in range(count)]
-            }
-            await asyncio.gather(*(h.info.remote() for h in handles.values()))
-            hosts = {**pool.hosts, **handles}
-            await self._switch(pool, hosts)
-            logger.info("%s host pool grew to %d", pool.kind, len(hosts))
-        finally:
-            pool.busy = False
+        handles = self._new_hosts(pool, count)
+        await asyncio.gather(*(h.info.remote() for h in handles.values()))
+        await self._switch(pool, {**pool.hosts, **handles})
+        logger.info("%s host pool grew to %d", pool.kind, len(pool.hosts))
 
     async def _shrink(self, pool: _Pool) -> None:
-        pool.busy = True
-        try:
-            if len(pool.hosts) <= 1:
-                return
-            victim_id = max(pool.hosts, key=_index)  # the newest host goes first
-            victim = pool.hosts[victim_id]
-            await self._switch(pool, {h: v for h, v in pool.hosts.items() if h != victim_id}, extra=(victim,))
-            if pool.kind == "run":
-                await _drain(victim)
-            await asyncio.sleep(GRACE_S)
-            ray.kill(victim, no_restart=True)
-            logger.info("%s host pool shrank to %d", pool.kind, len(pool.hosts))
-        finally:
-            pool.busy = False
+        victim_id = max(pool.hosts, key=_index)  # the newest host goes first
+        victim = pool.hosts[victim_id]
+        await self._switch(pool, {h: v for h, v in pool.hosts.items() if h != victim_id}, extra=(victim,))
+        if pool.kind == "run":
+            await _drain(victim)
+        await asyncio.sleep(GRACE_S)
+        ray.kill(victim, no_restart=True)
+        logger.info("%s host pool shrank to %d", pool.kind, len(pool.hosts))
 
     async def _switch(self, pool: _Pool, hosts: dict[str, ActorHandle], extra: tuple[ActorHandle, ...] = ()) -> None:
         """Make ``hosts`` the members: SessionHosts (and ``extra``, a host leaving) take the
@@ -230,15 +219,13 @@ class PoolManager:
             pool.changed.set()
             pool.changed = None
 
-    def _push_ring(self, pool: _Pool) -> list[Any]:
-        members = list(pool.hosts)
-        return [h.adopt_ring.remote(pool.version, members) for h in pool.hosts.values()]
-
     # -- hosts --------------------------------------------------------------------------
-    def _host_id(self, pool: _Pool) -> str:
-        host_id = f"{pool.kind}-host-{pool.next_index}"
-        pool.next_index += 1
-        return host_id
+    def _new_hosts(self, pool: _Pool, count: int) -> dict[str, ActorHandle]:
+        """``count`` new hosts of ``pool`` (ids never reused: a leaving host keeps its name
+        until it is stopped), not yet members."""
+        ids = [f"{pool.kind}-host-{pool.next_index + i}" for i in range(count)]
+        pool.next_index += count
+        return {host_id: self._create(pool.kind, host_id) for host_id in ids}
 
     def _create(self, kind: str, host_id: str) -> ActorHandle:
         # SPREAD: on a cluster, a pool that grows takes other nodes' CPUs, not the head's.

@@ -194,7 +194,8 @@ class RunService:
     ) -> bool:
         """Check the workflow exists and store the new run with its inputs, owned here;
         False when a run with this id exists already."""
-        await self._workflow(name)
+        if name not in self.workflows:  # the common case costs no await
+            await self._workflow(name)
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:

@@ -272,11 +272,11 @@ class SessionService:
         moved = [(sid, active) for sid, active in self._active.items() if self.ring.member_for(sid) != self.host_id]
         for session_id, _ in moved:
             del self._active[session_id]
-        for _, active in moved:
-            while active.draining is not None or active.lock.locked():
-                async with active.lock:
-                    pass
-                await asyncio.sleep(0)
+        for _, active in moved:  # no new turn can reach them now; the last one commits
+            if active.draining is not None:
+                await asyncio.wait([active.draining])
+            async with active.lock:
+                pass
         self.feed.forget_unless(lambda sid: self.ring is None or self.ring.member_for(sid) == self.host_id)
         return len(moved)
 

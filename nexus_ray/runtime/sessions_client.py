@@ -18,7 +18,7 @@ from .errors import HostMovedError, translate_ray_error
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
 
-MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.3 s
+MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.6 s
 
 
 def _backoff(attempt: int) -> float:
