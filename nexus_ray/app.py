@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import ConflictError, InvalidRequestError, RuntimeUnavailableError
 from .registry import Catalog, RegisteredWorkflow, make_registered
-from .settings import Settings
+from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
 from .workflow.typed import node_class_of
 
@@ -43,11 +43,11 @@ class Nexus:
     """
 
     def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
-        self.settings = settings if settings is not None else Settings(**options)
+        self.settings = settings if settings is not None else load_settings(**options)
         self._catalog = Catalog()
         self._runtime: Any = None  # runtime.ray_cluster.RayRuntime once Ray is up
         self._pool: Any = None  # runtime.pool.RunHostPool
-        self._deployment: str | None = None  # set by nexus_ray.deploy: detached, named actors
+        self._deployment: str | None = None  # see ingress_application(deployment=)
         # Event subscriptions per event loop (runtime.subscriptions.EventHub by kind).
         self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]]
         self._hubs = weakref.WeakKeyDictionary()
@@ -179,7 +179,7 @@ class Nexus:
         self._ensure_runtime()
         self._deploy_ingress()
         runtime = self._runtime
-        url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
+        url = f"http://{client_host(self.settings.host)}:{self.settings.port}"
         self._server = ServerInfo(
             url=url,
             docs_url=f"{url}/docs",
@@ -493,9 +493,7 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(
-            self.settings.run_hosts, workflows, self.settings, self._catalog.items(), self._deployment
-        )
+        self._pool = RunHostPool(workflows, self.settings, self._catalog.items(), self._deployment)
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:
@@ -503,22 +501,39 @@ class Nexus:
 
         ship_by_value(workflow)
 
-    def ingress_application(self) -> Any:
-        """The HTTP ingress as a Serve application (``serve.run`` it), for a runtime already
-        started; see :mod:`nexus_ray.deploy`."""
+    def ingress_application(self, deployment: str | None = None) -> Any:
+        """The HTTP ingress as a Serve application (``serve.run`` it), starting the runtime
+        on the Ray this process uses when needed. With ``deployment`` (see
+        :mod:`nexus_ray.deploy`), the runtime's actors are detached, so they outlive this
+        process, and named after it.
+
+        Raises:
+            ConflictError: the runtime already runs under another deployment name.
+        """
         # The facade composes the HTTP channel here (imported lazily: channels sit above).
         from .channels.http.ingress import ingress_application
 
+        if deployment != self._deployment and self._pool is not None:
+            raise ConflictError(f"The runtime already runs (deployment {self._deployment!r}); stop() it first.")
+        self._deployment = deployment
+        self._ensure_runtime()
         pool = self._pool
         return ingress_application(
             self._catalog.items(), pool.client(), pool.sessions(), self.settings, pool.catalog, pool.security
         )
 
+    def detach(self) -> None:
+        """Let go of the runtime without stopping it (a deployment keeps serving from the
+        cluster); disconnect from Ray when this process joined it by address."""
+        runtime, self._runtime, self._pool, self._server = self._runtime, None, None, None
+        if runtime is not None and runtime.mode == "address":
+            runtime.stop()  # joined by address: this only disconnects
+
     def _deploy_ingress(self) -> None:
         from .channels.http.ingress import deploy_ingress, wait_until_ready
 
         deploy_ingress(self.ingress_application(), self.settings)
-        url = f"http://{_client_host(self.settings.host)}:{self.settings.port}"
+        url = f"http://{client_host(self.settings.host)}:{self.settings.port}"
         wait_until_ready(url, set(self._catalog.items()), self.settings.ready_timeout_s)
 
 
@@ -530,7 +545,8 @@ def function_workflow(fn: Callable[..., Any], description: str | None = None) ->
     return builder.build()
 
 
-def _client_host(host: str) -> str:
+def client_host(host: str) -> str:
+    """The address a client on this machine reaches a server bound to ``host`` at."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 

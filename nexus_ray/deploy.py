@@ -15,19 +15,16 @@ resume on the new hosts from the store.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from .app import Nexus
+from .app import Nexus, client_host
 from .errors import ConfigurationError
 from .loader import load_app
-from .settings import Settings
+from .settings import Settings, load_settings
 
 DEFAULT_DEPLOYMENT = "nexus"
-DEFAULT_CONFIG_PATH = Path("deployments/nexus.yaml")
 BUILDER = "nexus_ray.deploy:build_app"
 _ARGS = {"app", "deployment", "settings"}
 
@@ -51,16 +48,8 @@ def build_app(args: dict[str, Any]) -> Any:
     app = load_app(args["app"])
     overrides = args.get("settings") or {}
     if overrides:
-        app.settings = _settings(app.settings, overrides)
-    return prepare(app, args.get("deployment") or DEFAULT_DEPLOYMENT)
-
-
-def prepare(app: Nexus, deployment: str = DEFAULT_DEPLOYMENT) -> Any:
-    """Start ``app``'s runtime on the Ray this process is connected to, with detached
-    actors named after ``deployment``, and return its ingress as a Serve application."""
-    app._deployment = deployment
-    app._ensure_runtime()
-    return app.ingress_application()
+        app.settings = load_settings(app.settings, **overrides)
+    return app.ingress_application(args.get("deployment") or DEFAULT_DEPLOYMENT)
 
 
 def deploy_to(app: Nexus, address: str, deployment: str = DEFAULT_DEPLOYMENT, spec: str | None = None) -> str:
@@ -73,20 +62,18 @@ def deploy_to(app: Nexus, address: str, deployment: str = DEFAULT_DEPLOYMENT, sp
                 "Deploying through Ray Client (ray://) needs the app spec, to load it in the cluster."
             )
         return _deploy_through_client(spec, address, deployment)
-    app.settings = _settings(app.settings, {"ray_address": address})
+    app.settings = load_settings(app.settings, ray_address=address)
     try:
         return deploy_here(app, deployment)
     finally:
-        runtime, app._runtime, app._pool = app._runtime, None, None
-        if runtime is not None:
-            runtime.stop()  # joined by address: this only disconnects
+        app.detach()
 
 
 def deploy_here(app: Nexus, deployment: str = DEFAULT_DEPLOYMENT) -> str:
     """Deploy ``app`` on the Ray this process has joined (or starts); the ingress URL."""
     from .channels.http.ingress import deploy_ingress
 
-    deploy_ingress(prepare(app, deployment), app.settings)
+    deploy_ingress(app.ingress_application(deployment), app.settings)
     return _proxy_url(app.settings)
 
 
@@ -100,7 +87,7 @@ def _proxy_url(settings: Settings) -> str:
     options = getattr(client, "http_config", None)
     if options is not None:
         host, port = options.host, options.port
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    return f"http://{client_host(host)}:{port}"
 
 
 # Left out of the working_dir uploaded to a cluster through Ray Client.
@@ -127,10 +114,10 @@ def _deploy_in_cluster(spec: str, deployment: str) -> str:
 
 def serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYMENT) -> dict[str, Any]:
     """The Serve config file for ``app`` (loaded from ``spec``), from its settings."""
-    from .channels.http.ingress import QUIET_LOGS
+    from .channels.http.ingress import APP_NAME, DEPLOYMENT_NAME, QUIET_LOGS
 
     settings = app.settings
-    ingress: dict[str, Any] = {"name": "NexusIngress", "max_ongoing_requests": settings.ingress_max_ongoing_requests}
+    ingress: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": settings.ingress_max_ongoing_requests}
     if settings.scaling.autoscales_ingress:
         ingress["autoscaling_config"] = settings.scaling.serve_autoscaling_config()
     else:
@@ -141,7 +128,7 @@ def serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYMENT) ->
         "logging_config": dict(QUIET_LOGS),
         "applications": [
             {
-                "name": "nexus",
+                "name": APP_NAME,
                 "route_prefix": "/",
                 "import_path": BUILDER,
                 "args": {"app": spec, "deployment": deployment},
@@ -160,10 +147,3 @@ def render_serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYM
         "# (NEXUS_STORE_URL, NEXUS_ENV, ...); http_options follow NEXUS_HOST / NEXUS_PORT here.\n"
     )
     return header + yaml.safe_dump(serve_config(app, spec, deployment), sort_keys=False)
-
-
-def _settings(current: Settings, overrides: dict[str, Any]) -> Settings:
-    try:
-        return Settings(**{**current.model_dump(exclude_unset=True), **overrides})
-    except ValidationError as exc:
-        raise ConfigurationError(f"Invalid settings for the deployment: {exc}", overrides=sorted(overrides)) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .scaling import ScalingPolicy
@@ -102,6 +102,24 @@ class Settings(BaseSettings):
     public_metrics: bool = Field(False, description="With auth on: serve /metrics without a credential.")
     audit: bool | None = Field(None, description="Keep the audit trail; unset: on whenever auth is on.")
 
+    @model_validator(mode="after")
+    def _runs_can_move(self) -> Settings:
+        if self.scaling.resizes_run_hosts and not self.durable:
+            raise ValueError(
+                "resizing the RunHost pool (scaling.run_hosts_max > run_hosts_min) needs durable runs: without the "
+                "store a run lives only in its host's memory and cannot move; set durable=true or equal bounds"
+            )
+        return self
+
+    def host_pool_sizes(self) -> dict[str, int]:
+        """Hosts per pool at start: the policy's minimum for a pool it resizes, else
+        ``run_hosts`` / ``session_hosts``."""
+        policy = self.scaling
+        return {
+            "run": policy.run_hosts_min if policy.resizes_run_hosts else self.run_hosts,
+            "session": policy.session_hosts_min if policy.resizes_session_hosts else self.session_hosts,
+        }
+
     def portable(self) -> dict[str, Any]:
         """A dict that rebuilds these settings in another process, secrets included."""
         data = self.model_dump(mode="json")
@@ -118,3 +136,16 @@ class Settings(BaseSettings):
     def audit_enabled(self) -> bool:
         """Whether actions are written to the audit trail."""
         return self.audit if self.audit is not None else self.auth_enabled
+
+
+def load_settings(base: Settings | None = None, **options: Any) -> Settings:
+    """Settings from ``options`` over ``base``'s explicit values (over ``NEXUS_*`` and the
+    defaults); a bad value is a ConfigurationError naming it, not a traceback."""
+    from .errors import ConfigurationError
+
+    values = {**(base.model_dump(exclude_unset=True) if base is not None else {}), **options}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"Invalid settings (arguments or NEXUS_* variables): {problems}.") from exc

@@ -14,6 +14,8 @@ import typer
 
 from ..errors import NexusError, exit_code
 
+DEFAULT_CONFIG_PATH = Path("deployments/nexus.yaml")  # what `nexus deploy --config-only` writes
+
 cli = typer.Typer(
     name="nexus",
     help="nexus_ray: serve registered workflows on REST, run them on Ray.",
@@ -59,10 +61,10 @@ def serve(
     """Start the app on Ray (embedded local Ray unless RAY_ADDRESS is set) and serve it
     until Ctrl-C or SIGTERM, which stop everything this command started."""
     from ..loader import load_app
-    from ..settings import Settings
+    from ..settings import load_settings
 
     app = load_app(app_spec)
-    app.settings = Settings(**{**app.settings.model_dump(exclude_unset=True), "host": host, "port": port})
+    app.settings = load_settings(app.settings, host=host, port=port)
     stop = threading.Event()
     _on_signals(stop)
     try:

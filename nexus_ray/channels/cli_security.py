@@ -33,12 +33,12 @@ KEY_COLUMNS = ("key_id", "tenant", "roles", "name", "created_at", "revoked_at")
 @contextmanager
 def _store(home: Path | None, store_url: str | None) -> Iterator[Store]:
     from ..security.admin import admin_store
-    from ..settings import Settings
+    from ..settings import load_settings
 
     options: dict[str, Any] = {"store_url": store_url}
     if home is not None:
         options["home"] = home
-    with admin_store(Settings(**options)) as store:
+    with admin_store(load_settings(**options)) as store:
         yield store
 
 

@@ -10,7 +10,6 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from ..errors import ConfigurationError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import scoped, scoped_key
 from ..settings import Settings
@@ -194,7 +193,6 @@ class RunHostPool:
     resizes the RunHost and SessionHost pools) and the SecurityHost.
 
     Args:
-        size: Number of RunHosts (when the policy does not resize the pool).
         workflows: Name → workflow, handed to each host (and again after a restart).
         settings: The app's settings (store, leases, threads, batching, scaling).
         entries: The registered workflows with their schemas (for watching channels).
@@ -206,18 +204,11 @@ class RunHostPool:
 
     def __init__(
         self,
-        size: int,
         workflows: dict[str, Workflow],
         settings: Settings,
         entries: dict[str, Any] | None = None,
         deployment: str | None = None,
     ) -> None:
-        policy = settings.scaling
-        if policy.resizes_run_hosts and not settings.durable:
-            raise ConfigurationError(
-                "Resizing the RunHost pool (scaling.run_hosts_max > run_hosts_min) needs durable runs: without the "
-                "store a run lives only in its host's memory and cannot move. Set NEXUS_DURABLE=true or fix the bounds."
-            )
         # Actors do not share the driver's working directory: hand them absolute paths.
         config = settings.portable() | {"home": str(settings.home.resolve())}
         # Several apps may share one Ray cluster: each has its own actor name prefix.
@@ -228,16 +219,12 @@ class RunHostPool:
         self.catalog = WorkflowCatalog.options(name=f"{self.prefix}-catalog", namespace=NAMESPACE, **lifetime).remote(  # type: ignore[attr-defined]
             workflows, entries
         )
-        sizes = {
-            "run": policy.run_hosts_min if policy.resizes_run_hosts else size,
-            "session": policy.session_hosts_min if policy.resizes_session_hosts else settings.session_hosts,
-        }
         self.manager = PoolManager.options(name=f"{self.prefix}-pool-manager", namespace=NAMESPACE, **lifetime).remote(  # type: ignore[attr-defined]
             self.prefix,
             self.catalog,
             config,
-            sizes,
-            policy.model_dump(),
+            settings.host_pool_sizes(),
+            settings.scaling.model_dump(),
             settings.session_isolation == "dedicated",
             bool(deployment),
         )

@@ -110,3 +110,19 @@ async def test_a_session_moves_to_its_new_owner_with_its_latest_state(
         assert updated["state"]["n"] == (11 if sid == ids[0] else 10)
     await old.adopt_ring(1, ["h0"])  # an older ring changes nothing
     assert old.ring_version == 2
+
+
+def test_resizing_run_hosts_without_the_store_is_refused_by_name() -> None:
+    from nexus_ray import ConfigurationError, Nexus
+
+    with pytest.raises(ConfigurationError, match="needs durable runs"):
+        Nexus(durable=False, scaling=ScalingPolicy(run_hosts_max=3))
+    with pytest.raises(ConfigurationError, match="scaling.run_hosts_min"):
+        Nexus(scaling={"run_hosts_min": 0})
+
+
+def test_pools_start_at_the_policy_minimum_or_the_fixed_size() -> None:
+    from nexus_ray import Settings
+
+    resized = Settings(run_hosts=4, session_hosts=3, scaling=ScalingPolicy(run_hosts_min=2, run_hosts_max=5))
+    assert resized.host_pool_sizes() == {"run": 2, "session": 3}

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_ray import ConflictError, InputValidationError, Nexus, WorkflowError, WorkflowNotFoundError
+from nexus_ray import (
+    ConfigurationError,
+    ConflictError,
+    InputValidationError,
+    Nexus,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
 
 from .helpers import double_plus_one
 
@@ -60,5 +67,5 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXUS_MAX_BODY_BYTES", "2048")
     app = Nexus(host="127.0.0.2")
     assert (app.settings.port, app.settings.max_body_bytes, app.settings.host) == (8123, 2048, "127.0.0.2")
-    with pytest.raises(Exception, match="extra"):
+    with pytest.raises(ConfigurationError, match="prot: Extra inputs are not permitted"):
         Nexus(prot=1)

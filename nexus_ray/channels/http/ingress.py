@@ -23,10 +23,11 @@ from .app import build_http_app, catalog_digest
 from .system import INGRESS_APP
 
 APP_NAME = INGRESS_APP
+DEPLOYMENT_NAME = "NexusIngress"
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=2)
+@serve.deployment(name=DEPLOYMENT_NAME, ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=2)
 @serve.ingress()
 class NexusIngress:
     """One replica of the HTTP ingress. Workflows and the pool client arrive pickled; the
