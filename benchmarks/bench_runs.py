@@ -47,8 +47,10 @@ def make_app(durable: bool) -> Nexus:
     return app
 
 
-def checkpointing(seconds: float, reps: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32, 128)) -> dict[str, Any]:
+    """REST req/s of double_plus_one with checkpointing off and on, at each number of
+    connections; ``off``/``on``/``ratio`` are the first (32), ``by_connections`` has all."""
+    by: dict[str, dict[str, Any]] = {str(c): {} for c in connections}
     for durable in (False, True):
         app = make_app(durable)
         info = app.start()
@@ -58,13 +60,15 @@ def checkpointing(seconds: float, reps: int) -> dict[str, Any]:
             assert r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
             body = json.dumps({"inputs": {"x": 5}}).encode()
             post_json(url, body, 32, 3)  # warm-up
-            runs = [post_json(url, body, 32, seconds) for _ in range(reps)]
-            assert sum(x.errors for x in runs) == 0
-            out["on" if durable else "off"] = stat([x.rps for x in runs], 1)
+            for c in connections:
+                runs = [post_json(url, body, c, seconds) for _ in range(reps)]
+                assert sum(x.errors for x in runs) == 0
+                by[str(c)]["on" if durable else "off"] = stat([x.rps for x in runs], 1)
         finally:
             app.stop()
-    out["ratio"] = round(out["on"]["median"] / out["off"]["median"], 3)
-    return out
+    for figures in by.values():
+        figures["ratio"] = round(figures["on"]["median"] / figures["off"]["median"], 3)
+    return {**by[str(connections[0])], "by_connections": by}
 
 
 async def _python_burst(app: Nexus, runs: int) -> float:
@@ -136,6 +140,9 @@ def main() -> None:
     print(f"  checkpointing off: {ckpt['off']['median']} req/s [{ckpt['off']['min']}-{ckpt['off']['max']}]")
     print(f"  checkpointing on:  {ckpt['on']['median']} req/s [{ckpt['on']['min']}-{ckpt['on']['max']}]")
     print(f"  on / off: {ckpt['ratio']:.0%} (target >= 80%)")
+    for c, figures in ckpt["by_connections"].items():
+        off, on = figures["off"]["median"], figures["on"]["median"]
+        print(f"  {c} connections: off {off} req/s, on {on} req/s, on / off {figures['ratio']:.0%}")
     for how, label in (("python", "Python aexecute"), ("rest_async", "REST async mode, 32 conns")):
         b = burst[how]
         print(f"  {args.runs} concurrent 1 s runs via {label}: {b['median']} s [{b['min']}-{b['max']}] (target <= 3 s)")

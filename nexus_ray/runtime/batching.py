@@ -3,8 +3,11 @@
 One Ray actor call costs ~0.6-1 ms of CPU between caller and actor on this machine, which
 caps one caller near 1,000 calls/s. Calls that arrive while a batch is out are sent
 together when it returns, so the cost is paid per batch, not per call. A batch replies
-after at most ``wait_s``: calls still going by then are claimed one by one, so a slow call
-never holds back the fast ones batched with it.
+after at most ``wait_s``, so a slow call never holds back the fast ones batched with it;
+the calls still going by then are claimed together, in one streaming actor call that
+yields their replies a group at a time as they finish. (Claimed with one call each,
+durable runs here fell from 1,372 req/s at 32 concurrent requests to 886 at 128;
+claimed together they reach 1,471 and 1,540-1,680.)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ray.actor import ActorHandle
@@ -58,23 +61,47 @@ class CallBatcher:
             for _, future in batch:
                 settle(future, error=exc)
         else:
+            parked = []
             for (_, future), (kind, value) in zip(batch, replies, strict=True):
                 if kind == PENDING:
-                    asyncio.get_running_loop().create_task(self._claim(value, future))
+                    parked.append((value, future))
                 elif kind == ERROR:
                     settle(future, error=value)
                 else:
                     settle(future, result=value)
+            if len(parked) == 1:
+                asyncio.get_running_loop().create_task(self._claim(*parked[0]))
+            elif parked:
+                asyncio.get_running_loop().create_task(self._claim_all(parked))
         finally:
             self._inflight -= 1
             if self._queue:
                 self._send_next()
 
+    async def _claim_all(self, parked: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        """Claim parked calls in one streaming call; a claim whose reply was lost when the
+        actor restarted meanwhile is made again on its own (claims are safe to repeat)."""
+        waiting = dict(enumerate(parked))
+        try:
+            async for ref in self.handle.stream_batch.remote([claim for claim, _ in parked]):
+                for index, kind, value in await ref:
+                    _, future = waiting.pop(index)
+                    if kind == ERROR:
+                        settle(future, error=value)
+                    else:
+                        settle(future, result=value)
+        except (RayTaskError, RayActorError) as exc:
+            for _, future in waiting.values():
+                settle(future, error=exc)
+            waiting.clear()
+        for claim, future in waiting.values():
+            await self._claim(claim, future)
+
     async def _claim(self, claim: Call, future: asyncio.Future[Any]) -> None:
         method, args = claim
         try:
             settle(future, result=await getattr(self.handle, method).remote(*args))
-        except (RayTaskError, RayActorError) as exc:
+        except Exception as exc:  # Ray's errors, for the caller to translate
             settle(future, error=exc)
 
 
@@ -116,7 +143,8 @@ class BatchTarget:
         self._tokens = itertools.count(1)
 
     def batch_method(self, method: str) -> Callable[..., Awaitable[Any]]:
-        """The coroutine function a batched ``method`` names (override to restrict)."""
+        """The coroutine function a batched ``method`` names (override to restrict; allow
+        the claim method :meth:`park` names)."""
         return getattr(self, method)  # type: ignore[no-any-return]
 
     async def call_batch(self, calls: list[Call], wait_s: float) -> list[tuple[str, Any]]:
@@ -128,11 +156,21 @@ class BatchTarget:
             await asyncio.wait(pending, timeout=wait_s)
         return [self._reply(task, call) for task, call in zip(tasks, calls, strict=True)]
 
+    async def stream_batch(self, calls: list[Call]) -> AsyncIterator[list[tuple[int, str, Any]]]:
+        """Start every call; yield ``(index, OK, value)`` or ``(index, ERROR, exc)`` for the
+        calls that finished, a group at a time, until all have (a streaming actor call)."""
+        methods = [self.batch_method(method) for method, _ in calls]  # refuses a bad batch before any call
+        started = (asyncio.ensure_future(m(*args)) for m, (_, args) in zip(methods, calls, strict=True))
+        index = {task: i for i, task in enumerate(started)}
+        pending = set(index)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            yield [(index[task], *_outcome(task)) for task in done]
+
     def _reply(self, task: asyncio.Task[Any], call: Call) -> tuple[str, Any]:
         if not task.done():
             return PENDING, self.park(task, call)
-        exc = task.exception()
-        return (ERROR, exc) if exc is not None else (OK, task.result())
+        return _outcome(task)
 
     def park(self, task: asyncio.Task[Any], call: Call) -> Call:
         """Keep a slow call's task; the call that claims its value (override where the
@@ -147,6 +185,13 @@ class BatchTarget:
         if task is None:  # the actor restarted: the call's task died with it
             raise RuntimeUnavailableError("The host restarted while the call was in flight; retry it.")
         return await task
+
+
+def _outcome(task: asyncio.Future[Any]) -> tuple[str, Any]:
+    if task.cancelled():
+        return ERROR, RuntimeUnavailableError("The call was cancelled on the host; retry it.")
+    exc = task.exception()
+    return (ERROR, exc) if exc is not None else (OK, task.result())
 
 
 def settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:

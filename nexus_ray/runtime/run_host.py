@@ -33,7 +33,7 @@ class RunHost(BatchTarget):
     resumes them. Runs arrive batched (``call_batch`` of ``execute``, see batching.py).
     """
 
-    BATCHED = frozenset({"execute"})
+    BATCHED = frozenset({"execute", "await_run"})  # await_run: the claim of a parked run
 
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         super().__init__()

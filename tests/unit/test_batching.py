@@ -1,11 +1,13 @@
 """CallBatcher and BatchTarget without Ray: calls that arrive while a batch is out are sent
-together; slow calls are parked and claimed; errors reach their own caller only."""
+together; slow calls are parked and claimed together in one streaming call; errors reach
+their own caller only."""
 
 from __future__ import annotations
 
 import asyncio
 import pickle
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ class Target(BatchTarget):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[int] = []
+        self.calls: list[str] = []
 
     async def double(self, x: int) -> int:
         return 2 * x
@@ -37,9 +40,20 @@ class Method:
         self.target, self.name = target, name
 
     def remote(self, *args: Any) -> Any:
+        self.target.calls.append(self.name)
         if self.name == "call_batch":
             self.target.batches.append(len(args[0]))
+        if self.name == "stream_batch":
+            return refs(self.target.stream_batch(*args))
         return getattr(self.target, self.name)(*args)
+
+
+async def refs(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Like Ray's ObjectRefGenerator: each item is an awaitable of the value yielded."""
+    async for item in stream:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(item)
+        yield future
 
 
 class Handle:
@@ -68,6 +82,53 @@ async def test_a_slow_call_is_parked_and_does_not_hold_back_the_batch() -> None:
     assert time.perf_counter() - started < 0.2
     assert await slow == 0.3
     assert target._parked == {}
+
+
+async def test_slow_calls_of_one_batch_are_claimed_in_one_streaming_call_as_each_finishes() -> None:
+    target = Target()
+    batcher = CallBatcher(Handle(target), wait_s=0.02)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    first = asyncio.ensure_future(batcher.call("double", 1))  # goes alone; the naps queue behind it
+    naps = [asyncio.ensure_future(batcher.call("nap", s)) for s in (0.1, 0.4, 0.1)]
+    assert await first == 2
+    assert await naps[0] == 0.1 and time.perf_counter() - started < 0.3  # not held back by the 0.4 s one
+    assert await asyncio.gather(*naps) == [0.1, 0.4, 0.1]
+    assert target.batches == [1, 3]
+    assert target.calls == ["call_batch", "call_batch", "stream_batch"]  # no call of its own per parked call
+    assert target._parked == {}
+
+
+class LosesReplies(Target):
+    """A target whose stream ends early, as when Ray retries it on a restarted actor and
+    drops items it had sent already."""
+
+    async def stream_batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> AsyncIterator[Any]:
+        async for group in super().stream_batch(calls):
+            yield [reply for reply in group if reply[0] != 1]
+
+    async def claim(self, token: int) -> Any:
+        return await self._parked[token]  # repeatable, like RunHost.await_run
+
+
+async def test_a_claim_whose_reply_the_stream_lost_is_made_again_on_its_own() -> None:
+    target = LosesReplies()
+    batcher = CallBatcher(Handle(target), wait_s=0.01)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(batcher.call("double", 1))
+    naps = asyncio.gather(*(batcher.call("nap", s) for s in (0.05, 0.06, 0.07)))
+    assert await first == 2 and await naps == [0.05, 0.06, 0.07]
+    assert target.calls == ["call_batch", "call_batch", "stream_batch", "claim"]
+
+
+async def test_a_batch_that_names_a_method_the_target_refuses_fails_before_any_call() -> None:
+    class Strict(Target):
+        def batch_method(self, method: str) -> Any:
+            if method != "nap":
+                raise NotFoundError(f"{method} is not batched")
+            return super().batch_method(method)
+
+    stream = Strict().stream_batch([("nap", (0.01,)), ("double", (1,))])
+    with pytest.raises(NotFoundError, match="double is not batched"):
+        await stream.__anext__()
 
 
 async def test_an_error_reaches_only_its_caller() -> None:
