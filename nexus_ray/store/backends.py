@@ -22,6 +22,11 @@ class Backend(Protocol):
         """Run one statement inside the current transaction; rows (empty when none)."""
         ...
 
+    def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one writing statement inside the current transaction; the number of rows it
+        inserted, updated or deleted (cheaper than ``RETURNING`` when that is all one needs)."""
+        ...
+
     def begin_write(self) -> None:
         """Start a transaction that will write (before its first statement)."""
         ...
@@ -79,6 +84,12 @@ class SQLiteBackend:
             self.conn.execute("BEGIN IMMEDIATE" if _writes(sql) else "BEGIN")
             self._in_tx = True
         return self.conn.execute(sql, params).fetchall()
+
+    def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+        return self.conn.execute(sql, params).rowcount
 
     def begin_write(self) -> None:
         # A transaction that reads first and writes later must take the write lock at
@@ -146,6 +157,13 @@ class PostgresBackend:
         with self.conn.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
             return list(cur.fetchall()) if cur.description else []
+
+    def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        if self.conn.closed:
+            self.conn = self._connect()
+        with self.conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+            return int(cur.rowcount)
 
     def begin_write(self) -> None:
         pass  # psycopg opens the transaction at the first statement; row locks do the rest

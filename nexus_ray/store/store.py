@@ -163,15 +163,15 @@ class Store(SecurityTables):
         with self.transaction(write=True):  # it may count runs before it inserts
             if max_active_per_tenant is not None:
                 self._check_active_runs(tag, max_active_per_tenant)
-            rows = self.backend.execute(
+            created = self.backend.changes(
                 f"INSERT INTO runs ({_RUN_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+                " ON CONFLICT (run_id) DO NOTHING",
                 (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, tag),
             )
-            if rows:  # a new run: its log starts here
+            if created:  # a new run: its log starts here
                 self.seqs.wrote(("run", run_id), 0)
                 self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
-        return bool(rows)
+        return bool(created)
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
         rows = self.backend.execute(
@@ -223,14 +223,14 @@ class Store(SecurityTables):
         already finished (e.g. cancelled)."""
         now = time.time()
         with self.transaction():
-            rows = self.backend.execute(
+            finished = self.backend.changes(
                 "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
-                " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?) RETURNING run_id",
+                " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?)",
                 (status.value, _dump_opt(outputs), _dump_opt(error), now, now, run_id, *_ACTIVE),
             )
-            if rows:
+            if finished:
                 self.append_event("run", run_id, *run_end_event(status, outputs, error))
-        return bool(rows)
+        return bool(finished)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run and its node checkpoints, or None."""
@@ -432,13 +432,12 @@ class Store(SecurityTables):
         hint = self.seqs.hint(key)
         if hint is not None:
             scope, scope_id, event_type, data, now = params
-            rows = self.backend.execute(
+            if self.backend.changes(
                 "INSERT INTO events (scope, scope_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (scope, scope_id, seq) DO NOTHING RETURNING seq",
+                " ON CONFLICT (scope, scope_id, seq) DO NOTHING",
                 (scope, scope_id, hint + 1, event_type, data, now),
-            )
-            if rows:
-                return int(rows[0][0])
+            ):
+                return hint + 1
         rows = self.backend.execute(
             "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
             " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
