@@ -189,15 +189,14 @@ class Store(SecurityTables):
         """Commit a node's state (its outputs before any dependent node starts), with its
         ``node.*`` event. A start is only its ``node.started`` event (the checkpoint row
         holds finished states; :meth:`get_run` reports the started ones as running)."""
-        c = checkpoint
+        self._transact(lambda: self._checkpoint_node(run_id, checkpoint))
+
+    def _checkpoint_node(self, run_id: str, c: NodeCheckpoint) -> None:
         event_type, data = node_event(
             c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
         )
-        with self.transaction():
-            if c.status == NodeStatus.RUNNING:
-                self.append_event("run", run_id, event_type, data)
-                return
-            self.backend.execute(
+        if c.status != NodeStatus.RUNNING:
+            self.backend.changes(
                 "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
                 " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
                 " DO UPDATE SET status = excluded.status,"
@@ -214,7 +213,7 @@ class Store(SecurityTables):
                     c.duration_ms,
                 ),
             )
-            self.append_event("run", run_id, event_type, data)
+        self.append_event("run", run_id, event_type, data)
 
     def finish_run(
         self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
@@ -413,7 +412,9 @@ class Store(SecurityTables):
         with its sequence number (1, 2, ... per log)."""
         now, key = time.time(), (scope, scope_id)
         params = (scope, scope_id, event_type, _dump(data), now)
-        seq = self._transact(lambda: self._insert_event(key, params))
+        seq = (
+            self._insert_event(key, params) if self._depth else self._transact(lambda: self._insert_event(key, params))
+        )
         event = {"seq": seq, "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
         self.appended.append(event)
         return event
