@@ -112,6 +112,11 @@ def runs_rows(data: dict[str, Any]) -> list[Row]:
         Row("2 Durable", "checkpointing on, c=32", f"{cell(ckpt['on'])} req/s"),
         Row("2 Durable", "on / off", f"{ratio:.0%}", ">= 80%", ratio >= 0.8),
         *(
+            [Row("2 Durable", "store work per durable run, in process", f"{cell(inproc['store_us_per_run'])} us")]
+            if (inproc := data.get("in_process"))
+            else []
+        ),
+        *(
             Row("2 Durable", f"c={c}: off / on", f"{cell(f['off'])} / {cell(f['on'])} req/s ({f['ratio']:.0%})")
             for c, f in ckpt.get("by_connections", {}).items()
             if c != "32"

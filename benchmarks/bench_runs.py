@@ -26,6 +26,7 @@ import httpx  # noqa: E402
 
 from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
+from benchmarks.store_work import measure_all  # noqa: E402
 from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
 
 
@@ -49,26 +50,42 @@ def make_app(durable: bool) -> Nexus:
 
 def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32, 128)) -> dict[str, Any]:
     """REST req/s of double_plus_one with checkpointing off and on, at each number of
-    connections; ``off``/``on``/``ratio`` are the first (32), ``by_connections`` has all."""
-    by: dict[str, dict[str, Any]] = {str(c): {} for c in connections}
-    for durable in (False, True):
-        app = make_app(durable)
-        info = app.start()
-        try:
-            url = f"{info.url}/workflows/double_plus_one/execute"
-            r = httpx.post(url, json={"inputs": {"x": 5}}, timeout=30)
-            assert r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
-            body = json.dumps({"inputs": {"x": 5}}).encode()
-            post_json(url, body, 32, 3)  # warm-up
-            for c in connections:
-                runs = [post_json(url, body, c, seconds) for _ in range(reps)]
-                assert sum(x.errors for x in runs) == 0
-                by[str(c)]["on" if durable else "off"] = stat([x.rps for x in runs], 1)
-        finally:
-            app.stop()
-    for figures in by.values():
-        figures["ratio"] = round(figures["on"]["median"] / figures["off"]["median"], 3)
+    connections; ``off``/``on``/``ratio`` are the first (32), ``by_connections`` has all.
+
+    Off and on alternate, a fresh app each time (off, on, off, on, ...): throughput on
+    this machine drifts by 30% and more within minutes, and measuring all of one mode
+    first put that drift into the ratio. ``pair_ratios`` are on / off of each pair."""
+    rps: dict[str, dict[str, list[float]]] = {str(c): {"off": [], "on": []} for c in connections}
+    for _ in range(reps):
+        for durable in (False, True):
+            for c, value in _one_app(durable, connections, seconds).items():
+                rps[str(c)]["on" if durable else "off"].append(value)
+    by: dict[str, dict[str, Any]] = {}
+    for c, modes in rps.items():
+        off, on = stat(modes["off"], 1), stat(modes["on"], 1)
+        pairs = [round(a / b, 3) for a, b in zip(modes["on"], modes["off"], strict=True)]
+        by[c] = {"off": off, "on": on, "ratio": round(on["median"] / off["median"], 3), "pair_ratios": pairs}
     return {**by[str(connections[0])], "by_connections": by}
+
+
+def _one_app(durable: bool, connections: tuple[int, ...], seconds: float) -> dict[int, float]:
+    """Start an app, check one run, warm up, measure req/s at each number of connections."""
+    app = make_app(durable)
+    info = app.start()
+    try:
+        url = f"{info.url}/workflows/double_plus_one/execute"
+        r = httpx.post(url, json={"inputs": {"x": 5}}, timeout=30)
+        assert r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
+        body = json.dumps({"inputs": {"x": 5}}).encode()
+        post_json(url, body, 32, 3)  # warm-up
+        out = {}
+        for c in connections:
+            result = post_json(url, body, c, seconds)
+            assert result.errors == 0
+            out[c] = result.rps
+        return out
+    finally:
+        app.stop()
 
 
 async def _python_burst(app: Nexus, runs: int) -> float:
@@ -142,11 +159,20 @@ def main() -> None:
     print(f"  on / off: {ckpt['ratio']:.0%} (target >= 80%)")
     for c, figures in ckpt["by_connections"].items():
         off, on = figures["off"]["median"], figures["on"]["median"]
-        print(f"  {c} connections: off {off} req/s, on {on} req/s, on / off {figures['ratio']:.0%}")
+        print(
+            f"  {c} connections: off {off} req/s, on {on} req/s, on / off {figures['ratio']:.0%}"
+            f" (each pair: {', '.join(f'{r:.0%}' for r in figures['pair_ratios'])})"
+        )
+    store = measure_all()
+    print(f"  in process: store work per durable run {store['store_us_per_run']['median']} us;")
+    print(
+        f"  one RunService, 32 at a time: off {store['run_service_off']['median']} runs/s,"
+        f" on {store['run_service_on']['median']} runs/s ({store['run_service_ratio']:.0%})"
+    )
     for how, label in (("python", "Python aexecute"), ("rest_async", "REST async mode, 32 conns")):
         b = burst[how]
         print(f"  {args.runs} concurrent 1 s runs via {label}: {b['median']} s [{b['min']}-{b['max']}] (target <= 3 s)")
-    data = {"checkpointing": ckpt, "concurrent_sleep_runs": {"runs": args.runs, **burst}}
+    data = {"checkpointing": ckpt, "concurrent_sleep_runs": {"runs": args.runs, **burst}, "in_process": store}
     print(f"written {write_results('runs', data, args.out)}")
 
 
