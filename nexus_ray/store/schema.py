@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -104,5 +104,10 @@ MIGRATIONS: dict[int, list[str]] = {
             detail TEXT
         )""",
         """CREATE INDEX audit_by_tenant ON audit (tenant, audit_id)""",
+    ],
+    5: [
+        # Node states are read from the run's node.* events, which always carried the same
+        # data (written in the same transaction): the table was a second copy of them.
+        """DROP TABLE node_checkpoints""",
     ],
 }

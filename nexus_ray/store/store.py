@@ -186,33 +186,13 @@ class Store(SecurityTables):
             )
 
     def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
-        """Commit a node's state (its outputs before any dependent node starts), with its
-        ``node.*`` event. A start is only its ``node.started`` event (the checkpoint row
-        holds finished states; :meth:`get_run` reports the started ones as running)."""
-        self._transact(lambda: self._checkpoint_node(run_id, checkpoint))
-
-    def _checkpoint_node(self, run_id: str, c: NodeCheckpoint) -> None:
+        """Commit a node's state (its outputs before any dependent node starts) as its
+        ``node.*`` event: the run's event log is its checkpoint log (:meth:`get_run` reads
+        the node states back from it), so a state change is one row."""
+        c = checkpoint
         event_type, data = node_event(
             c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
         )
-        if c.status != NodeStatus.RUNNING:
-            self.backend.changes(
-                "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at,"
-                " duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id)"
-                " DO UPDATE SET status = excluded.status,"
-                " outputs = excluded.outputs, error = excluded.error, reason = excluded.reason,"
-                " started_at = excluded.started_at, duration_ms = excluded.duration_ms",
-                (
-                    run_id,
-                    c.node_id,
-                    c.status.value,
-                    _dump_opt(c.outputs),
-                    _dump_opt(c.error),
-                    c.reason,
-                    c.started_at,
-                    c.duration_ms,
-                ),
-            )
         self.append_event("run", run_id, event_type, data)
 
     def finish_run(
@@ -239,22 +219,13 @@ class Store(SecurityTables):
             if not rows:
                 return None
             run = _run(rows[0])
-            for row in self.backend.execute(
-                "SELECT node_id, status, outputs, error, reason, started_at, duration_ms"
-                " FROM node_checkpoints WHERE run_id = ?",
+            for event_type, data, created_at in self.backend.execute(
+                "SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
+                " AND type IN ('node.started', 'node.completed', 'node.failed', 'node.skipped') ORDER BY seq",
                 (run_id,),
             ):
-                run.nodes[row[0]] = _checkpoint(row)
-            for data, created_at in self.backend.execute(
-                "SELECT data, created_at FROM events WHERE scope = 'run' AND scope_id = ? AND type = 'node.started'",
-                (run_id,),
-            ):
-                node_id = _load(data)["node"]
-                started = run.nodes.get(node_id)
-                if started is None:
-                    run.nodes[node_id] = NodeCheckpoint(node_id, NodeStatus.RUNNING, started_at=created_at)
-                elif started.started_at is None:
-                    started.started_at = created_at
+                checkpoint = _checkpoint(event_type, _load(data), created_at, run.nodes)
+                run.nodes[checkpoint.node_id] = checkpoint
             return run
 
         return self._transact(read)
@@ -566,13 +537,20 @@ def _session(row: tuple[Any, ...]) -> SessionRecord:
     )
 
 
-def _checkpoint(row: tuple[Any, ...]) -> NodeCheckpoint:
-    return NodeCheckpoint(
-        node_id=row[0],
-        status=NodeStatus(row[1]),
-        outputs=_load(row[2]),
-        error=_load(row[3]),
-        reason=row[4],
-        started_at=row[5],
-        duration_ms=row[6],
-    )
+def _checkpoint(
+    event_type: str, data: dict[str, Any], created_at: float, known: dict[str, NodeCheckpoint]
+) -> NodeCheckpoint:
+    """A node's state after its ``node.*`` event (``known``: the states before it, for
+    when the node started)."""
+    node_id = data["node"]
+    if event_type == "node.started":
+        return NodeCheckpoint(node_id, NodeStatus.RUNNING, started_at=created_at)
+    before = known.get(node_id)
+    started_at = before.started_at if before is not None else None
+    if event_type == "node.completed":
+        return NodeCheckpoint(
+            node_id, NodeStatus.COMPLETED, data["outputs"], started_at=started_at, duration_ms=data["duration_ms"]
+        )
+    if event_type == "node.failed":
+        return NodeCheckpoint(node_id, NodeStatus.FAILED, error=data["error"], started_at=started_at)
+    return NodeCheckpoint(node_id, NodeStatus.SKIPPED, reason=data["reason"])

@@ -66,6 +66,28 @@ def test_run_lifecycle_with_checkpoints(store: Store) -> None:
     assert store.get_run("missing") is None
 
 
+def test_node_states_are_read_back_from_the_runs_node_events(store: Store) -> None:
+    store.create_run("r1", "wf", {}, owner="h0", lease_s=30)
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING, started_at=1.0))
+    started_at = store.list_events("run", "r1", "node.started")[0]["created_at"]
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.FAILED, error={"type": "ValueError"}))
+    store.checkpoint_node("r1", NodeCheckpoint("b", NodeStatus.RUNNING))
+    run = store.get_run("r1")
+    assert run is not None and run.nodes["b"].status == NodeStatus.RUNNING
+    a = run.nodes["a"]
+    assert (a.status, a.error, a.started_at) == (NodeStatus.FAILED, {"type": "ValueError"}, started_at)
+    # resumed after a crash: the node runs again and completes; its last event is its state
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING))
+    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"v": 1}, duration_ms=3.0))
+    run = store.get_run("r1")
+    assert run is not None
+    a = run.nodes["a"]
+    assert (a.status, a.outputs, a.duration_ms, a.error) == (NodeStatus.COMPLETED, {"v": 1}, 3.0, None)
+    with pytest.raises(Exception, match="node_checkpoints"):  # the second copy is gone (schema 6)
+        store.backend.execute("SELECT COUNT(*) FROM node_checkpoints")
+    store.backend.rollback()
+
+
 def test_list_runs_filters_and_pages(store: Store) -> None:
     for i in range(5):
         store.create_run(f"r{i}", "even" if i % 2 == 0 else "odd", {}, session_id="s1" if i < 2 else None)
