@@ -28,6 +28,7 @@ from benchmarks.common import free_port, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from benchmarks.store_work import measure_all  # noqa: E402
 from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
+from nexus_ray.testing.sample import double_plus_one  # noqa: E402
 
 
 async def sleep_node(seconds: float) -> float:
@@ -39,11 +40,7 @@ def make_app(durable: bool) -> Nexus:
     app = Nexus(
         settings=Settings(port=free_port(), durable=durable, home=Path(tempfile.mkdtemp(prefix="nexus-bench-")))
     )
-    wf = WorkflowBuilder()
-    wf.add_node("PythonCodeNode", "double", {"code": "result = {'value': x * 2}"})
-    wf.add_node("PythonCodeNode", "add_one", {"code": "result = {'value': value + 1}"})
-    wf.add_connection("double", "result.value", "add_one", "value")
-    app.register("double_plus_one", wf)
+    app.register("double_plus_one", double_plus_one())
     app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
     return app
 

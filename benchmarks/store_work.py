@@ -21,20 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import stat  # noqa: E402
-from nexus_ray import WorkflowBuilder  # noqa: E402
 from nexus_ray.runtime.ids import new_run_id  # noqa: E402
 from nexus_ray.runtime.run_service import RunService  # noqa: E402
 from nexus_ray.store import NodeCheckpoint, Store  # noqa: E402
 from nexus_ray.store.backends import SQLiteBackend  # noqa: E402
-from nexus_ray.workflow import NodeStatus, RunStatus, Workflow  # noqa: E402
-
-
-def double_plus_one() -> Workflow:
-    builder = WorkflowBuilder()
-    builder.add_node("PythonCodeNode", "double", {"code": "result = {'value': x * 2}"})
-    builder.add_node("PythonCodeNode", "add_one", {"code": "result = {'value': value + 1}"})
-    builder.add_connection("double", "result.value", "add_one", "value")
-    return builder.build()
+from nexus_ray.testing.sample import double_plus_one  # noqa: E402
+from nexus_ray.workflow import NodeStatus, RunStatus  # noqa: E402
 
 
 def _node(store: Store, run_id: str, node: str, value: int) -> None:

@@ -5,15 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from nexus_ray.workflow import RunOutcome, Workflow, WorkflowBuilder, WorkflowEngine
+from nexus_ray.testing.sample import double_plus_one
+from nexus_ray.workflow import RunOutcome, Workflow, WorkflowEngine
 
-
-def double_plus_one() -> Workflow:
-    b = WorkflowBuilder()
-    b.add_node("PythonCodeNode", "double", {"code": "result = {'value': x * 2}"})
-    b.add_node("PythonCodeNode", "add_one", {"code": "result = {'value': value + 1}"})
-    b.add_connection("double", "result.value", "add_one", "value")
-    return b.build()
+__all__ = ["double_plus_one", "run"]
 
 
 def run(workflow: Workflow, inputs: dict[str, Any], **kwargs: Any) -> RunOutcome:
