@@ -64,8 +64,8 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         10.0,
         ge=0,
-        description="How long a batched run or session call waits for its calls before the slow "
-        "ones are awaited one by one (see runtime/batching.py).",
+        description="How long a batched run call waits for its calls before the slow ones are "
+        "claimed together in one streaming call (see runtime/batching.py).",
     )
     batch_inflight: int = Field(
         1, ge=1, le=64, description="Batched calls a caller keeps in flight per host actor (see runtime/batching.py)."

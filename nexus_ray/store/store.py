@@ -1,5 +1,5 @@
-"""The store: durable truth for runs and node checkpoints (and, by schema, sessions,
-events and idempotency keys). One implementation over either backend."""
+"""The store: durable truth for runs, sessions, their events (a run's node checkpoints
+are its ``node.*`` events) and idempotency keys. One implementation over either backend."""
 
 from __future__ import annotations
 
