@@ -94,8 +94,7 @@ class CallBatcher:
             for _, future in waiting.values():
                 settle(future, error=exc)
             waiting.clear()
-        for claim, future in waiting.values():
-            await self._claim(claim, future)
+        await asyncio.gather(*(self._claim(claim, future) for claim, future in waiting.values()))
 
     async def _claim(self, claim: Call, future: asyncio.Future[Any]) -> None:
         method, args = claim
