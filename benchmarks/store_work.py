@@ -23,16 +23,18 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import stat  # noqa: E402
 from nexus_ray.runtime.ids import new_run_id  # noqa: E402
 from nexus_ray.runtime.run_service import RunService  # noqa: E402
-from nexus_ray.store import NodeCheckpoint, Store  # noqa: E402
+from nexus_ray.store import Store  # noqa: E402
 from nexus_ray.store.backends import SQLiteBackend  # noqa: E402
 from nexus_ray.testing.sample import double_plus_one  # noqa: E402
 from nexus_ray.workflow import NodeStatus, RunStatus  # noqa: E402
+from nexus_ray.workflow.events import node_event  # noqa: E402
 
 
 def _node(store: Store, run_id: str, node: str, value: int) -> None:
-    store.checkpoint_node(run_id, NodeCheckpoint(node, NodeStatus.RUNNING, started_at=time.time()))
-    done = NodeCheckpoint(node, NodeStatus.COMPLETED, {"result": {"value": value}}, time.time(), duration_ms=0.1)
-    store.checkpoint_node(run_id, done)
+    """A node's start and completion, as a host records them (its node.* events)."""
+    store.append_event("run", run_id, *node_event(node, NodeStatus.RUNNING))
+    outputs = {"result": {"value": value}}
+    store.append_event("run", run_id, *node_event(node, NodeStatus.COMPLETED, outputs=outputs, duration_ms=0.1))
 
 
 def _group_of_runs(store: Store, runs: int) -> None:

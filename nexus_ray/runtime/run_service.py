@@ -26,7 +26,7 @@ from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, W
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
 from ..workflow.events import RUN_TERMINAL, run_end_event
 from ..workflow.nodes import session_patches
-from .checkpoints import CheckpointHooks, EventHooks, RunEvents
+from .checkpoints import RunEvents, RunHooks
 from .event_feed import EventFeed
 from .host_metrics import RunHostMetrics, check_store
 
@@ -360,7 +360,7 @@ class RunService:
 
     async def _run_engine(self, plan: _RunPlan, workflow: Workflow) -> RunOutcome:
         events = RunEvents(plan.run_id, self.store, self.feed)
-        hooks = CheckpointHooks(events, self.store, workflow) if self.store is not None else EventHooks(events)
+        hooks = RunHooks(events, workflow.feeds_others)
         work = self.engine.execute(
             workflow,
             plan.node_inputs,

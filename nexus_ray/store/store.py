@@ -15,7 +15,7 @@ import pydantic_core
 from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
 from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
-from ..workflow.events import RUN_TERMINAL, SESSION_TERMINAL, node_event, run_end_event
+from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event
 from .backends import Backend
 from .event_seqs import EventSeqs
 from .records import NodeCheckpoint, RunRecord, SessionRecord
@@ -26,6 +26,7 @@ T = TypeVar("T")
 _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_at, ttl_s"
 _SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+_NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
     "finished_at, session_id"
@@ -185,16 +186,6 @@ class Store(SecurityTables):
                 max_runs=limit,
             )
 
-    def checkpoint_node(self, run_id: str, checkpoint: NodeCheckpoint) -> None:
-        """Commit a node's state (its outputs before any dependent node starts) as its
-        ``node.*`` event: the run's event log is its checkpoint log (:meth:`get_run` reads
-        the node states back from it), so a state change is one row."""
-        c = checkpoint
-        event_type, data = node_event(
-            c.node_id, c.status, outputs=c.outputs, error=c.error, reason=c.reason, duration_ms=c.duration_ms
-        )
-        self.append_event("run", run_id, event_type, data)
-
     def finish_run(
         self, run_id: str, status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
     ) -> bool:
@@ -212,7 +203,8 @@ class Store(SecurityTables):
         return bool(finished)
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        """The run and its node checkpoints, or None."""
+        """The run and its node states (each node's last ``node.*`` event, see
+        workflow/events.py: a host records a node's state as that event), or None."""
 
         def read() -> RunRecord | None:
             rows = self.backend.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
@@ -220,8 +212,8 @@ class Store(SecurityTables):
                 return None
             run = _run(rows[0])
             for event_type, data, created_at in self.backend.execute(
-                "SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
-                " AND type IN ('node.started', 'node.completed', 'node.failed', 'node.skipped') ORDER BY seq",
+                f"SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
+                f" AND type IN ({_NODE_EVENT_TYPES}) ORDER BY seq",
                 (run_id,),
             ):
                 checkpoint = _checkpoint(event_type, _load(data), created_at, run.nodes)
@@ -383,9 +375,7 @@ class Store(SecurityTables):
         with its sequence number (1, 2, ... per log)."""
         now, key = time.time(), (scope, scope_id)
         params = (scope, scope_id, event_type, _dump(data), now)
-        seq = (
-            self._insert_event(key, params) if self._depth else self._transact(lambda: self._insert_event(key, params))
-        )
+        seq = self._transact(lambda: self._insert_event(key, params))
         event = {"seq": seq, "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
         self.appended.append(event)
         return event
@@ -542,15 +532,17 @@ def _checkpoint(
 ) -> NodeCheckpoint:
     """A node's state after its ``node.*`` event (``known``: the states before it, for
     when the node started)."""
-    node_id = data["node"]
-    if event_type == "node.started":
-        return NodeCheckpoint(node_id, NodeStatus.RUNNING, started_at=created_at)
+    node_id, status = data["node"], NODE_STATUS_OF_EVENT[event_type]
+    if status == NodeStatus.RUNNING:
+        return NodeCheckpoint(node_id, status, started_at=created_at)
     before = known.get(node_id)
-    started_at = before.started_at if before is not None else None
-    if event_type == "node.completed":
-        return NodeCheckpoint(
-            node_id, NodeStatus.COMPLETED, data["outputs"], started_at=started_at, duration_ms=data["duration_ms"]
-        )
-    if event_type == "node.failed":
-        return NodeCheckpoint(node_id, NodeStatus.FAILED, error=data["error"], started_at=started_at)
-    return NodeCheckpoint(node_id, NodeStatus.SKIPPED, reason=data["reason"])
+    started_at = before.started_at if before is not None and status != NodeStatus.SKIPPED else None
+    return NodeCheckpoint(
+        node_id,
+        status,
+        outputs=data.get("outputs"),
+        error=data.get("error"),
+        reason=data.get("reason"),
+        started_at=started_at,
+        duration_ms=data.get("duration_ms"),
+    )

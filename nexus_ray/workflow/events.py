@@ -17,6 +17,8 @@ _NODE_EVENT = {
     NodeStatus.FAILED: "node.failed",
     NodeStatus.SKIPPED: "node.skipped",
 }
+# A node's state is its last event of these types (see node_event; the store reads them back).
+NODE_STATUS_OF_EVENT = {event_type: status for status, event_type in _NODE_EVENT.items()}
 
 
 def node_event(

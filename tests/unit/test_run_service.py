@@ -11,9 +11,10 @@ import pytest
 
 from nexus_ray import NotFoundError
 from nexus_ray.runtime.run_service import RunService
-from nexus_ray.store import NodeCheckpoint, Store
+from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus, RunStatus, WorkflowBuilder
+from nexus_ray.workflow.events import node_event
 
 from .helpers import double_plus_one
 
@@ -79,8 +80,9 @@ async def test_orphaned_run_is_adopted_and_resumed_without_rerunning_completed_n
     path = tmp_path / "s.db"
     crashed = Store(SQLiteBackend(path))  # what a host that died mid-run left behind
     crashed.create_run("run-b", "two", {"one": {"x": 4}, "two": {}}, owner="dead-host", lease_s=0.01)
-    crashed.checkpoint_node("run-b", NodeCheckpoint("one", NodeStatus.COMPLETED, {"result": 5}, duration_ms=1.0))
-    crashed.checkpoint_node("run-b", NodeCheckpoint("two", NodeStatus.RUNNING, started_at=time.time()))
+    one_done = node_event("one", NodeStatus.COMPLETED, outputs={"result": 5}, duration_ms=1.0)
+    crashed.append_event("run", "run-b", *one_done)
+    crashed.append_event("run", "run-b", *node_event("two", NodeStatus.RUNNING))
     crashed.close()
     time.sleep(0.02)
     CALLS.clear()

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from nexus_ray import NexusError
-from nexus_ray.store import AsyncStore, NodeCheckpoint, Store
+from nexus_ray.store import AsyncStore, Store
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus
+from nexus_ray.workflow.events import node_event
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ async def test_a_failing_call_does_not_take_the_group_down(store: AsyncStore) ->
 async def test_submitted_writes_are_durable_before_a_later_call_returns(store: AsyncStore, tmp_path: Path) -> None:
     await store.call("create_run", "r", "w", {})
     for i in range(50):
-        store.submit("checkpoint_node", "r", NodeCheckpoint(f"n{i}", NodeStatus.COMPLETED, {"i": i}))
+        store.submit("append_event", "run", "r", *node_event(f"n{i}", NodeStatus.COMPLETED, outputs={"i": i}))
     await store.call("get_run", "r")  # queued after them: they are committed by now
     store.close()
     reopened = Store(SQLiteBackend(tmp_path / "s.db"))

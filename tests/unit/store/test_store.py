@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from nexus_ray.store import NodeCheckpoint, Store, StoreVersionError
+from nexus_ray.store import Store, StoreVersionError
 from nexus_ray.store.schema import MIGRATIONS, SCHEMA_VERSION
 from nexus_ray.workflow import NodeStatus, RunStatus
+from nexus_ray.workflow.events import node_event
 
 
 def test_new_store_is_at_current_version_and_reopens(store: Store, make_backend: Callable[[], object]) -> None:
@@ -44,17 +46,20 @@ def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], obj
     store.close()
 
 
+def node_state(store: Store, run_id: str, node_id: str, status: NodeStatus, **fields: Any) -> None:
+    """What a host records when a node changes state: its node.* event."""
+    store.append_event("run", run_id, *node_event(node_id, status, **fields))
+
+
 def test_run_lifecycle_with_checkpoints(store: Store) -> None:
     assert store.create_run("r1", "wf", {"a": {"x": 5}}, owner="h0", lease_s=30)
     assert not store.create_run("r1", "other", {}, owner="h9")  # exists: unchanged
     run = store.get_run("r1")
     assert run is not None and run.status == RunStatus.RUNNING and run.owner == "h0"
     assert run.inputs == {"a": {"x": 5}} and run.lease_expires > time.time() + 20
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING, started_at=1.0))
-    store.checkpoint_node(
-        "r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"result": 10}, started_at=1.0, duration_ms=2.0)
-    )
-    store.checkpoint_node("r1", NodeCheckpoint("b", NodeStatus.SKIPPED, reason="branch not taken"))
+    node_state(store, "r1", "a", NodeStatus.RUNNING)
+    node_state(store, "r1", "a", NodeStatus.COMPLETED, outputs={"result": 10}, duration_ms=2.0)
+    node_state(store, "r1", "b", NodeStatus.SKIPPED, reason="branch not taken")
     assert store.finish_run("r1", RunStatus.COMPLETED, {"a": {"result": 10}}, None)
     assert not store.finish_run("r1", RunStatus.FAILED, None, {"node": "a"})  # already terminal
     run = store.get_run("r1")
@@ -68,17 +73,17 @@ def test_run_lifecycle_with_checkpoints(store: Store) -> None:
 
 def test_node_states_are_read_back_from_the_runs_node_events(store: Store) -> None:
     store.create_run("r1", "wf", {}, owner="h0", lease_s=30)
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING, started_at=1.0))
+    node_state(store, "r1", "a", NodeStatus.RUNNING)
     started_at = store.list_events("run", "r1", "node.started")[0]["created_at"]
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.FAILED, error={"type": "ValueError"}))
-    store.checkpoint_node("r1", NodeCheckpoint("b", NodeStatus.RUNNING))
+    node_state(store, "r1", "a", NodeStatus.FAILED, error={"type": "ValueError"})
+    node_state(store, "r1", "b", NodeStatus.RUNNING)
     run = store.get_run("r1")
     assert run is not None and run.nodes["b"].status == NodeStatus.RUNNING
     a = run.nodes["a"]
     assert (a.status, a.error, a.started_at) == (NodeStatus.FAILED, {"type": "ValueError"}, started_at)
     # resumed after a crash: the node runs again and completes; its last event is its state
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.RUNNING))
-    store.checkpoint_node("r1", NodeCheckpoint("a", NodeStatus.COMPLETED, {"v": 1}, duration_ms=3.0))
+    node_state(store, "r1", "a", NodeStatus.RUNNING)
+    node_state(store, "r1", "a", NodeStatus.COMPLETED, outputs={"v": 1}, duration_ms=3.0)
     run = store.get_run("r1")
     assert run is not None
     a = run.nodes["a"]
