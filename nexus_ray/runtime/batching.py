@@ -21,7 +21,7 @@ from typing import Any
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from ..errors import RuntimeUnavailableError
+from ..errors import InvalidRequestError, RuntimeUnavailableError
 
 OK, ERROR, PENDING = "ok", "error", "pending"
 Call = tuple[str, tuple[Any, ...]]
@@ -83,7 +83,7 @@ class CallBatcher:
         actor restarted meanwhile is made again on its own (claims are safe to repeat)."""
         waiting = dict(enumerate(parked))
         try:
-            async for ref in self.handle.stream_batch.remote([claim for claim, _ in parked]):
+            async for ref in self.handle.stream_claims.remote([claim for claim, _ in parked]):
                 for index, kind, value in await ref:
                     _, future = waiting.pop(index)
                     if kind == ERROR:
@@ -135,15 +135,17 @@ class BatcherCache:
 
 
 class BatchTarget:
-    """The actor side: runs a batch's calls concurrently and parks slow ones for ``claim``."""
+    """The actor side: runs a batch's calls concurrently and parks slow ones for their
+    claim (the method named ``CLAIM``, called alone or streamed by ``stream_claims``)."""
+
+    CLAIM = "claim"
 
     def __init__(self) -> None:
         self._parked: dict[int, asyncio.Task[Any]] = {}
         self._tokens = itertools.count(1)
 
     def batch_method(self, method: str) -> Callable[..., Awaitable[Any]]:
-        """The coroutine function a batched ``method`` names (override to restrict; allow
-        the claim method :meth:`park` names)."""
+        """The coroutine function a batched ``method`` names (override to restrict)."""
         return getattr(self, method)  # type: ignore[no-any-return]
 
     async def call_batch(self, calls: list[Call], wait_s: float) -> list[tuple[str, Any]]:
@@ -155,12 +157,14 @@ class BatchTarget:
             await asyncio.wait(pending, timeout=wait_s)
         return [self._reply(task, call) for task, call in zip(tasks, calls, strict=True)]
 
-    async def stream_batch(self, calls: list[Call]) -> AsyncIterator[list[tuple[int, str, Any]]]:
-        """Start every call; yield ``(index, OK, value)`` or ``(index, ERROR, exc)`` for the
-        calls that finished, a group at a time, until all have (a streaming actor call)."""
-        methods = [self.batch_method(method) for method, _ in calls]  # refuses a bad batch before any call
-        started = (asyncio.ensure_future(m(*args)) for m, (_, args) in zip(methods, calls, strict=True))
-        index = {task: i for i, task in enumerate(started)}
+    async def stream_claims(self, claims: list[Call]) -> AsyncIterator[list[tuple[int, str, Any]]]:
+        """Claim parked calls; yield ``(index, OK, value)`` or ``(index, ERROR, exc)`` for
+        those that finished, a group at a time, until all have (a streaming actor call)."""
+        wrong = sorted({method for method, _ in claims if method != self.CLAIM})
+        if wrong:  # refused before any claim starts
+            raise InvalidRequestError(f"Only {self.CLAIM!r} can be streamed here, not {wrong}.")
+        claim = getattr(self, self.CLAIM)
+        index = {asyncio.ensure_future(claim(*args)): i for i, (_, args) in enumerate(claims)}
         pending = set(index)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -176,7 +180,7 @@ class BatchTarget:
         value can be found again after the actor restarts)."""
         token = next(self._tokens)
         self._parked[token] = task
-        return "claim", (token,)
+        return self.CLAIM, (token,)
 
     async def claim(self, token: int) -> Any:
         """The value of a parked call (raises what it raised)."""

@@ -33,7 +33,8 @@ class RunHost(BatchTarget):
     resumes them. Runs arrive batched (``call_batch`` of ``execute``, see batching.py).
     """
 
-    BATCHED = frozenset({"execute", "await_run"})  # await_run: the claim of a parked run
+    BATCHED = frozenset({"execute"})
+    CLAIM = "await_run"  # a parked run is claimed by its id (see park)
 
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         super().__init__()
@@ -76,7 +77,7 @@ class RunHost(BatchTarget):
         run_id = call[1][2]
         self._parked_runs[run_id] = task
         task.add_done_callback(lambda done: self._forget_parked(run_id, done))
-        return "await_run", (run_id,)
+        return self.CLAIM, (run_id,)
 
     def _forget_parked(self, run_id: str, task: asyncio.Task[Any]) -> None:
         if not task.cancelled():

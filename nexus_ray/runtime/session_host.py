@@ -25,7 +25,7 @@ class SessionHost(BatchTarget):
     (``call_batch``, see batching.py)."""
 
     def batch_method(self, method: str) -> Callable[..., Awaitable[Any]]:
-        if method not in SESSION_BATCHED and method != "claim":
+        if method not in SESSION_BATCHED:
             raise InvalidRequestError(f"{method!r} cannot be batched on a SessionHost.")
         return super().batch_method(method)
 

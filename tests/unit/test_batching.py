@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nexus_ray import NotFoundError, RuntimeUnavailableError
+from nexus_ray import InvalidRequestError, NotFoundError, RuntimeUnavailableError
 from nexus_ray.runtime.batching import BatcherCache, BatchTarget, CallBatcher
 
 
@@ -43,8 +43,8 @@ class Method:
         self.target.calls.append(self.name)
         if self.name == "call_batch":
             self.target.batches.append(len(args[0]))
-        if self.name == "stream_batch":
-            return refs(self.target.stream_batch(*args))
+        if self.name == "stream_claims":
+            return refs(self.target.stream_claims(*args))
         return getattr(self.target, self.name)(*args)
 
 
@@ -94,7 +94,7 @@ async def test_slow_calls_of_one_batch_are_claimed_in_one_streaming_call_as_each
     assert await naps[0] == 0.1 and time.perf_counter() - started < 0.3  # not held back by the 0.4 s one
     assert await asyncio.gather(*naps) == [0.1, 0.4, 0.1]
     assert target.batches == [1, 3]
-    assert target.calls == ["call_batch", "call_batch", "stream_batch"]  # no call of its own per parked call
+    assert target.calls == ["call_batch", "call_batch", "stream_claims"]  # no call of its own per parked call
     assert target._parked == {}
 
 
@@ -102,8 +102,8 @@ class LosesReplies(Target):
     """A target whose stream ends early, as when Ray retries it on a restarted actor and
     drops items it had sent already."""
 
-    async def stream_batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> AsyncIterator[Any]:
-        async for group in super().stream_batch(calls):
+    async def stream_claims(self, claims: list[tuple[str, tuple[Any, ...]]]) -> AsyncIterator[Any]:
+        async for group in super().stream_claims(claims):
             yield [reply for reply in group if reply[0] != 1]
 
     async def claim(self, token: int) -> Any:
@@ -116,19 +116,16 @@ async def test_a_claim_whose_reply_the_stream_lost_is_made_again_on_its_own() ->
     first = asyncio.ensure_future(batcher.call("double", 1))
     naps = asyncio.gather(*(batcher.call("nap", s) for s in (0.05, 0.06, 0.07)))
     assert await first == 2 and await naps == [0.05, 0.06, 0.07]
-    assert target.calls == ["call_batch", "call_batch", "stream_batch", "claim"]
+    assert target.calls == ["call_batch", "call_batch", "stream_claims", "claim"]
 
 
-async def test_a_batch_that_names_a_method_the_target_refuses_fails_before_any_call() -> None:
-    class Strict(Target):
-        def batch_method(self, method: str) -> Any:
-            if method != "nap":
-                raise NotFoundError(f"{method} is not batched")
-            return super().batch_method(method)
-
-    stream = Strict().stream_batch([("nap", (0.01,)), ("double", (1,))])
-    with pytest.raises(NotFoundError, match="double is not batched"):
+async def test_only_claims_can_be_streamed_and_a_wrong_one_fails_before_any_claim_starts() -> None:
+    target = Target()
+    claim = target.park(asyncio.ensure_future(target.nap(0.01)), ("nap", (0.01,)))
+    stream = target.stream_claims([claim, ("double", (1,))])
+    with pytest.raises(InvalidRequestError, match=r"Only 'claim' can be streamed here, not \['double'\]"):
         await stream.__anext__()
+    assert claim == ("claim", (1,)) and 1 in target._parked  # the good claim was not taken either
 
 
 async def test_an_error_reaches_only_its_caller() -> None:
