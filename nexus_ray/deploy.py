@@ -114,14 +114,10 @@ def _deploy_in_cluster(spec: str, deployment: str) -> str:
 
 def serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYMENT) -> dict[str, Any]:
     """The Serve config file for ``app`` (loaded from ``spec``), from its settings."""
-    from .channels.http.ingress import APP_NAME, DEPLOYMENT_NAME, QUIET_LOGS
+    from .channels.http.ingress import APP_NAME, DEPLOYMENT_NAME, QUIET_LOGS, ingress_options
 
     settings = app.settings
-    ingress: dict[str, Any] = {"name": DEPLOYMENT_NAME, "max_ongoing_requests": settings.ingress_max_ongoing_requests}
-    if settings.scaling.autoscales_ingress:
-        ingress["autoscaling_config"] = settings.scaling.serve_autoscaling_config()
-    else:
-        ingress["num_replicas"] = settings.ingress_replicas
+    ingress = {"name": DEPLOYMENT_NAME, **ingress_options(settings)}
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": settings.host, "port": settings.port},

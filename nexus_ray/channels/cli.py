@@ -94,9 +94,9 @@ def deploy(
     config_only: Annotated[
         bool, typer.Option("--config-only", help="Only write the Serve config file (for `serve deploy`).")
     ] = False,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where --config-only writes the config.")] = Path(
-        "deployments/nexus.yaml"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where --config-only writes the config.")
+    ] = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Deploy the app to a running Ray cluster, where it keeps serving after this command
     ends; or, with --config-only, write its Serve config file for `serve deploy`."""

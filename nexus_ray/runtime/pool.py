@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from typing import Any, cast
 
@@ -19,11 +18,10 @@ from .catalog import WorkflowCatalog
 from .errors import translate_ray_error
 from .ids import new_run_id, request_hash
 from .membership import FollowsMembers, MemberView
+from .named_actors import NAMESPACE, named_actors
 from .pool_manager import PoolManager
 from .security_host import start_security_host
 from .sessions_client import SessionsClient
-
-NAMESPACE = "nexus"
 
 
 class PoolClient(FollowsMembers):
@@ -65,12 +63,16 @@ class PoolClient(FollowsMembers):
         raise AssertionError("unreachable")
 
     async def _after_failure(self, exc: RayTaskError | RayActorError, attempt: int) -> None:
-        """Return to try again (a dead host, on the first attempt, with fresh members),
-        else raise the translated error."""
-        if isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None:
-            await self.members.refresh()
-            return
-        raise translate_ray_error(exc) from exc
+        """Return to try again, with fresh members (see :meth:`_retry_after`), else raise
+        the translated error."""
+        if not self._retry_after(exc, attempt):
+            raise translate_ray_error(exc) from exc
+        await self.members.refresh()
+
+    def _retry_after(self, exc: RayTaskError | RayActorError, attempt: int) -> bool:
+        """Whether a failed call goes again: its host died (or left a resizable pool), on
+        the first attempt."""
+        return isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None
 
     async def execute_idempotent(
         self,
@@ -178,7 +180,7 @@ class PoolClient(FollowsMembers):
             try:
                 return ray.get(getattr(self.host_for(run_id), method).remote(*args))
             except (RayTaskError, RayActorError) as exc:
-                if not (isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None):
+                if not self._retry_after(exc, attempt):
                     raise translate_ray_error(exc) from exc
                 self.members.refresh_blocking(force=True)
         raise AssertionError("unreachable")
@@ -289,12 +291,7 @@ class RunHostPool:
 def stop_deployment(prefix: str) -> int:
     """Stop every actor named ``prefix-...`` (an app's catalog, PoolManager, hosts,
     SecurityHost, dedicated session hosts); how many there were."""
-    named = [
-        actor["name"]
-        for actor in ray.util.list_named_actors(all_namespaces=True)
-        if actor["namespace"] == NAMESPACE and actor["name"].startswith(f"{prefix}-")
-    ]
-    for name in named:
-        with contextlib.suppress(ValueError):  # gone meanwhile
-            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+    named = named_actors(f"{prefix}-")
+    for handle in named.values():
+        ray.kill(handle, no_restart=True)
     return len(named)

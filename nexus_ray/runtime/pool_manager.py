@@ -30,10 +30,11 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..scaling import PoolScaler, ScalingPolicy
+from .batching import ask_each
 from .membership import CLOSED, MemberView, keep_running
+from .named_actors import NAMESPACE, named_actors
 
 logger = logging.getLogger("nexus_ray.runtime")
-NAMESPACE = "nexus"
 DRAIN_TIMEOUT_S = 300.0  # a shrinking RunHost finishes its runs this long before it is stopped
 GRACE_S = 2.0  # a removed host keeps answering this long after clients were told
 EVERY_S = 1.0  # how often the hosts' load is read
@@ -168,7 +169,8 @@ class PoolManager:
                     logger.exception("resizing the %s host pool failed; trying again", pool.kind)
 
     async def _autoscale_once(self, pool: _Pool, scaler: PoolScaler) -> None:
-        loads = await _loads(pool.hosts)
+        # A host that fails or does not answer counts neither way (it is restarting, or leaving).
+        loads = [load for load in await ask_each(pool.hosts, "load", 5.0) if "error" not in load]
         if not loads:
             return
         active = sum(load["active"] for load in loads)
@@ -250,22 +252,8 @@ class PoolManager:
 
     def _existing_hosts(self, kind: str) -> dict[str, ActorHandle]:
         """Hosts of this app that outlived a restart of the manager (found by name)."""
-        start = f"{self.prefix}-{kind}-host-"
-        return {
-            actor["name"][len(self.prefix) + 1 :]: ray.get_actor(actor["name"], namespace=NAMESPACE)
-            for actor in ray.util.list_named_actors(all_namespaces=True)
-            if actor["namespace"] == NAMESPACE and actor["name"].startswith(start)
-        }
-
-
-async def _loads(hosts: dict[str, ActorHandle]) -> list[dict[str, float]]:
-    async def one(handle: ActorHandle) -> dict[str, float] | None:
-        try:
-            return await asyncio.wait_for(handle.load.remote(), 5.0)  # type: ignore[no-any-return]
-        except (TimeoutError, RayActorError, RayTaskError):
-            return None
-
-    return [load for load in await asyncio.gather(*(one(h) for h in hosts.values())) if load is not None]
+        found = named_actors(f"{self.prefix}-{kind}-host-")
+        return {name[len(self.prefix) + 1 :]: handle for name, handle in found.items()}
 
 
 async def _drain(host: ActorHandle) -> None:

@@ -16,6 +16,7 @@ import ray
 
 from ..errors import RuntimeUnavailableError
 from ..settings import Settings
+from .named_actors import NAMESPACE
 
 logger = logging.getLogger("nexus_ray.runtime")
 _HAPROXY_ENV = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED")
@@ -53,7 +54,7 @@ class RayRuntime:
         for name in _HAPROXY_ENV:  # read by the Serve controller: set before Ray starts
             os.environ[name] = "1" if self.ingress == "haproxy" else "0"
         if self.settings.ray_address:
-            ray.init(address=self.settings.ray_address, namespace="nexus", log_to_driver=False)
+            ray.init(address=self.settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
             self.mode = "address"
             return
         self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
@@ -62,7 +63,7 @@ class RayRuntime:
             num_cpus=self.settings.num_cpus,
             include_dashboard=False,
             log_to_driver=False,
-            namespace="nexus",
+            namespace=NAMESPACE,
             _temp_dir=self._temp_dir,
         )
         self.mode = "embedded"

@@ -17,6 +17,7 @@ from .batching import BatcherCache, ask_each
 from .errors import HostMovedError, translate_ray_error
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
+from .named_actors import NAMESPACE
 
 MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.6 s
 
@@ -68,7 +69,7 @@ class SessionsClient(FollowsMembers):
             from .session_host import SessionHost
 
             handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
-                name=f"{self.prefix}-session-{session_id}", namespace="nexus", get_if_exists=True
+                name=f"{self.prefix}-session-{session_id}", namespace=NAMESPACE, get_if_exists=True
             ).remote(f"dedicated-{session_id}", self.settings)
         return handle
 

@@ -20,10 +20,10 @@ from ...runtime.sessions_client import SessionsClient
 from ...security.guard import Guard
 from ...settings import Settings
 from .app import build_http_app, catalog_digest
-from .system import INGRESS_APP
+from .system import INGRESS_APP, INGRESS_DEPLOYMENT
 
 APP_NAME = INGRESS_APP
-DEPLOYMENT_NAME = "NexusIngress"
+DEPLOYMENT_NAME = INGRESS_DEPLOYMENT
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
@@ -67,13 +67,21 @@ def ingress_application(
     workflow_catalog: ActorHandle,
     security: SecurityClient,
 ) -> Application:
-    """The ingress deployment, bound: fixed replicas, or Serve autoscaling by the policy."""
-    replicas: dict[str, Any] = {"num_replicas": settings.ingress_replicas}
+    """The ingress deployment, bound, with :func:`ingress_options`."""
+    return NexusIngress.options(**ingress_options(settings)).bind(  # type: ignore[attr-defined,no-any-return]
+        catalog, pool, sessions, settings.portable(), workflow_catalog, security
+    )
+
+
+def ingress_options(settings: Settings) -> dict[str, Any]:
+    """The ingress deployment's Serve options: fixed replicas, or Serve autoscaling by the
+    policy (also written to the Serve config file, see nexus_ray.deploy)."""
+    options: dict[str, Any] = {"max_ongoing_requests": settings.ingress_max_ongoing_requests}
     if settings.scaling.autoscales_ingress:
-        replicas = {"autoscaling_config": settings.scaling.serve_autoscaling_config()}
-    return NexusIngress.options(  # type: ignore[attr-defined,no-any-return]
-        max_ongoing_requests=settings.ingress_max_ongoing_requests, **replicas
-    ).bind(catalog, pool, sessions, settings.portable(), workflow_catalog, security)
+        options["autoscaling_config"] = settings.scaling.serve_autoscaling_config()
+    else:
+        options["num_replicas"] = settings.ingress_replicas
+    return options
 
 
 def deploy_ingress(app: Application, settings: Settings) -> None:

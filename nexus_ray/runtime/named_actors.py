@@ -1,0 +1,20 @@
+"""The Ray namespace of every nexus_ray actor, and finding an app's actors by name."""
+
+from __future__ import annotations
+
+import ray
+from ray.actor import ActorHandle
+
+NAMESPACE = "nexus"
+
+
+def named_actors(prefix: str) -> dict[str, ActorHandle]:
+    """The live actors of this namespace whose names start with ``prefix``, by name."""
+    found = {}
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(prefix):
+            try:
+                found[actor["name"]] = ray.get_actor(actor["name"], namespace=NAMESPACE)
+            except ValueError:  # gone meanwhile
+                continue
+    return found
