@@ -3,9 +3,10 @@ durable run, and runs/s of one RunService with and without a store.
 
     python benchmarks/store_work.py
 
-The store work is the 10 rows of a durable 2-node run (the run, its inputs and 5 events;
-2 node checkpoints; the final status) written in the three group commits a run waits
-for, 32 runs per group, on a fresh SQLite store. Part of ``bench_runs.py``.
+The store work is the 8 rows of a durable 2-node run (the run with its inputs; 6 events:
+run.started, each node's started and completed, which are its checkpoints, and the
+run's end; the final status) written in the three group commits a run waits for, 32 runs
+per group, on a fresh SQLite store. Part of ``bench_runs.py``.
 """
 
 from __future__ import annotations
