@@ -14,6 +14,9 @@ from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
 from .workflow.typed import node_class_of
 
+# The app serving from this process (a list, so start/stop need no global statement).
+_SERVING: list[Nexus] = []
+
 
 @dataclass(frozen=True)
 class ServerInfo:
@@ -173,6 +176,14 @@ class Nexus:
         """
         if self._server is not None:
             return self._server
+        serving = Nexus.serving()
+        if serving is not None:
+            raise ConflictError(
+                f"Another Nexus app already serves from this process, at {serving.url}: Ray Serve runs one "
+                "HTTP proxy and one Nexus ingress per Ray cluster. Stop it first (Nexus.serving().stop()), "
+                "or register these workflows with it.",
+                url=serving.url,
+            )
         from .security.admin import check_security
 
         check_security(self.settings)
@@ -188,6 +199,7 @@ class Nexus:
             ingress="HAProxy" if runtime.ingress == "haproxy" else "Serve default proxy",
             ray="embedded local Ray" if runtime.started_here else "joined Ray cluster",
         )
+        _SERVING[:] = [self]
         info = self._server
         if block:
             self._serve_until_interrupted()
@@ -209,6 +221,7 @@ class Nexus:
         started; on a shared Ray, its ingress and its RunHost actors only."""
         runtime, pool, server = self._runtime, self._pool, self._server
         self._runtime, self._pool, self._server = None, None, None
+        _SERVING[:] = [app for app in _SERVING if app is not self]
         if runtime is None:
             return
         if not runtime.started_here:
@@ -216,6 +229,14 @@ class Nexus:
                 _delete_ingress()
             pool.shutdown()
         runtime.stop()
+
+    @staticmethod
+    def serving() -> Nexus | None:
+        """The app serving HTTP from this process (started and not stopped), or None. There
+        is at most one: Ray Serve runs one HTTP proxy and one Nexus ingress per cluster, so
+        :meth:`start` refuses a second one (ConflictError) instead of replacing the first's
+        ingress. Handy in a notebook whose ``app`` variable was rebound."""
+        return _SERVING[0] if _SERVING else None
 
     def __enter__(self) -> Nexus:
         self.start()
@@ -526,6 +547,7 @@ class Nexus:
         """Let go of the runtime without stopping it (a deployment keeps serving from the
         cluster); disconnect from Ray when this process joined it by address."""
         runtime, self._runtime, self._pool, self._server = self._runtime, None, None, None
+        _SERVING[:] = [app for app in _SERVING if app is not self]
         if runtime is not None and runtime.mode == "address":
             runtime.stop()  # joined by address: this only disconnects
 

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from nexus_ray import Nexus
+from nexus_ray import Nexus, Settings, WorkflowBuilder
 from nexus_ray.channels.http.app import catalog_digest
+from nexus_ray.errors import ConflictError
+from nexus_ray.testing import free_port
 
 from .conftest import BODY_LIMIT
 
@@ -29,6 +31,19 @@ def test_uses_haproxy_ingress_when_available(app: Nexus) -> None:
     expected = "HAProxy" if shutil.which("haproxy") else "Serve default proxy"
     assert server.ingress == expected
     assert server.ray == "embedded local Ray"
+
+
+def test_a_second_app_serving_from_this_process_is_refused(app: Nexus, http: httpx.Client) -> None:
+    # One Serve ingress per cluster: the second app must not silently replace the first's.
+    other = Nexus(settings=Settings(port=free_port()))
+    other.register("only_in_other", WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "result = 1"}))
+    with pytest.raises(ConflictError, match=f"already serves from this process, at {app.url}"):
+        other.start()
+    assert Nexus.serving() is app
+    other.stop()  # it started nothing: stopping it leaves the shared app alone
+    names = {w["name"] for w in http.get("/workflows").json()}
+    assert "double_plus_one" in names and "only_in_other" not in names
+    assert execute(http, "double_plus_one", {"x": 1})["outputs"]["add_one"]["result"]["value"] == 3
 
 
 def test_double_plus_one(http: httpx.Client) -> None:
