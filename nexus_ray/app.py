@@ -173,6 +173,7 @@ class Nexus:
         Raises:
             ConfigurationError: settings that cannot work, e.g. auth on (production) and no
                 JWT key or API key configured; the message says what to set.
+            ConflictError: another app already serves from this process (see :meth:`serving`).
         """
         if self._server is not None:
             return self._server
