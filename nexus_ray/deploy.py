@@ -114,17 +114,18 @@ def _deploy_in_cluster(spec: str, deployment: str) -> str:
 
 def serve_config(app: Nexus, spec: str, deployment: str = DEFAULT_DEPLOYMENT) -> dict[str, Any]:
     """The Serve config file for ``app`` (loaded from ``spec``), from its settings."""
-    from .channels.http.ingress import APP_NAME, DEPLOYMENT_NAME, QUIET_LOGS, ingress_options
+    from .channels.http.ingress import QUIET_LOGS, ingress_options
+    from .channels.http.system import INGRESS_APP, INGRESS_DEPLOYMENT
 
     settings = app.settings
-    ingress = {"name": DEPLOYMENT_NAME, **ingress_options(settings)}
+    ingress = {"name": INGRESS_DEPLOYMENT, **ingress_options(settings)}
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": settings.host, "port": settings.port},
         "logging_config": dict(QUIET_LOGS),
         "applications": [
             {
-                "name": APP_NAME,
+                "name": INGRESS_APP,
                 "route_prefix": "/",
                 "import_path": BUILDER,
                 "args": {"app": spec, "deployment": deployment},

@@ -22,12 +22,10 @@ from ...settings import Settings
 from .app import build_http_app, catalog_digest
 from .system import INGRESS_APP, INGRESS_DEPLOYMENT
 
-APP_NAME = INGRESS_APP
-DEPLOYMENT_NAME = INGRESS_DEPLOYMENT
 QUIET_LOGS = {"enable_access_log": False, "log_level": "WARNING"}
 
 
-@serve.deployment(name=DEPLOYMENT_NAME, ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=2)
+@serve.deployment(name=INGRESS_DEPLOYMENT, ray_actor_options={"num_cpus": 0}, graceful_shutdown_timeout_s=2)
 @serve.ingress()
 class NexusIngress:
     """One replica of the HTTP ingress. Workflows and the pool client arrive pickled; the
@@ -89,7 +87,7 @@ def deploy_ingress(app: Application, settings: Settings) -> None:
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=QUIET_LOGS)
     # Replicas take their logging config from the application, not from serve.start:
     # without it every request writes an INFO access-log line.
-    serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
+    serve.run(app, name=INGRESS_APP, route_prefix="/", logging_config=QUIET_LOGS)
 
 
 def wait_until_ready(url: str, workflows: set[str], timeout_s: float) -> float:
