@@ -220,9 +220,7 @@ class Nexus:
     def stop(self) -> None:
         """Stop what this app started: on its own embedded Ray, Ray and every process it
         started; on a shared Ray, its ingress and its RunHost actors only."""
-        runtime, pool, server = self._runtime, self._pool, self._server
-        self._runtime, self._pool, self._server = None, None, None
-        _SERVING[:] = [app for app in _SERVING if app is not self]
+        runtime, pool, server = self._release()
         if runtime is None:
             return
         if not runtime.started_here:
@@ -230,6 +228,15 @@ class Nexus:
                 _delete_ingress()
             pool.shutdown()
         runtime.stop()
+
+    def _release(self) -> tuple[Any, Any, ServerInfo | None]:
+        """Forget the runtime, pool and server (returned, for stopping or not) and stop
+        counting as this process's serving app."""
+        held = self._runtime, self._pool, self._server
+        self._runtime, self._pool, self._server = None, None, None
+        if self in _SERVING:
+            _SERVING.remove(self)
+        return held
 
     @staticmethod
     def serving() -> Nexus | None:
@@ -547,8 +554,7 @@ class Nexus:
     def detach(self) -> None:
         """Let go of the runtime without stopping it (a deployment keeps serving from the
         cluster); disconnect from Ray when this process joined it by address."""
-        runtime, self._runtime, self._pool, self._server = self._runtime, None, None, None
-        _SERVING[:] = [app for app in _SERVING if app is not self]
+        runtime, _, _ = self._release()
         if runtime is not None and runtime.mode == "address":
             runtime.stop()  # joined by address: this only disconnects
 
@@ -576,6 +582,6 @@ def client_host(host: str) -> str:
 def _delete_ingress() -> None:
     from ray import serve
 
-    from .channels.http.ingress import APP_NAME
+    from .channels.http.system import INGRESS_APP
 
-    serve.delete(APP_NAME)
+    serve.delete(INGRESS_APP)
