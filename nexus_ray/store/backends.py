@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,23 +82,23 @@ class SQLiteBackend:
             conn.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE" if _writes(sql) else "BEGIN")
-            self._in_tx = True
+        self._begin(write=_writes(sql))
         return self.conn.execute(sql, params).fetchall()
 
     def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
+        self._begin(write=True)
         return self.conn.execute(sql, params).rowcount
 
     def begin_write(self) -> None:
         # A transaction that reads first and writes later must take the write lock at
         # BEGIN: a deferred one that another process wrote past cannot be upgraded, and
         # SQLite answers "database is locked" at once, whatever the busy timeout.
+        self._begin(write=True)
+
+    def _begin(self, write: bool) -> None:
+        """Open the transaction unless one is open (a writing one takes the lock now)."""
         if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             self._in_tx = True
 
     def commit(self) -> None:
@@ -152,18 +154,21 @@ class PostgresBackend:
             ) from None
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self.conn.closed:  # lost (server restarted): connect again at a transaction's start
-            self.conn = self._connect()
-        with self.conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        with self._cursor(sql, params) as cur:
             return list(cur.fetchall()) if cur.description else []
 
     def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        if self.conn.closed:
+        with self._cursor(sql, params) as cur:
+            return int(cur.rowcount)
+
+    @contextmanager
+    def _cursor(self, sql: str, params: tuple[Any, ...]) -> Iterator[Any]:
+        """A cursor that has run ``sql``."""
+        if self.conn.closed:  # lost (server restarted): connect again at a transaction's start
             self.conn = self._connect()
         with self.conn.cursor() as cur:
-            cur.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
-            return int(cur.rowcount)
+            cur.execute(sql.replace("?", "%s"), params)
+            yield cur
 
     def begin_write(self) -> None:
         pass  # psycopg opens the transaction at the first statement; row locks do the rest
