@@ -65,10 +65,8 @@ class CallBatcher:
             for (_, future), (kind, value) in zip(batch, replies, strict=True):
                 if kind == PENDING:
                     parked.append((value, future))
-                elif kind == ERROR:
-                    settle(future, error=value)
                 else:
-                    settle(future, result=value)
+                    _settle_reply(future, kind, value)
             if len(parked) == 1:
                 asyncio.get_running_loop().create_task(self._claim(*parked[0]))
             elif parked:
@@ -85,11 +83,7 @@ class CallBatcher:
         try:
             async for ref in self.handle.stream_claims.remote([claim for claim, _ in parked]):
                 for index, kind, value in await ref:
-                    _, future = waiting.pop(index)
-                    if kind == ERROR:
-                        settle(future, error=value)
-                    else:
-                        settle(future, result=value)
+                    _settle_reply(waiting.pop(index)[1], kind, value)
         except (RayTaskError, RayActorError) as exc:
             for _, future in waiting.values():
                 settle(future, error=exc)
@@ -205,6 +199,14 @@ def settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseExcept
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def _settle_reply(future: asyncio.Future[Any], kind: str, value: Any) -> None:
+    """Settle ``future`` with an ``(OK, result)`` or ``(ERROR, exception)`` reply."""
+    if kind == ERROR:
+        settle(future, error=value)
+    else:
+        settle(future, result=value)
 
 
 async def ask_each(hosts: dict[str, ActorHandle], method: str, timeout_s: float = 2.0) -> list[Any]:
