@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -27,6 +28,12 @@ class Backend(Protocol):
     def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         """Run one writing statement inside the current transaction; the number of rows it
         inserted, updated or deleted (cheaper than ``RETURNING`` when that is all one needs)."""
+        ...
+
+    def insert_rows(self, head: str, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` with multi-row statements (``head`` is ``INSERT INTO t (...) VALUES ``)
+        inside the current transaction. Stops at the first statement that violates a unique
+        key (that statement inserts nothing; the transaction goes on); how many rows went in."""
         ...
 
     def begin_write(self) -> None:
@@ -63,6 +70,7 @@ class SQLiteBackend:
         self.path = path
         self.conn = _connect(path)
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._cur = self.conn.cursor()  # one reused cursor: a new one per statement costs more than a row
         self._in_tx = False
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
@@ -82,12 +90,26 @@ class SQLiteBackend:
             conn.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        self._begin(write=_writes(sql))
-        return self.conn.execute(sql, params).fetchall()
+        if not self._in_tx:
+            self._begin(write=_writes(sql))
+        return self._cur.execute(sql, params).fetchall()
 
     def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        self._begin(write=True)
-        return self.conn.execute(sql, params).rowcount
+        if not self._in_tx:
+            self._begin(write=True)
+        return self._cur.execute(sql, params).rowcount
+
+    def insert_rows(self, head: str, rows: list[tuple[Any, ...]]) -> int:
+        if not self._in_tx:
+            self._begin(write=True)
+        done = 0
+        for chunk in row_chunks(rows):
+            try:
+                self._cur.execute(values_sql(head, len(chunk), len(chunk[0])), [v for row in chunk for v in row])
+            except sqlite3.IntegrityError:  # SQLite undid that statement only
+                return done
+            done += len(chunk)
+        return done
 
     def begin_write(self) -> None:
         # A transaction that reads first and writes later must take the write lock at
@@ -98,17 +120,17 @@ class SQLiteBackend:
     def _begin(self, write: bool) -> None:
         """Open the transaction unless one is open (a writing one takes the lock now)."""
         if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             self._in_tx = True
 
     def commit(self) -> None:
         if self._in_tx:
-            self.conn.execute("COMMIT")
+            self._cur.execute("COMMIT")
             self._in_tx = False
 
     def rollback(self) -> None:
         if self._in_tx:
-            self.conn.execute("ROLLBACK")
+            self._cur.execute("ROLLBACK")
             self._in_tx = False
 
     def close(self) -> None:
@@ -170,6 +192,22 @@ class PostgresBackend:
             cur.execute(sql.replace("?", "%s"), params)
             yield cur
 
+    def insert_rows(self, head: str, rows: list[tuple[Any, ...]]) -> int:
+        import psycopg
+
+        done = 0
+        for chunk in row_chunks(rows):
+            # A failed statement aborts a PostgreSQL transaction: a savepoint keeps it going.
+            self.execute("SAVEPOINT nexus_rows")
+            try:
+                self.execute(values_sql(head, len(chunk), len(chunk[0])), tuple(v for row in chunk for v in row))
+            except psycopg.IntegrityError:
+                self.execute("ROLLBACK TO SAVEPOINT nexus_rows")
+                return done
+            self.execute("RELEASE SAVEPOINT nexus_rows")
+            done += len(chunk)
+        return done
+
     def begin_write(self) -> None:
         pass  # psycopg opens the transaction at the first statement; row locks do the rest
 
@@ -182,6 +220,26 @@ class PostgresBackend:
 
     def close(self) -> None:
         self.conn.close()
+
+
+MAX_ROWS_PER_STATEMENT = 128
+
+
+def row_chunks(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` in runs of powers of two up to 128 rows, so a connection prepares at most
+    eight statement shapes per table, not one per count."""
+    start = 0
+    while start < len(rows):
+        size = 1 << (min(len(rows) - start, MAX_ROWS_PER_STATEMENT).bit_length() - 1)
+        yield rows[start : start + size]
+        start += size
+
+
+@functools.lru_cache(maxsize=64)
+def values_sql(head: str, rows: int, width: int) -> str:
+    """``head`` followed by ``rows`` groups of ``width`` placeholders."""
+    group = "(" + ", ".join("?" * width) + ")"
+    return head + ", ".join([group] * rows)
 
 
 def _redact(url: str) -> str:

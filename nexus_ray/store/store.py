@@ -18,6 +18,7 @@ from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event
 from .backends import Backend
 from .event_seqs import EventSeqs
+from .pending_events import PendingEvents
 from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .security_tables import SecurityTables
@@ -27,9 +28,18 @@ _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_
 _SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
+_LOG_ENDS = RUN_TERMINAL | SESSION_TERMINAL
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
     "finished_at, session_id"
+)
+_RUN_INSERT = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
+_RUN_FINISH = (
+    "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
+    " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?)"
 )
 
 
@@ -54,6 +64,7 @@ class Store(SecurityTables):
         # their commit; rolled-back ones are dropped).
         self.appended: list[dict[str, Any]] = []
         self.seqs = EventSeqs()
+        self.pending = PendingEvents(backend, self.seqs, _LOG_ENDS)
         self.migrate()
 
     # -- schema -------------------------------------------------------------------------
@@ -97,10 +108,13 @@ class Store(SecurityTables):
         self._depth += 1
         try:
             yield
+            if self._depth == 1:
+                self.pending.flush()
         except BaseException:
             if self._depth == 1:
                 self.backend.rollback()
                 self.seqs.rollback()
+                self.pending.drop()
             raise
         finally:
             self._depth -= 1
@@ -118,12 +132,15 @@ class Store(SecurityTables):
             return
         self._savepoints += 1
         name, mark = f"nexus_sp{self._savepoints}", len(self.appended)
+        self.pending.flush()  # the outer work's events stay when this block rolls back
         self.backend.execute(f"SAVEPOINT {name}")
         try:
             with self.transaction():
                 yield
+            self.pending.flush()
         except BaseException:
             self.backend.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.pending.drop()
             del self.appended[mark:]
             self.seqs.rollback()
             raise
@@ -131,10 +148,10 @@ class Store(SecurityTables):
             self._savepoints -= 1
         self.backend.execute(f"RELEASE SAVEPOINT {name}")
 
-    def _transact(self, fn: Callable[[], T]) -> T:
+    def _transact(self, fn: Callable[[], T], write: bool = False) -> T:
         if self._depth:  # inside a transaction already (a group commit): just run it
             return fn()
-        with self.transaction():
+        with self.transaction(write=write):
             return fn()
 
     def ping(self) -> None:
@@ -161,18 +178,18 @@ class Store(SecurityTables):
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
         tag = tag_of(run_id)
-        with self.transaction(write=True):  # it may count runs before it inserts
+        row = (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, tag)
+
+        def insert() -> bool:
             if max_active_per_tenant is not None:
                 self._check_active_runs(tag, max_active_per_tenant)
-            created = self.backend.changes(
-                f"INSERT INTO runs ({_RUN_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, NULL, ?, ?)"
-                " ON CONFLICT (run_id) DO NOTHING",
-                (run_id, workflow, status.value, _dump(inputs), owner, lease, now, now, session_id, tag),
-            )
-            if created:  # a new run: its log starts here
-                self.seqs.wrote(("run", run_id), 0)
-                self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
-        return bool(created)
+            if not self.backend.changes(_RUN_INSERT, row):
+                return False
+            self.seqs.wrote(("run", run_id), 0)  # a new run: its log starts here
+            self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
+            return True
+
+        return self._transact(insert, write=True)  # write: it may count runs before it inserts
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
         rows = self.backend.execute(
@@ -192,21 +209,22 @@ class Store(SecurityTables):
         """Record a terminal status (with its ``run.<status>`` event); False when the run was
         already finished (e.g. cancelled)."""
         now = time.time()
-        with self.transaction():
-            finished = self.backend.changes(
-                "UPDATE runs SET status = ?, outputs = ?, error = ?, owner = NULL, lease_expires = NULL,"
-                " updated_at = ?, finished_at = ? WHERE run_id = ? AND status IN (?, ?)",
-                (status.value, _dump_opt(outputs), _dump_opt(error), now, now, run_id, *_ACTIVE),
-            )
-            if finished:
-                self.append_event("run", run_id, *run_end_event(status, outputs, error))
-        return bool(finished)
+        row = (status.value, _dump_opt(outputs), _dump_opt(error), now, now, run_id, *_ACTIVE)
+
+        def update() -> bool:
+            if not self.backend.changes(_RUN_FINISH, row):
+                return False
+            self.append_event("run", run_id, *run_end_event(status, outputs, error))
+            return True
+
+        return self._transact(update)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run and its node states (each node's last ``node.*`` event, see
         workflow/events.py: a host records a node's state as that event), or None."""
 
         def read() -> RunRecord | None:
+            self.pending.flush()  # this transaction's own node events too
             rows = self.backend.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
             if not rows:
                 return None
@@ -372,50 +390,21 @@ class Store(SecurityTables):
     # -- events ---------------------------------------------------------------------------
     def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Append to the ordered log of ``scope``/``scope_id`` (e.g. "session", id); the event
-        with its sequence number (1, 2, ... per log)."""
-        now, key = time.time(), (scope, scope_id)
-        params = (scope, scope_id, event_type, _dump(data), now)
-        seq = self._transact(lambda: self._insert_event(key, params))
-        event = {"seq": seq, "type": event_type, "data": data, "created_at": now, scope + "_id": scope_id}
+        with its sequence number (1, 2, ... per log). The row is written with the
+        transaction's other events when it commits (see pending_events.py)."""
+        event = {"seq": 0, "type": event_type, "data": data, "created_at": time.time(), scope + "_id": scope_id}
+        text = _dump(data)
+        if self._depth:  # in a group commit: the hot path, so no closure
+            self.pending.add(event, scope, scope_id, text)
+        else:
+            with self.transaction():
+                self.pending.add(event, scope, scope_id, text)
         self.appended.append(event)
         return event
 
-    def _insert_event(self, key: tuple[str, str], params: tuple[Any, ...]) -> int:
-        """Insert at the hinted next seq when there is a hint and it is free (see
-        event_seqs.py), else at ``MAX(seq) + 1``; note the seq as the log's next hint."""
-        seq = self._insert_event_row(key, params)
-        if params[2] in RUN_TERMINAL or params[2] in SESSION_TERMINAL:
-            self.seqs.forget(key)  # the log is closed: no more appends to save
-        else:
-            self.seqs.wrote(key, seq)
-        return seq
-
-    def _insert_event_row(self, key: tuple[str, str], params: tuple[Any, ...]) -> int:
-        hint = self.seqs.hint(key)
-        if hint is not None:
-            scope, scope_id, event_type, data, now = params
-            if self.backend.changes(
-                "INSERT INTO events (scope, scope_id, seq, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (scope, scope_id, seq) DO NOTHING",
-                (scope, scope_id, hint + 1, event_type, data, now),
-            ):
-                return hint + 1
-        rows = self.backend.execute(
-            "INSERT INTO events (scope, scope_id, seq, type, data, created_at)"
-            " SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE scope = ? AND scope_id = ?"
-            " RETURNING seq",
-            (*params, *key),
-        )
-        return int(rows[0][0])
-
     def last_event_seq(self, scope: str, scope_id: str) -> int:
         """The sequence number of a log's last event (0 when it has none)."""
-        rows = self._transact(
-            lambda: self.backend.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE scope = ? AND scope_id = ?", (scope, scope_id)
-            )
-        )
-        return int(rows[0][0])
+        return self._transact(lambda: self.pending.last_seq(scope, scope_id))
 
     def list_events(
         self, scope: str, scope_id: str, event_type: str | None = None, after: int = 0, limit: int = 100
@@ -427,7 +416,12 @@ class Store(SecurityTables):
             sql += " AND type = ?"
             params.append(event_type)
         sql += " ORDER BY seq LIMIT ?"
-        rows = self._transact(lambda: self.backend.execute(sql, (*params, limit)))
+
+        def read() -> list[tuple[Any, ...]]:
+            self.pending.flush()  # this transaction's own events too
+            return self.backend.execute(sql, (*params, limit))
+
+        rows = self._transact(read)
         key = scope + "_id"
         return [{"seq": r[0], "type": r[1], "data": _load(r[2]), "created_at": r[3], key: scope_id} for r in rows]
 
