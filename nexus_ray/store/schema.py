@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -109,5 +109,18 @@ MIGRATIONS: dict[int, list[str]] = {
         # Node states are read from the run's node.* events, which always carried the same
         # data (written in the same transaction): the table was a second copy of them.
         """DROP TABLE node_checkpoints""",
+    ],
+    6: [
+        # Each index a run's row is in costs every commit a page write (WAL frame): a
+        # durable run paid for six. Runs outside a session are not in the session index;
+        # completed runs, nearly all of them, are not in the status index, whose other
+        # entries (the active runs and the few failed or cancelled ones) serve a tenant's
+        # listing by status, adoption and the per-tenant limit. A query that should use
+        # it must say "status != 'completed'" itself (SQLite matches that term literally).
+        """DROP INDEX runs_by_status""",
+        """DROP INDEX runs_active_by_tenant""",
+        """DROP INDEX runs_by_session""",
+        """CREATE INDEX runs_by_session ON runs (session_id, run_id) WHERE session_id IS NOT NULL""",
+        """CREATE INDEX runs_not_completed ON runs (status, tenant_tag, run_id) WHERE status != 'completed'""",
     ],
 }

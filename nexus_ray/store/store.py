@@ -29,6 +29,7 @@ _SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _LOG_ENDS = RUN_TERMINAL | SESSION_TERMINAL
+_NOT_COMPLETED = "status != 'completed'"  # the runs_not_completed index's condition, word for word
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
     "finished_at, session_id"
@@ -193,7 +194,7 @@ class Store(SecurityTables):
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
         rows = self.backend.execute(
-            "SELECT COUNT(*) FROM runs WHERE tenant_tag = ? AND status IN (?, ?)", (tag, *_ACTIVE)
+            f"SELECT COUNT(*) FROM runs WHERE {_NOT_COMPLETED} AND status IN (?, ?) AND tenant_tag = ?", (*_ACTIVE, tag)
         )
         if rows[0][0] >= limit:
             raise RateLimitedError(
@@ -258,6 +259,8 @@ class Store(SecurityTables):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if status is not None and status != RunStatus.COMPLETED.value:
+            where.append(_NOT_COMPLETED)  # lets SQLite use the index (see schema.py)
         if before is not None:
             where.append("run_id < ?")
             params.append(before)
@@ -465,7 +468,8 @@ class Store(SecurityTables):
                 r[0]
                 for r in self.backend.execute(
                     "UPDATE runs SET owner = ?, lease_expires = ?, status = ?, updated_at = ? WHERE run_id IN ("
-                    " SELECT run_id FROM runs WHERE status IN (?, ?) AND (lease_expires IS NULL OR lease_expires < ?)"
+                    f" SELECT run_id FROM runs WHERE {_NOT_COMPLETED} AND status IN (?, ?)"
+                    " AND (lease_expires IS NULL OR lease_expires < ?)"
                     " ORDER BY run_id LIMIT ?) AND status IN (?, ?) RETURNING run_id",
                     (owner, now + lease_s, RunStatus.RUNNING.value, now, *_ACTIVE, now, limit, *_ACTIVE),
                 )
