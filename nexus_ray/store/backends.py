@@ -70,7 +70,7 @@ class SQLiteBackend:
         self.path = path
         self.conn = _connect(path)
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._cur = self.conn.cursor()  # one reused cursor: a new one per statement costs more than a row
+        self._cur = self.conn.cursor()  # reused: saves making a cursor per statement
         self._in_tx = False
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
@@ -197,10 +197,16 @@ class PostgresBackend:
 
         done = 0
         for chunk in row_chunks(rows):
+            values = tuple(v for row in chunk for v in row)
+            if len(chunk) == 1:  # one row needs no savepoint: nothing or all of it goes in
+                if not self.changes(values_sql(head, 1, len(values)) + " ON CONFLICT DO NOTHING", values):
+                    return done
+                done += 1
+                continue
             # A failed statement aborts a PostgreSQL transaction: a savepoint keeps it going.
             self.execute("SAVEPOINT nexus_rows")
             try:
-                self.execute(values_sql(head, len(chunk), len(chunk[0])), tuple(v for row in chunk for v in row))
+                self.execute(values_sql(head, len(chunk), len(chunk[0])), values)
             except psycopg.IntegrityError:
                 self.execute("ROLLBACK TO SAVEPOINT nexus_rows")
                 return done
