@@ -29,8 +29,8 @@ INSERT_AFTER_LAST = (
 )
 LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE scope = ? AND scope_id = ?"
 
-# An events row: (scope, scope_id, seq, type, data as JSON, created_at).
-_Row = tuple[str, str, int, str, str, float]
+# A held event: its dict (seq, type and created_at are read from it), scope, id and data as JSON.
+_Held = tuple[dict[str, Any], str, str, str]
 
 
 class PendingEvents:
@@ -38,8 +38,7 @@ class PendingEvents:
 
     def __init__(self, backend: Backend, seqs: EventSeqs, closing: frozenset[str]) -> None:
         self.backend, self.seqs, self.closing = backend, seqs, closing
-        self._rows: list[_Row] = []
-        self._events: list[dict[str, Any]] = []
+        self._held: list[_Held] = []
 
     def add(self, event: dict[str, Any], scope: str, scope_id: str, text: str) -> None:
         """Give ``event`` the next seq of its log and hold it for the flush."""
@@ -47,10 +46,9 @@ class PendingEvents:
         hint = self.seqs.hint(key)
         if hint is None:
             hint = self.last_seq(scope, scope_id)
-        seq = event["seq"] = hint + 1
-        self._rows.append((scope, scope_id, seq, event["type"], text, event["created_at"]))
-        self._events.append(event)
-        self._note(key, event["type"], seq)
+        event["seq"] = hint + 1
+        self._held.append((event, scope, scope_id, text))
+        self._note(key, event)
 
     def last_seq(self, scope: str, scope_id: str) -> int:
         """The log's last seq in the database, held events included."""
@@ -59,32 +57,31 @@ class PendingEvents:
 
     def flush(self) -> None:
         """Write the held events (inside the open transaction)."""
-        if not self._rows:
+        if not self._held:
             return
-        rows, events = self._rows, self._events
-        self._rows, self._events = [], []
+        held, self._held = self._held, []
+        rows = [(scope, scope_id, e["seq"], e["type"], text, e["created_at"]) for e, scope, scope_id, text in held]
         inserted = self.backend.insert_rows(INSERT_HEAD, rows)
         if inserted < len(rows):
-            self._insert_one_by_one(rows[inserted:], events[inserted:])
+            self._insert_one_by_one(held[inserted:])
 
     def drop(self) -> None:
         """Forget the held events (their transaction or savepoint rolled back)."""
-        self._rows, self._events = [], []
+        self._held = []
 
-    def _insert_one_by_one(self, rows: list[_Row], events: list[dict[str, Any]]) -> None:
+    def _insert_one_by_one(self, held: list[_Held]) -> None:
         moved: set[LogKey] = set()  # logs another connection appended to: their seqs are taken
-        for row, event in zip(rows, events, strict=True):
-            scope, scope_id, seq, event_type, text, now = row
-            key = (scope, scope_id)
-            if key not in moved and self.backend.changes(INSERT_AT, row):
+        for event, scope, scope_id, text in held:
+            key, event_type, now = (scope, scope_id), event["type"], event["created_at"]
+            if key not in moved and self.backend.changes(INSERT_AT, (*key, event["seq"], event_type, text, now)):
                 continue
             moved.add(key)
-            taken = self.backend.execute(INSERT_AFTER_LAST, (scope, scope_id, event_type, text, now, scope, scope_id))
+            taken = self.backend.execute(INSERT_AFTER_LAST, (*key, event_type, text, now, *key))
             event["seq"] = int(taken[0][0])
-            self._note(key, event_type, event["seq"])
+            self._note(key, event)
 
-    def _note(self, key: LogKey, event_type: str, seq: int) -> None:
-        if event_type in self.closing:
+    def _note(self, key: LogKey, event: dict[str, Any]) -> None:
+        if event["type"] in self.closing:
             self.seqs.forget(key)  # the log is closed: no more appends to save
         else:
-            self.seqs.wrote(key, seq)
+            self.seqs.wrote(key, event["seq"])

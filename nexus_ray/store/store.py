@@ -30,6 +30,7 @@ _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _LOG_ENDS = RUN_TERMINAL | SESSION_TERMINAL
 _NOT_COMPLETED = "status != 'completed'"  # the runs_not_completed index's condition, word for word
+_IS_ACTIVE = f"{_NOT_COMPLETED} AND status IN (?, ?)"  # with _ACTIVE
 _RUN_COLUMNS = (
     "run_id, workflow, status, inputs, outputs, error, owner, lease_expires, created_at, updated_at, "
     "finished_at, session_id"
@@ -194,7 +195,7 @@ class Store(SecurityTables):
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
         rows = self.backend.execute(
-            f"SELECT COUNT(*) FROM runs WHERE {_NOT_COMPLETED} AND status IN (?, ?) AND tenant_tag = ?", (*_ACTIVE, tag)
+            f"SELECT COUNT(*) FROM runs WHERE {_IS_ACTIVE} AND tenant_tag = ?", (*_ACTIVE, tag)
         )
         if rows[0][0] >= limit:
             raise RateLimitedError(
@@ -468,8 +469,7 @@ class Store(SecurityTables):
                 r[0]
                 for r in self.backend.execute(
                     "UPDATE runs SET owner = ?, lease_expires = ?, status = ?, updated_at = ? WHERE run_id IN ("
-                    f" SELECT run_id FROM runs WHERE {_NOT_COMPLETED} AND status IN (?, ?)"
-                    " AND (lease_expires IS NULL OR lease_expires < ?)"
+                    f" SELECT run_id FROM runs WHERE {_IS_ACTIVE} AND (lease_expires IS NULL OR lease_expires < ?)"
                     " ORDER BY run_id LIMIT ?) AND status IN (?, ?) RETURNING run_id",
                     (owner, now + lease_s, RunStatus.RUNNING.value, now, *_ACTIVE, now, limit, *_ACTIVE),
                 )
