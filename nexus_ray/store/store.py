@@ -194,9 +194,7 @@ class Store(SecurityTables):
         return self._transact(insert, write=True)  # write: it may count runs before it inserts
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
-        rows = self.backend.execute(
-            f"SELECT COUNT(*) FROM runs WHERE {_IS_ACTIVE} AND tenant_tag = ?", (*_ACTIVE, tag)
-        )
+        rows = self.backend.execute(f"SELECT COUNT(*) FROM runs WHERE {_IS_ACTIVE} AND tenant_tag = ?", (*_ACTIVE, tag))
         if rows[0][0] >= limit:
             raise RateLimitedError(
                 f"This tenant already has {limit} runs pending or running (NEXUS_MAX_RUNS_PER_TENANT); "
