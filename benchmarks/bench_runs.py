@@ -166,6 +166,8 @@ def main() -> None:
         f"  one RunService, 32 at a time: off {store['run_service_off']['median']} runs/s,"
         f" on {store['run_service_on']['median']} runs/s ({store['run_service_ratio']:.0%})"
     )
+    batch_off, batch_on = store["batch_of_16_ms_off"]["median"], store["batch_of_16_ms_on"]["median"]
+    print(f"  one RunService, a batch of 16 runs at a time: off {batch_off} ms, on {batch_on} ms")
     for how, label in (("python", "Python aexecute"), ("rest_async", "REST async mode, 32 conns")):
         b = burst[how]
         print(f"  {args.runs} concurrent 1 s runs via {label}: {b['median']} s [{b['min']}-{b['max']}] (target <= 3 s)")
