@@ -151,8 +151,14 @@ async def socket_messages(url: str, headers: dict[str, str] | None, sends: list[
             return received, closed.rcvd.code if closed.rcvd else None
 
 
-async def mcp_call(secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any], times: int = 1) -> Any:
-    """The tools the caller sees, and the result of the (last) call."""
+async def mcp_call(secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any]) -> Any:
+    """The tools the caller sees, and the result of one call."""
+    tools, results = await mcp_calls(secure, credential, tool, arguments, 1)
+    return tools, results[0]
+
+
+async def mcp_calls(secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any], times: int) -> Any:
+    """The tools the caller sees, and the results of ``times`` calls in a row."""
     from mcp import Client
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
@@ -160,8 +166,7 @@ async def mcp_call(secure: Secure, credential: str | None, tool: str, arguments:
     http = create_mcp_http_client(headers=headers)
     async with Client(streamable_http_client(secure.url + "/mcp", http_client=http)) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
-        results = [await client.call_tool(tool, arguments) for _ in range(times)]
-        return tools, results[-1]
+        return tools, [await client.call_tool(tool, arguments) for _ in range(times)]
 
 
 def leaves(error: BaseException) -> list[BaseException]:
@@ -270,10 +275,16 @@ def test_rate_limit_holds_across_two_replicas(secure: Secure) -> None:
     assert len(ok) + len(limited) == 60, server_errors(secure)
     assert abs(len(ok) - allowed) <= 3, (len(ok), allowed)  # 30/minute, within 10%
     assert int(limited[0].headers["retry-after"]) >= 1 and limited[0].headers["ratelimit-limit"] == "30"
-    # The bucket refills 1 token per 2 s, also while the MCP client connects (seconds on a busy
-    # machine): of 10 calls in a row, the last is over the limit unless 20 s went by.
-    _, over = asyncio.run(mcp_call(secure, credential, "limited", {"x": 1}, times=10))
-    assert over.is_error and "Rate limit" in over.content[0].text
+    # MCP spends the same bucket: what REST left in it (at most 3, see above, and a token leased
+    # by each replica) and its refill of 1 token per 2 s (also while the client connects) go
+    # through; the other calls of 20 in a row are refused, saying why. Which of them passes is
+    # timing (a refill can fall before the last call), so the test counts them.
+    started = time.monotonic()
+    _, results = asyncio.run(mcp_calls(secure, credential, "limited", {"x": 1}, times=20))
+    budget = 3 + 2 + (time.monotonic() - started) * 30 / 60
+    refused = [r for r in results if r.is_error]
+    assert refused and all("Rate limit" in r.content[0].text for r in refused), results
+    assert len(results) - len(refused) <= budget + 1, (len(results) - len(refused), budget)
 
 
 def test_concurrent_runs_per_tenant_are_limited(secure: Secure) -> None:
