@@ -11,6 +11,7 @@ from pathlib import Path
 # kernel's ephemeral range are left to servers that a caller places itself.
 FIRST_PORT = 20000
 _handed_out: set[int] = set()
+_random = random.Random()  # its own: a test that seeds the module's must not fix the ports
 
 
 def free_port() -> int:
@@ -22,7 +23,7 @@ def free_port() -> int:
     low = _ephemeral_low()
     high = low if low - FIRST_PORT >= 1000 else 65536
     for _ in range(1000):
-        port = random.randrange(FIRST_PORT, high)
+        port = _random.randrange(FIRST_PORT, high)
         if port not in _handed_out and _bindable(port):
             _handed_out.add(port)
             return port

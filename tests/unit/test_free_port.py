@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nexus_ray import testing
 from nexus_ray.testing import FIRST_PORT, _ephemeral_low, free_port
 
 
@@ -25,7 +26,7 @@ def test_a_port_in_use_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> Non
         taken.bind(("127.0.0.1", 0))
         busy = taken.getsockname()[1]
         picks = iter([busy, free])
-        monkeypatch.setattr("random.randrange", lambda a, b: next(picks))
+        monkeypatch.setattr(testing._random, "randrange", lambda a, b: next(picks))
         assert free_port() == free
 
 
