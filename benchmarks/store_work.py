@@ -85,6 +85,13 @@ async def _runs_per_s(service: RunService, runs: int, concurrency: int) -> float
     return runs / (time.perf_counter() - started)
 
 
+def _service(durable: bool) -> RunService:
+    """A RunService hosting double_plus_one, with a fresh SQLite store when ``durable``."""
+    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
+    factory = (lambda: Store(SQLiteBackend(path))) if durable else None
+    return RunService("bench", {"double_plus_one": double_plus_one()}, store_factory=factory)
+
+
 async def _run_batch(service: RunService, inputs: dict[str, dict[str, Any]], size: int) -> None:
     runs = (service.execute("double_plus_one", inputs, new_run_id()) for _ in range(size))
     for result in await asyncio.gather(*runs):
@@ -99,9 +106,7 @@ def batch_ms(durable: bool, batches: int = 400, size: int = 16, between_ms: floa
     only after this one's replies (the ingress keeps one batch in flight). The median of
     hundreds of batches varies far less than REST req/s on this machine, and it shows the
     cost that counts there: the latency of a batch's three commits, not their CPU."""
-    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
-    factory = (lambda: Store(SQLiteBackend(path))) if durable else None
-    service = RunService("bench", {"double_plus_one": double_plus_one()}, store_factory=factory)
+    service = _service(durable)
     inputs = service.workflows["double_plus_one"].resolve_inputs({"x": 1})
 
     async def measure() -> list[float]:
@@ -124,9 +129,7 @@ def batch_ms(durable: bool, batches: int = 400, size: int = 16, between_ms: floa
 
 def in_process(durable: bool, runs: int = 4000, reps: int = 3) -> dict[str, float]:
     """Runs/s of one RunService (32 at a time), with or without a SQLite store."""
-    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
-    factory = (lambda: Store(SQLiteBackend(path))) if durable else None
-    service = RunService("bench", {"double_plus_one": double_plus_one()}, store_factory=factory)
+    service = _service(durable)
 
     async def measure() -> list[float]:
         await _runs_per_s(service, 500, 32)  # warm-up
