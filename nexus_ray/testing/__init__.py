@@ -17,24 +17,33 @@ _random = random.Random()  # its own: a test that seeds the module's must not fi
 def free_port() -> int:
     """A free loopback TCP port, not handed out before by this process.
 
-    It lies below the kernel's ephemeral range: a port from that range (what binding port 0
-    gives) can be taken by any outgoing connection before the server meant to get it binds
+    It lies outside the kernel's ephemeral range: a port from that range (what binding port
+    0 gives) can be taken by any outgoing connection before the server meant to get it binds
     it, and Ray and Serve make many while they start (HAProxy once failed to start so)."""
-    low = _ephemeral_low()
-    high = low if low - FIRST_PORT >= 1000 else 65536
+    ranges = _port_ranges(*_ephemeral_range())
+    if not ranges:
+        raise RuntimeError(f"The kernel's ephemeral ports leave no ports from {FIRST_PORT} up for servers.")
     for _ in range(1000):
-        port = _random.randrange(FIRST_PORT, high)
+        port = _random.choice(_random.choices(ranges, weights=[len(r) for r in ranges])[0])
         if port not in _handed_out and _bindable(port):
             _handed_out.add(port)
             return port
-    raise RuntimeError(f"No free loopback port between {FIRST_PORT} and {high} after 1,000 tries.")
+    raise RuntimeError(f"No free loopback port in {ranges} after 1,000 tries.")
 
 
-def _ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+def _port_ranges(ephemeral_low: int, ephemeral_high: int) -> list[range]:
+    """The ports from FIRST_PORT up that lie below or above the ephemeral range."""
+    below = range(FIRST_PORT, ephemeral_low)
+    above = range(max(FIRST_PORT, ephemeral_high + 1), 65536)
+    return [r for r in (below, above) if len(r)]
+
+
+def _ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> tuple[int, int]:
     try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):  # not Linux: the IANA range starts here
-        return 49152
+        low, high = (int(part) for part in path.read_text().split())
+        return low, high
+    except (OSError, ValueError):  # not Linux: the IANA range
+        return 49152, 65535
 
 
 def _bindable(port: int) -> bool:
