@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, stat, write_results  # noqa: E402
+from benchmarks.common import free_port, ratio_interval, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from benchmarks.store_work import measure_all  # noqa: E402
 from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
@@ -62,6 +62,8 @@ def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32,
         off, on = stat(modes["off"], 1), stat(modes["on"], 1)
         pairs = [round(a / b, 3) for a, b in zip(modes["on"], modes["off"], strict=True)]
         by[c] = {"off": off, "on": on, "ratio": round(on["median"] / off["median"], 3), "pair_ratios": pairs}
+        if reps >= 2:
+            by[c]["interval"] = ratio_interval(pairs)
     return {**by[str(connections[0])], "by_connections": by}
 
 
@@ -160,6 +162,9 @@ def main() -> None:
             f"  {c} connections: off {off} req/s, on {on} req/s, on / off {figures['ratio']:.0%}"
             f" (each pair: {', '.join(f'{r:.0%}' for r in figures['pair_ratios'])})"
         )
+        if "interval" in figures:
+            i = figures["interval"]
+            print(f"    pairs' geometric mean {i['gmean']:.0%}, 95% interval {i['low']:.0%}-{i['high']:.0%}")
     store = measure_all()
     print(f"  in process: store work per durable run {store['store_us_per_run']['median']} us;")
     print(
