@@ -49,6 +49,17 @@ def ratio_interval(ratios: list[float], resamples: int = 10_000, seed: int = 0) 
     }
 
 
+def interval_text(interval: dict[str, float]) -> str:
+    """``ratio_interval``'s figures in words: "82% (95% interval 79-86%, 49 pairs)"."""
+    gmean, low, high, pairs = (interval[k] for k in ("gmean", "low", "high", "pairs"))
+    return f"{gmean:.0%} (95% interval {low * 100:.0f}-{high:.0%}, {pairs:.0f} pairs)"
+
+
+def shows_at_least(interval: dict[str, float], target: float) -> bool:
+    """Whether the pairs show the ratio is at least ``target``: all of the 95% interval is."""
+    return interval["low"] >= target
+
+
 def machine() -> str:
     """This machine, in one line."""
     model = ""

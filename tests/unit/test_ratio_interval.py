@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.common import ratio_interval
+from benchmarks.common import interval_text, ratio_interval, shows_at_least
 
 
 def test_the_geometric_mean_lies_inside_an_interval_that_holds_the_pairs_spread() -> None:
@@ -35,3 +35,10 @@ def test_equal_pairs_leave_no_doubt() -> None:
 def test_too_few_or_non_positive_ratios_are_refused_by_name(pairs: list[float]) -> None:
     with pytest.raises(ValueError, match="two or more positive ratios"):
         ratio_interval(pairs)
+
+
+def test_a_target_is_shown_only_when_all_of_the_interval_reaches_it() -> None:
+    interval = {"gmean": 0.821, "low": 0.786, "high": 0.86, "pairs": 49}
+    assert not shows_at_least(interval, 0.8)  # the mean is above, the interval is not
+    assert shows_at_least(interval, 0.75)
+    assert interval_text(interval) == "82% (95% interval 79-86%, 49 pairs)"
