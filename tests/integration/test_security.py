@@ -151,13 +151,17 @@ async def socket_messages(url: str, headers: dict[str, str] | None, sends: list[
             return received, closed.rcvd.code if closed.rcvd else None
 
 
-async def mcp_call(secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any]) -> Any:
+async def mcp_call(
+    secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any]
+) -> tuple[set[str], Any]:
     """The tools the caller sees, and the result of one call."""
     tools, results = await mcp_calls(secure, credential, tool, arguments, 1)
     return tools, results[0]
 
 
-async def mcp_calls(secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any], times: int) -> Any:
+async def mcp_calls(
+    secure: Secure, credential: str | None, tool: str, arguments: dict[str, Any], times: int
+) -> tuple[set[str], list[Any]]:
     """The tools the caller sees, and the results of ``times`` calls in a row."""
     from mcp import Client
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
