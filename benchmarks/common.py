@@ -33,7 +33,7 @@ def ratio_interval(ratios: list[float], resamples: int = 10_000, seed: int = 0) 
     """The geometric mean of paired ratios (on / off of each pair) and its 95% bootstrap
     interval (percentiles of ``resamples`` resampled means, from a fixed ``seed``).
 
-    One run's ratio of medians swings by 20 points here (pairs range 61-143%), so a target
+    One run's ratio of medians swings by 20 points here (single pairs by twice that), so a target
     on a ratio is judged by this interval, not by one run. Ratios multiply, hence logs."""
     if len(ratios) < 2 or min(ratios) <= 0:
         raise ValueError(f"need two or more positive ratios, got {ratios!r}")
