@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import ConflictError, InvalidRequestError, RuntimeUnavailableError
 from .registry import Catalog, RegisteredWorkflow, make_registered
+from .runtime.paging import EVENTS_MAX, event_after, page_cursor, page_limit, run_status
 from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
 from .workflow.typed import node_class_of
@@ -348,9 +349,16 @@ class Nexus:
         limit: int = 50,
         cursor: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored runs, newest first; pass the last run id as ``cursor`` for the next page."""
+        """Stored runs, newest first (``limit`` 1-500); pass the last run id as ``cursor``
+        for the next page. InvalidRequestError names a bad limit, cursor or status."""
+        filters = {
+            "workflow": workflow,
+            "status": run_status(status),
+            "session_id": session_id,
+            "limit": page_limit(limit),
+            "before": page_cursor(cursor, "run"),
+        }
         self._ensure_runtime()
-        filters = {"workflow": workflow, "status": status, "session_id": session_id, "limit": limit, "before": cursor}
         return self._pool.client().call_blocking("list_runs", cursor or "", filters)  # type: ignore[no-any-return]
 
     # -- sessions -------------------------------------------------------------------------
@@ -417,7 +425,9 @@ class Nexus:
     def get_events(
         self, session_id: str | None = None, event_type: str | None = None, *, limit: int = 100, after: int = 0
     ) -> list[dict[str, Any]]:
-        """A session's events (or the global log's) after sequence number ``after``, oldest first."""
+        """A session's events (or the global log's) after sequence number ``after``, oldest
+        first (``limit`` 1-1000)."""
+        limit, after = page_limit(limit, EVENTS_MAX), event_after(after)
         self._ensure_runtime()
         key = session_id or ""
         return self._pool.sessions().call_blocking("events", key, session_id, event_type, after, limit)  # type: ignore[no-any-return]
@@ -452,7 +462,9 @@ class Nexus:
         sessions.release(session_id)
 
     def list_sessions(self, *, limit: int = 50, cursor: str | None = None) -> list[dict[str, Any]]:
-        """Live sessions, newest first; pass the last session id as ``cursor`` for more."""
+        """Live sessions, newest first (``limit`` 1-500); pass the last session id as
+        ``cursor`` for more."""
+        limit, cursor = page_limit(limit), page_cursor(cursor, "session")
         self._ensure_runtime()
         return self._pool.sessions().call_blocking("list", cursor or "", limit, cursor)  # type: ignore[no-any-return]
 

@@ -106,12 +106,14 @@ class InputValidationError(InvalidRequestError):
 
     def __init__(self, errors: list[dict[str, Any]], workflow: str | None = None) -> None:
         fields = ", ".join(str(e["field"]) for e in errors)
-        super().__init__(
-            f"Invalid inputs for workflow {workflow!r}: {fields}. "
-            "See 'errors' for each field; GET /workflows lists the input schema.",
-            workflow=workflow,
-            errors=errors,
-        )
+        if workflow is None:  # a route's own parameters, not a workflow's inputs
+            message = f"Invalid request: {fields}. See 'errors' for each field; /docs describes every route."
+        else:
+            message = (
+                f"Invalid inputs for workflow {workflow!r}: {fields}. "
+                "See 'errors' for each field; GET /workflows lists the input schema."
+            )
+        super().__init__(message, workflow=workflow, errors=errors)
 
     @property
     def errors(self) -> list[dict[str, Any]]:

@@ -292,7 +292,15 @@ def test_list_runs_filters_and_cursor(client: TestClient) -> None:
     failed = client.get("/runs", params={"status": "failed"}).json()["runs"]
     assert all(r["status"] == "failed" for r in failed)
     problem(client.get("/runs", params={"status": "bogus"}), 422)
-    problem(client.get("/runs", params={"limit": 0}), 422)
+    assert problem(client.get("/runs", params={"limit": 0}), 422)["detail"].startswith("Invalid request: query.limit.")
+
+
+@pytest.mark.parametrize("path", ["/runs", "/sessions"])
+def test_a_cursor_that_is_no_id_is_refused_not_read_as_the_first_page(client: TestClient, path: str) -> None:
+    client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}})
+    client.post("/sessions", json={"state": {}})
+    body = problem(client.get(path, params={"cursor": "zz"}), 400)
+    assert body["field"] == "cursor" and "'zz' is not a" in body["detail"]
 
 
 def test_idempotency_key_same_request_same_run(client: TestClient) -> None:

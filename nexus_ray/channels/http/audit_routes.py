@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ...errors import ConflictError
+from ...runtime.paging import page_cursor
 from ...security.guard import Guard
 from .problems import problem_doc
 from .security import principal_of
@@ -63,7 +64,7 @@ def add_audit_routes(app: FastAPI, guard: Guard) -> None:
             raise ConflictError("The audit trail is off (NEXUS_AUDIT=false, or auth off without NEXUS_AUDIT=true).")
         await guard.audit.flush()  # this replica's latest entries first
         filters = {"subject": subject, "action": action, "outcome": outcome, "since": since}
-        filters |= {"before": cursor, "limit": limit}
+        filters |= {"before": page_cursor(cursor, "audit entry"), "limit": limit}
         entries = await guard.calls.list_audit(principal.tenant, filters)
         if principal.tenant == "default":  # the operator's tenant also sees failed sign-ins
             entries = sorted(entries + await guard.calls.list_audit("-", filters), key=lambda e: e["audit_id"])[::-1]

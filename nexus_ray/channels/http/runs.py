@@ -8,6 +8,7 @@ import pydantic_core
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
+from ...runtime.paging import page_cursor
 from ...workflow import RunStatus
 from ..secured import Access
 from .models import RunPage, RunResponse
@@ -57,7 +58,7 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
             "status": status.value if status else None,
             "session_id": session_id,
             "limit": limit,
-            "before": cursor,
+            "before": page_cursor(cursor, "run"),
         }
         return _json(await access.runs(principal_of(request)).list_runs(filters))
 

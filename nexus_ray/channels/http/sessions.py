@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from ...errors import InputValidationError, InvalidRequestError
+from ...runtime.paging import page_cursor
 from ...workflow.fields import describe_validation_error
 from .body import read_json_body
 from .problems import problem_doc
@@ -132,7 +133,7 @@ def add_session_routes(app: FastAPI, access: Access, limit_bytes: int) -> None:
     async def list_sessions(
         request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None
     ) -> Response:
-        page = await sessions(request).list(limit, cursor)
+        page = await sessions(request).list(limit, page_cursor(cursor, "session"))
         next_cursor = page[-1]["session_id"] if len(page) == limit else None
         return Response(pydantic_core.to_json({"sessions": page, "next_cursor": next_cursor}), media_type=JSON)
 

@@ -167,6 +167,7 @@ def test_every_action_is_audited_per_tenant_without_credentials(world: Any) -> N
     client, _ = world
     run_id = run(client, ADMIN_A).json()["run_id"]
     run(client, VIEWER_A)
+    run(client, ADMIN_B)  # so beta has entries of its own, whichever tests ran before
     client.get("/runs/ffff", headers=ADMIN_A)
     assert client.get("/audit", headers=VIEWER_A).status_code == 403
     entries = client.get("/audit", params={"limit": 1000}, headers=ADMIN_A).json()["entries"]
@@ -191,6 +192,17 @@ def test_every_action_is_audited_per_tenant_without_credentials(world: Any) -> N
     assert SECRET not in text and "Bearer" not in text
     beta = client.get("/audit", params={"limit": 1000}, headers=ADMIN_B).json()["entries"]
     assert beta and all(e["tenant"] == "beta" for e in beta)
+
+
+def test_the_audit_trail_pages_by_its_cursor_and_refuses_any_other(world: Any) -> None:
+    client, _ = world
+    run(client, ADMIN_A)
+    run(client, ADMIN_A)
+    first = client.get("/audit", params={"limit": 1}, headers=ADMIN_A).json()
+    second = client.get("/audit", params={"limit": 1, "cursor": first["next_cursor"]}, headers=ADMIN_A).json()
+    assert second["entries"][0]["audit_id"] < first["entries"][0]["audit_id"] == first["next_cursor"]
+    refused = client.get("/audit", params={"cursor": "zz"}, headers=ADMIN_A)
+    assert refused.status_code == 400 and refused.json()["field"] == "cursor"
 
 
 def test_docs_and_metrics_can_be_opened_by_configuration(tmp_path: Path) -> None:

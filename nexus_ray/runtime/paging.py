@@ -1,0 +1,63 @@
+"""The arguments every listing takes (a page size, a cursor, a status filter, an event
+sequence number), checked the same way on every channel before any actor call. A bad one
+is refused by name: never read as "no limit" (SQLite's ``LIMIT -1``), "no filter" or
+"from the start", which would answer a mistake with a plausible wrong page.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import InvalidRequestError
+from ..security.tenancy import DEDICATED_SUFFIX
+from ..workflow import RunStatus
+
+PAGE_MAX = 500  # runs and sessions per page
+EVENTS_MAX = 1000  # events or audit entries per page
+
+_BASE_ID = r"[0-9a-f]{32}"  # new_run_id()
+_TENANT_TAG = r"(?:\.[0-9a-f]{16})?"  # scoped(): ids of a tenant other than "default"
+_CURSORS = {
+    "run": re.compile(_BASE_ID + _TENANT_TAG),
+    "session": re.compile(_BASE_ID + _TENANT_TAG + f"(?:{re.escape(DEDICATED_SUFFIX)})?"),
+    "audit entry": re.compile(_BASE_ID),
+}
+
+
+def page_limit(limit: object, most: int = PAGE_MAX) -> int:
+    """``limit`` when it is a whole number from 1 to ``most``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise InvalidRequestError(
+            f"limit must be a whole number from 1 to {most}, got {limit!r}; page on with the cursor.", field="limit"
+        )
+    return limit
+
+
+def page_cursor(cursor: object, kind: str) -> str | None:
+    """``cursor`` when it is None or a ``kind`` id ("run", "session", "audit entry"): the
+    ``next_cursor`` of a previous page, or the last id it listed."""
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or not _CURSORS[kind].fullmatch(cursor):
+        raise InvalidRequestError(
+            f"cursor {cursor!r} is not a {kind} id; pass the next_cursor of the previous page.", field="cursor"
+        )
+    return cursor
+
+
+def run_status(status: str | None) -> str | None:
+    """The value of a run status filter (None: any status)."""
+    if status is None:
+        return None
+    try:
+        return RunStatus(status).value
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidRequestError(f"status must be one of {names}; got {status!r}.", field="status") from None
+
+
+def event_after(after: object) -> int:
+    """``after`` when it is a sequence number (0: from the first event)."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise InvalidRequestError(f"after must be a whole number >= 0 (an event's seq), got {after!r}.", field="after")
+    return after
