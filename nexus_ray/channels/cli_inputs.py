@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequestError
+from .wire_json import NonStandardJSONError, loads
 
 
 def parse_value(text: str) -> Any:
-    """JSON when ``text`` is valid JSON (``5`` is a number, ``true`` a boolean), else the string."""
+    """JSON when ``text`` is valid JSON (``5`` is a number, ``true`` a boolean), else the
+    string (``NaN`` is not JSON, so it is the string "NaN")."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return loads(text)
+    except (json.JSONDecodeError, NonStandardJSONError):
         return text
 
 
@@ -32,11 +34,13 @@ def parse_pairs(pairs: list[str], what: str = "--input") -> dict[str, Any]:
 def json_object(text: str, source: str) -> dict[str, Any]:
     """A JSON object from ``text`` (``source`` names where it came from, for the error)."""
     try:
-        value = json.loads(text)
+        value = loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
+    except NonStandardJSONError as exc:
+        raise InvalidRequestError(f"{source} is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise InvalidRequestError(f"{source} must be a JSON object, got {type(value).__name__}.")
     return value

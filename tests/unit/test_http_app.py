@@ -434,6 +434,38 @@ def test_websocket_runs_stream_events_and_bad_messages_get_errors(client: TestCl
         assert ws.receive_json()["error"]["status"] == 404
 
 
+def strict_json(text: str) -> Any:
+    """What a standard parser (JavaScript's JSON.parse) makes of ``text``."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in a response that claims to be JSON: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_channel_speaks_standard_json(client: TestClient) -> None:
+    execute = "/workflows/double_plus_one/execute"
+    nan_body = b'{"inputs": {"x": NaN}}'
+    refused = problem(client.post(execute, content=nan_body, headers={"content-type": "application/json"}), 400)
+    assert refused["constant"] == "NaN" and "NaN is not JSON" in refused["detail"]
+    # 2 * 1e308 overflows to infinity: the run completes and the response says null
+    r = client.post(execute, json={"inputs": {"x": 1e308}})
+    body = strict_json(r.text)
+    assert body["status"] == "completed" and body["outputs"]["double"]["result"]["value"] is None
+    assert strict_json(client.get(f"/runs/{body['run_id']}").text)["outputs"] == body["outputs"]
+    streamed = client.post(execute, json={"inputs": {"x": 1e308}, "mode": "stream"})
+    frames = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert strict_json(frames[-1])["data"]["outputs"]["add_one"]["result"]["value"] is None
+    with client.websocket_connect("/ws/double_plus_one") as ws:
+        ws.send_text('{"inputs": {"x": Infinity}}')
+        error = ws.receive_json()
+        assert error["error"]["status"] == 400 and "Infinity is not JSON" in error["error"]["detail"]
+        ws.send_json({"inputs": {"x": 1e308}})
+        while (event := strict_json(ws.receive_text()))["type"] != "run.completed":
+            pass
+        assert event["data"]["outputs"]["double"]["result"]["value"] is None
+
+
 def test_websocket_cancel(client: TestClient) -> None:
     with client.websocket_connect("/ws/nap") as ws:
         ws.send_json({"inputs": {"seconds": 5}})

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -24,6 +23,7 @@ from ...settings import Settings
 from ...workflow.fields import json_schema_for
 from ..mcp.http import MCP_PATH, McpPathWithoutSlash, build_mcp_app
 from ..secured import Access
+from ..wire_json import dumps
 from .audit_routes import add_audit_routes
 from .body import idempotency_key, parse_execute_request, read_json_body
 from .gateway import RunGateway
@@ -90,7 +90,7 @@ def build_http_app(
     @app.get("/health", response_model=Health, tags=["system"], summary="Liveness (open, also with auth on)")
     async def health() -> Response:
         body = {"status": "ok", "catalog": catalog_digest(workflows)}
-        return Response(pydantic_core.to_json(body), media_type=JSON)
+        return Response(dumps(body), media_type=JSON)
 
     @app.get(
         "/workflows",
@@ -101,7 +101,7 @@ def build_http_app(
     async def list_workflows(request: Request) -> Response:
         principal = principal_of(request)
         visible = [w.summary() for w in workflows.values() if _visible(guard, principal, w.name)]
-        return Response(pydantic_core.to_json(visible), media_type=JSON)
+        return Response(dumps(visible), media_type=JSON)
 
     hubs = Hubs(runner, sessions)
 
@@ -118,7 +118,7 @@ def build_http_app(
             raise not_found(name, list(workflows))
         if not _visible(guard, principal_of(request), name):
             guard.require(principal_of(request), "read", name)
-        return Response(pydantic_core.to_json(item.detail()), media_type=JSON)
+        return Response(dumps(item.detail()), media_type=JSON)
 
     def execute_route(item: RegisteredWorkflow) -> APIRoute:
         return APIRoute(
@@ -223,9 +223,9 @@ def _execute_endpoint(
 
 def _run_response(result: dict[str, Any], wait: bool) -> Response:
     if wait:
-        return Response(pydantic_core.to_json(result), media_type=JSON)
+        return Response(dumps(result), media_type=JSON)
     location = {"location": f"/runs/{result['run_id']}"}
-    return Response(pydantic_core.to_json(result), status_code=202, media_type=JSON, headers=location)
+    return Response(dumps(result), status_code=202, media_type=JSON, headers=location)
 
 
 def _request_body(item: RegisteredWorkflow) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import pydantic_core
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -12,6 +11,7 @@ from starlette.responses import Response
 from ...errors import ConflictError
 from ...runtime.paging import page_cursor
 from ...security.guard import Guard
+from ..wire_json import dumps
 from .problems import problem_doc
 from .security import principal_of
 
@@ -70,6 +70,4 @@ def add_audit_routes(app: FastAPI, guard: Guard) -> None:
             entries = sorted(entries + await guard.calls.list_audit("-", filters), key=lambda e: e["audit_id"])[::-1]
             entries = entries[:limit]
         next_cursor = entries[-1]["audit_id"] if len(entries) == limit else None
-        return Response(
-            pydantic_core.to_json({"entries": entries, "next_cursor": next_cursor}), media_type="application/json"
-        )
+        return Response(dumps({"entries": entries, "next_cursor": next_cursor}), media_type="application/json")

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
 from ...workflow.fields import describe_validation_error
+from ..wire_json import NonStandardJSONError, loads
 from .models import ExecuteRequest
 
 
@@ -26,7 +27,9 @@ async def read_json_body(request: Request, limit: int) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        return loads(body)
+    except NonStandardJSONError as exc:
+        raise InvalidRequestError(f"The request body is not standard JSON: {exc}.", constant=exc.constant) from None
     except UnicodeDecodeError:
         raise InvalidRequestError("The request body is not UTF-8 encoded JSON.") from None
     except json.JSONDecodeError as exc:

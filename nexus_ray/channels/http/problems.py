@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ...errors import InputValidationError, NexusError
+from ..wire_json import dumps
 
 logger = logging.getLogger("nexus_ray.http")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -46,7 +46,7 @@ def problem_doc(description: str) -> dict[str, Any]:
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """A problem+json response with the problem's status."""
     return Response(
-        content=pydantic_core.to_json(problem),
+        content=dumps(problem),
         status_code=int(problem["status"]),
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import pydantic_core
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
 from ...runtime.paging import page_cursor
 from ...workflow import RunStatus
 from ..secured import Access
+from ..wire_json import dumps
 from .models import RunPage, RunResponse
 from .problems import problem_doc
 from .security import principal_of
@@ -64,4 +64,4 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
 
 
 def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(pydantic_core.to_json(body), status_code=status_code, media_type=JSON)
+    return Response(dumps(body), status_code=status_code, media_type=JSON)

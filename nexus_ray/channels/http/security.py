@@ -8,7 +8,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import pydantic_core
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +15,7 @@ from ...errors import AuthenticationError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow
 from ...security.guard import Guard
 from ...security.principal import ANONYMOUS, Principal
+from ..wire_json import dumps
 from .problems import PROBLEM_MEDIA_TYPE
 
 PRINCIPAL = "nexus.principal"
@@ -151,7 +151,7 @@ def _encode(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
 
 
 async def _problem(send: Send, exc: NexusError, path: str) -> None:
-    body = pydantic_core.to_json(exc.to_problem(path))
+    body = dumps(exc.to_problem(path))
     headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers + _encode(exc.headers())})
     await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-import pydantic_core
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -12,6 +11,7 @@ from starlette.responses import Response
 from ...errors import InputValidationError, InvalidRequestError
 from ...runtime.paging import page_cursor
 from ...workflow.fields import describe_validation_error
+from ..wire_json import dumps
 from .body import read_json_body
 from .problems import problem_doc
 from .security import audit_note, principal_of
@@ -135,14 +135,12 @@ def add_session_routes(app: FastAPI, access: Access, limit_bytes: int) -> None:
     ) -> Response:
         page = await sessions(request).list(limit, page_cursor(cursor, "session"))
         next_cursor = page[-1]["session_id"] if len(page) == limit else None
-        return Response(pydantic_core.to_json({"sessions": page, "next_cursor": next_cursor}), media_type=JSON)
+        return Response(dumps({"sessions": page, "next_cursor": next_cursor}), media_type=JSON)
 
 
 def _session(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     etag = {"etag": f'"{body["version"]}"'}
-    return Response(
-        pydantic_core.to_json(body), status_code=status, media_type=JSON, headers={**etag, **(headers or {})}
-    )
+    return Response(dumps(body), status_code=status, media_type=JSON, headers={**etag, **(headers or {})})
 
 
 def _if_match(request: Request) -> int | None:

@@ -9,7 +9,6 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
 
-import pydantic_core
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
@@ -20,6 +19,7 @@ from ...runtime.subscriptions import EventHub, Fetch
 from ...security.guard import Guard
 from ...security.principal import Principal
 from ..secured import Access, PrincipalRuns
+from ..wire_json import NonStandardJSONError, dumps, dumps_text, loads
 from .gateway import RunGateway
 from .problems import problem_doc
 from .security import principal_of
@@ -81,7 +81,7 @@ async def sse_response(events: AsyncIterator[dict[str, Any] | None]) -> EventSou
             if item is None:
                 yield ServerSentEvent(comment="keep-alive")
             else:
-                yield ServerSentEvent(data=json.dumps(item), event=item["type"], id=str(item["seq"]))
+                yield ServerSentEvent(data=dumps_text(item), event=item["type"], id=str(item["seq"]))
             item = await anext(events, _END)
 
     return EventSourceResponse(frames(), ping=KEEP_ALIVE_S, sep="\n")
@@ -94,7 +94,7 @@ async def events_page(fetch: Fetch, log_id: str, after: int) -> Response:
     """``?follow=false``: the events after ``after`` stored now, as one JSON document
     ``{"events": [...], "ended": bool}`` (no waiting)."""
     events, ended = await fetch(log_id, after, 0.0)
-    return Response(pydantic_core.to_json({"events": events, "ended": ended}), media_type="application/json")
+    return Response(dumps({"events": events, "ended": ended}), media_type="application/json")
 
 
 def add_stream_routes(
@@ -148,7 +148,7 @@ def add_stream_routes(
             guard.audit.record(principal, "websocket", "session_events", 200, target=session_id)
             async for event in hubs.session_events.subscribe(session_id, after):
                 if event is not None:
-                    await websocket.send_text(pydantic_core.to_json(event).decode())
+                    await websocket.send_text(dumps_text(event))
         except NexusError as exc:
             await _send_error(websocket, exc)
             # An unknown (or another tenant's) session ends the stream normally, as before auth.
@@ -214,9 +214,11 @@ class WorkflowSocket:
                 limit_bytes=self.max_message_bytes,
             )
         try:
-            body = json.loads(message)
+            body = loads(message)
         except json.JSONDecodeError as exc:
             raise InvalidRequestError(f"A WebSocket message must be JSON: {exc.msg} at column {exc.colno}.") from None
+        except NonStandardJSONError as exc:
+            raise InvalidRequestError(f"A WebSocket message must be JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise InvalidRequestError('Send {"inputs": {...}} to run, or {"cancel": "<run_id>"} to cancel.')
         if "cancel" in body:  # its run.cancelled event follows on the run's stream
@@ -257,7 +259,7 @@ class WorkflowSocket:
 
     async def _send(self, payload: dict[str, Any]) -> None:
         async with self._send_lock:
-            await self.websocket.send_text(pydantic_core.to_json(payload).decode())
+            await self.websocket.send_text(dumps_text(payload))
 
 
 async def authenticate_socket(websocket: WebSocket, guard: Guard) -> Principal:
@@ -289,7 +291,7 @@ def _error_message(exc: NexusError) -> dict[str, Any]:
 
 async def _send_error(websocket: WebSocket, exc: NexusError) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await websocket.send_text(pydantic_core.to_json(_error_message(exc)).decode())
+        await websocket.send_text(dumps_text(_error_message(exc)))
 
 
 async def _close(websocket: WebSocket, code: int = 1000) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from ..http.gateway import RunGateway
 from ..http.security import PRINCIPAL
 from ..http.sessions import SessionGateway
 from ..secured import Access, PrincipalRuns
+from ..wire_json import dumps_text
 from .builtins import BUILTIN_TOOLS, call_builtin
 from .resources import list_resources, list_templates, read_resource
 
@@ -173,7 +173,7 @@ def run_result(run: dict[str, Any]) -> types.CallToolResult:
             text += f" in node {error.get('node')!r}: {error.get('type')}: {error.get('message')}"
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True, _meta=meta)
     outputs = run.get("outputs", {})
-    text = json.dumps(outputs, default=str)
+    text = dumps_text(outputs, fallback=str)
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text[:2000])], structured_content=outputs, _meta=meta
     )
@@ -182,7 +182,7 @@ def run_result(run: dict[str, Any]) -> types.CallToolResult:
 def text_result(value: Any) -> types.CallToolResult:
     """A built-in tool's JSON answer."""
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=json.dumps(value, default=str))],
+        content=[types.TextContent(type="text", text=dumps_text(value, fallback=str))],
         structured_content=value if isinstance(value, dict) else {"result": value},
     )
 

@@ -1,0 +1,51 @@
+"""JSON as it crosses a channel: standard JSON (RFC 8259) both ways.
+
+Python's ``json`` reads and writes ``NaN``, ``Infinity`` and ``-Infinity``, which are not
+JSON: JavaScript's ``JSON.parse`` and most other parsers refuse a document holding them.
+So a request carrying one is refused by name, and a response never holds one: a
+non-finite float (a node may compute one) is written as ``null``, as JavaScript's
+``JSON.stringify`` and pydantic's models write it. Inside the runtime and the store the
+value stays a float, so the Python API returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import pydantic_core
+
+
+class NonStandardJSONError(ValueError):
+    """The text holds ``NaN``, ``Infinity`` or ``-Infinity``."""
+
+    def __init__(self, constant: str) -> None:
+        super().__init__(f"{constant} is not JSON (RFC 8259); send a number, or null")
+        self.constant = constant
+
+
+def _refuse(constant: str) -> NoReturn:
+    raise NonStandardJSONError(constant)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse)
+
+
+def loads(text: str | bytes | bytearray) -> Any:
+    """Parse standard JSON (UTF-8 when bytes). Raises ``json.JSONDecodeError`` when
+    malformed, ``NonStandardJSONError`` for NaN or Infinity, ``UnicodeDecodeError``."""
+    if not isinstance(text, str):
+        text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")  # as json.loads does
+    return _DECODER.decode(text)
+
+
+def dumps(value: Any) -> bytes:
+    """``value`` as standard JSON (non-finite floats as ``null``)."""
+    return pydantic_core.to_json(value, inf_nan_mode="null")
+
+
+def dumps_text(value: Any, fallback: Callable[[Any], Any] | None = None) -> str:
+    """:func:`dumps` as text (WebSocket frames, SSE data, MCP text content); ``fallback``
+    turns what JSON cannot hold into something it can."""
+    return pydantic_core.to_json(value, inf_nan_mode="null", fallback=fallback).decode()

@@ -1,0 +1,52 @@
+"""Standard JSON both ways on every channel (channels/wire_json.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from nexus_ray import InvalidRequestError
+from nexus_ray.channels.cli_inputs import json_object, parse_value
+from nexus_ray.channels.wire_json import NonStandardJSONError, dumps, dumps_text, loads
+
+
+def strict(text: str | bytes) -> object:
+    """What a standard parser (JavaScript's JSON.parse) makes of ``text``."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in a document that claims to be JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_standard_constant_is_refused_by_name(constant: str) -> None:
+    with pytest.raises(NonStandardJSONError, match=f"^{constant} is not JSON") as info:
+        loads(f'{{"x": [1, {constant}]}}')
+    assert info.value.constant == constant
+
+
+def test_standard_json_reads_as_before_from_text_and_bytes() -> None:
+    doc = {"s": "NaN", "n": [1, 2.5, -1e308, None, True], "u": "é"}
+    text = json.dumps(doc)
+    assert loads(text) == loads(text.encode()) == loads(bytearray(text.encode("utf-16"))) == doc
+    assert loads(b"\xef\xbb\xbf" + text.encode()) == doc  # a UTF-8 BOM, as json.loads allows
+    with pytest.raises(json.JSONDecodeError):
+        loads("{")
+
+
+def test_non_finite_floats_are_written_as_null() -> None:
+    value = {"nan": math.nan, "inf": [math.inf, -math.inf], "x": 1.5}
+    assert strict(dumps(value)) == strict(dumps_text(value)) == {"nan": None, "inf": [None, None], "x": 1.5}
+
+
+def test_dumps_text_falls_back_for_what_json_cannot_hold() -> None:
+    assert strict(dumps_text({"thing": object()}, fallback=lambda v: "an object")) == {"thing": "an object"}
+
+
+def test_the_cli_reads_nan_as_a_string_and_refuses_it_inside_json() -> None:
+    assert parse_value("NaN") == "NaN" and parse_value("5") == 5
+    with pytest.raises(InvalidRequestError, match="--input-json is not valid JSON: Infinity is not JSON"):
+        json_object('{"x": Infinity}', "--input-json")
