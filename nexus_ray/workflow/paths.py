@@ -27,7 +27,7 @@ def _step(current: Any, part: str, so_far: str) -> Any:
         if part in current:
             return current[part]
         raise PathError(f"{so_far!r} not found (keys: {sorted(map(str, current))})")
-    if isinstance(current, (list, tuple)) and part.lstrip("-").isdigit():
+    if isinstance(current, (list, tuple)) and part.lstrip("-").isascii() and part.lstrip("-").isdigit():
         try:
             return current[int(part)]
         except IndexError:

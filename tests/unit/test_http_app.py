@@ -323,6 +323,22 @@ def test_idempotency_key_while_running(client: TestClient) -> None:
     assert sync["run_id"] == started.json()["run_id"] and sync["status"] == "completed"
 
 
+@pytest.mark.parametrize(
+    "body", [{"ttl_s": True}, {"ttl_s": "600"}, {"ttl_s": 1e999}, {"dedicated": "yes"}, {"state": {}, "ttl_s": 0}]
+)
+def test_a_session_is_created_only_from_a_well_typed_body(client: TestClient, body: dict[str, Any]) -> None:
+    text = json.dumps(body).replace("Infinity", "1e999")  # 1e999 is standard JSON that reads as infinity
+    field = next(iter(set(body) - {"state"}))
+    r = client.post("/sessions", content=text, headers={"content-type": "application/json"})
+    assert problem(r, 422)["errors"][0]["field"] == f"body.{field}"
+
+
+def test_a_last_event_id_must_be_ascii_digits(client: TestClient) -> None:
+    run_id = client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}}).json()["run_id"]
+    r = client.get(f"/runs/{run_id}/events", params={"follow": "false"}, headers={"Last-Event-ID": b"\xb2"})
+    assert problem(r, 400)["header"] == "Last-Event-ID"
+
+
 def test_bad_idempotency_key_400(client: TestClient) -> None:
     r = client.post("/workflows/greet/execute", json={"inputs": {"name": "a"}}, headers={"Idempotency-Key": "x" * 300})
     assert problem(r, 400)["header"] == "Idempotency-Key"
@@ -338,10 +354,15 @@ def test_sessions_over_rest(client: TestClient) -> None:
     assert patched.status_code == 200 and patched.json()["version"] == 2 and patched.headers["etag"] == '"2"'
     stale = problem(client.patch(f"/sessions/{sid}", json={"x": 1}, headers={"If-Match": "1"}), 412)
     assert stale["current_version"] == 2
-    problem(client.patch(f"/sessions/{sid}", json={"x": 1}, headers={"If-Match": "latest"}), 400)
+    for bad in ("latest", "0", b"\xb2"):  # b"\xb2" is "²", a digit to str.isdigit() but not to int()
+        assert problem(client.patch(f"/sessions/{sid}", json={"x": 1}, headers={"If-Match": bad}), 400)["header"]
+    anything = client.patch(f"/sessions/{sid}", json={"n": 1}, headers={"If-Match": "*"})
+    assert anything.status_code == 200 and anything.json()["version"] == 3
+    problem(client.patch(f"/sessions/{sid}", json={"n": None}, headers={"If-Match": '"2"'}), 412)
+    client.patch(f"/sessions/{sid}", json={"n": None})
     problem(client.patch(f"/sessions/{sid}", json=[1]), 400)
     removed = client.patch(f"/sessions/{sid}", json={"user": None}).json()
-    assert removed["state"] == {"cart": [1]} and removed["version"] == 3
+    assert removed["state"] == {"cart": [1]} and removed["version"] == 5
     listed = client.get("/sessions", params={"limit": 500}).json()["sessions"]
     assert sid in [s["session_id"] for s in listed]
     assert client.delete(f"/sessions/{sid}").status_code == 204

@@ -17,7 +17,7 @@ from .models import ExecuteRequest
 async def read_json_body(request: Request, limit: int) -> Any:
     """The parsed JSON body (``{}`` when empty); 413 past ``limit`` bytes, 400 when malformed."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():

@@ -140,7 +140,7 @@ class SecurityMiddleware:
 
 def _check_length(headers: Mapping[str, str], limit: int) -> None:
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
             f"The request body is larger than {limit} bytes (NEXUS_MAX_BODY_BYTES).", limit_bytes=limit
         )

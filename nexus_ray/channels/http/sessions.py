@@ -40,10 +40,12 @@ class SessionGateway(Protocol):
 class CreateSession(BaseModel):
     """Body of ``POST /sessions``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # true is no ttl_s, "yes" no boolean
 
     state: dict[str, Any] = Field(default_factory=dict, description="Initial state (a JSON object).")
-    ttl_s: float | None = Field(None, gt=0, description="Expire after this many seconds without a change.")
+    ttl_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Expire after this many seconds without a change."
+    )
     dedicated: bool | None = Field(None, description="Give the session its own Ray actor (default: the app's setting).")
 
 
@@ -145,9 +147,11 @@ def _session(body: dict[str, Any], status: int = 200, headers: dict[str, str] | 
 
 def _if_match(request: Request) -> int | None:
     raw = request.headers.get("if-match")
-    if raw is None:
+    if raw is None or raw.strip() == "*":  # "*": whatever the current version is (RFC 9110)
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise InvalidRequestError(f'If-Match must be a session version (e.g. "3"), got {raw!r}.', header="If-Match")
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise InvalidRequestError(
+            f'If-Match must be a session version (e.g. "3") or *, got {raw!r}.', header="If-Match"
+        )
     return int(value)

@@ -63,7 +63,7 @@ def cursor(request: Request, after: int | None) -> int:
     header = request.headers.get("last-event-id")
     if header is None:
         return after or 0
-    if not header.isdigit():
+    if not (header.isascii() and header.isdigit()):
         raise InvalidRequestError(
             f"Last-Event-ID must be an event's sequence number, got {header!r}.", header="Last-Event-ID"
         )
