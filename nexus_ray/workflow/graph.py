@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from ..errors import WorkflowError
 from .graph_types import Connection
 from .inputs import WorkflowInputs
 from .node import Node
-from .policy import DEFAULT_POLICY, NodePolicy
+from .policy import DEFAULT_POLICY, NodePolicy, seconds
 from .validation import check_connections, check_input_names, topological_order
 
 
@@ -38,8 +37,7 @@ class Workflow:
         resources: Mapping[str, dict[str, Any]] | None = None,
         timeout_s: float | None = None,
     ) -> None:
-        if timeout_s is not None and timeout_s <= 0:
-            raise WorkflowError(f"A workflow's timeout_s must be positive, got {timeout_s}.")
+        seconds(timeout_s, "A workflow's timeout_s")
         check_connections(nodes, connections)
         self.order: tuple[str, ...] = tuple(topological_order(nodes, connections))
         self.nodes: Mapping[str, Node] = MappingProxyType(dict(nodes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ class NodePolicy:
     Attributes:
         retries: Extra attempts after a failure (0: none).
         retry_on: Exception types, as classes or names (matched against the raised
-            exception's class and its bases), that are retried. Others fail at once.
+            exception's class and its bases), that are retried. Others fail at once. A
+            lone class or name counts as a tuple of one.
         timeout_s: Wall-time limit of one attempt; exceeding it raises NodeTimeoutError
             (retried when ``retry_on`` includes it or TimeoutError). A synchronous node's
             thread cannot be stopped: it finishes in the background, its result discarded.
@@ -41,10 +43,13 @@ class NodePolicy:
     max_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.retries < 0 or self.backoff_s < 0 or self.max_backoff_s < 0:
-            raise WorkflowError(f"NodePolicy values must not be negative: {self}.")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise WorkflowError(f"NodePolicy timeout_s must be positive, got {self.timeout_s}.")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise WorkflowError(f"NodePolicy retries must be a whole number >= 0, got {self.retries!r}.")
+        for name in ("backoff_s", "max_backoff_s"):
+            seconds(getattr(self, name), f"NodePolicy {name}", allow_zero=True)
+        seconds(self.timeout_s, "NodePolicy timeout_s")
+        # frozen: set once here, so a lone "ConnectionError" is not read letter by letter
+        object.__setattr__(self, "retry_on", _exception_kinds(self.retry_on))
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Whether attempt ``attempt`` (1-based) failing with ``error`` is tried again."""
@@ -60,6 +65,34 @@ class NodePolicy:
         """Backoff before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def seconds(value: object, what: str, *, allow_zero: bool = False) -> float | None:
+    """``value`` when it is None or a number of seconds (> 0, or >= 0 with ``allow_zero``;
+    infinity means no limit); WorkflowError naming ``what`` otherwise (NaN, a bool, text)."""
+    if value is None:
+        return None
+    low = "0 or more" if allow_zero else "more than 0"
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise WorkflowError(f"{what} must be a number of seconds ({low}), got {value!r}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise WorkflowError(f"{what} must be a number of seconds ({low}), got {value!r}.")
+    return float(value)
+
+
+def _exception_kinds(retry_on: object) -> tuple[type[BaseException] | str, ...]:
+    """``retry_on`` as a tuple of exception classes and class names."""
+    kinds = (retry_on,) if isinstance(retry_on, str | type) else retry_on
+    if not isinstance(kinds, tuple | list | frozenset | set):
+        raise WorkflowError(f"NodePolicy retry_on must be exception classes or names, got {retry_on!r}.")
+    for kind in kinds:
+        is_class = isinstance(kind, type) and issubclass(kind, BaseException)
+        if not is_class and not (isinstance(kind, str) and kind.isidentifier()):
+            raise WorkflowError(
+                f"NodePolicy retry_on holds {kind!r}: give exception classes or class names such as "
+                "'ConnectionError' (matched against the raised exception's class and its bases)."
+            )
+    return tuple(kinds)
 
 
 DEFAULT_POLICY = NodePolicy()

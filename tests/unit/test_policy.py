@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -93,8 +95,44 @@ def test_policy_validation() -> None:
         NodePolicy(timeout_s=0)
     with pytest.raises(WorkflowError, match="must be a NodePolicy"):
         WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "result = 1"}, policy={"retries": 1})  # type: ignore[arg-type]
-    with pytest.raises(WorkflowError, match="timeout_s must be positive"):
+    with pytest.raises(WorkflowError, match=r"timeout_s must be a number of seconds \(more than 0\), got -1"):
         WorkflowBuilder(timeout_s=-1).add_node("PythonCodeNode", "n", {"code": "result = 1"}).build()
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1, math.nan, True, "5"])
+def test_a_timeout_is_a_number_of_seconds_above_0(timeout_s: Any) -> None:
+    with pytest.raises(WorkflowError, match="timeout_s must be a number of seconds"):
+        NodePolicy(timeout_s=timeout_s)
+    with pytest.raises(WorkflowError, match="timeout_s must be a number of seconds"):
+        WorkflowBuilder(timeout_s=timeout_s).add_node("PythonCodeNode", "n", {"code": "result = 1"}).build()
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [
+        (dict(retries=1.5), "retries must be a whole number"),
+        (dict(retries=True), "retries must be a whole number"),
+        (dict(backoff_s=math.nan), "backoff_s must be a number of seconds"),
+        (dict(max_backoff_s=-1), "max_backoff_s must be a number of seconds"),
+        (dict(retry_on=(5,)), "retry_on holds 5"),
+        (dict(retry_on=("requests.ConnectionError",)), "retry_on holds 'requests.ConnectionError'"),
+        (dict(retry_on=(dict,)), "retry_on holds <class 'dict'>"),
+        (dict(retry_on=None), "retry_on must be exception classes or names"),
+    ],
+)
+def test_a_policy_that_could_never_do_what_it_says_is_refused(policy: dict[str, Any], named: str) -> None:
+    with pytest.raises(WorkflowError, match=re.escape(named)):
+        NodePolicy(**policy)
+
+
+def test_a_lone_exception_name_or_class_is_one_kind_not_its_letters() -> None:
+    """``retry_on="ConnectionError"`` read as a tuple of letters would never match."""
+    assert NodePolicy(retry_on="ConnectionError").retry_on == ("ConnectionError",)  # type: ignore[arg-type]
+    by_class = NodePolicy(retries=1, retry_on=ConnectionError)  # type: ignore[arg-type]
+    assert by_class.should_retry(ConnectionRefusedError(), 1) and not by_class.should_retry(ValueError(), 1)
+    by_name = NodePolicy(retries=1, retry_on="OSError")  # type: ignore[arg-type]
+    assert by_name.should_retry(ConnectionRefusedError(), 1) and not by_name.should_retry(ValueError(), 1)
+    assert NodePolicy(timeout_s=math.inf, backoff_s=0).timeout_s == math.inf  # no limit, and no wait
 
 
 def test_backoff_is_capped() -> None:
