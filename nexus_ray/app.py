@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConflictError, InvalidRequestError, RuntimeUnavailableError
+from .errors import ConflictError, InputValidationError, InvalidRequestError, RuntimeUnavailableError
 from .registry import Catalog, RegisteredWorkflow, make_registered
+from .runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from .runtime.paging import EVENTS_MAX, event_after, page_cursor, page_limit, run_status
 from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
@@ -283,10 +284,11 @@ class Nexus:
         Raises:
             WorkflowNotFoundError, InputValidationError, ConflictError, RuntimeUnavailableError.
         """
+        _check_run_options(idempotency_key, session_id)
         if session_id is not None:
-            run = self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, True, idempotency_key)
+            run = self._in_session(name, _merged(name, inputs, kw_inputs), session_id, True, idempotency_key)
             return RunResult.from_dict(run)
-        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
         self._ensure_runtime()
         client = self._pool.client()
         if idempotency_key is not None:
@@ -299,7 +301,7 @@ class Nexus:
 
     async def aexecute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
         """Async :meth:`execute`."""
-        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
         from .runtime.ids import new_run_id
 
         pool = await self._apool()
@@ -316,10 +318,11 @@ class Nexus:
         **kw_inputs: Any,
     ) -> str:
         """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
+        _check_run_options(idempotency_key, session_id)
         if session_id is not None:
-            run = self._in_session(name, {**(inputs or {}), **kw_inputs}, session_id, False, idempotency_key)
+            run = self._in_session(name, _merged(name, inputs, kw_inputs), session_id, False, idempotency_key)
             return str(run["run_id"])
-        item, node_inputs = self._prepare(name, {**(inputs or {}), **kw_inputs})
+        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
         from .runtime.ids import new_run_id
 
         self._ensure_runtime()
@@ -428,6 +431,8 @@ class Nexus:
         """A session's events (or the global log's) after sequence number ``after``, oldest
         first (``limit`` 1-1000)."""
         limit, after = page_limit(limit, EVENTS_MAX), event_after(after)
+        if event_type is not None and not isinstance(event_type, str):
+            raise InvalidRequestError(f"event_type must be an event type name, got {event_type!r}.", field="event_type")
         self._ensure_runtime()
         key = session_id or ""
         return self._pool.sessions().call_blocking("events", key, session_id, event_type, after, limit)  # type: ignore[no-any-return]
@@ -597,3 +602,21 @@ def _delete_ingress() -> None:
     from .channels.http.system import INGRESS_APP
 
     serve.delete(INGRESS_APP)
+
+
+def _merged(name: str, inputs: object, kw_inputs: dict[str, Any]) -> dict[str, Any]:
+    """A call's inputs: the dict, then the keywords (which win)."""
+    if inputs is not None and not isinstance(inputs, Mapping):
+        problem = f"must be a dict of inputs, got {type(inputs).__name__}"
+        raise InputValidationError([{"field": "inputs", "message": problem, "type": "type_error"}], workflow=name)
+    return {**(inputs or {}), **kw_inputs}
+
+
+def _check_run_options(idempotency_key: object, session_id: object) -> None:
+    """The options of execute() and submit(), checked as every channel checks them."""
+    if idempotency_key is not None and not valid_idempotency_key(idempotency_key):
+        raise InvalidRequestError(
+            f"idempotency_key must be {IDEMPOTENCY_KEY_RULE}, got {idempotency_key!r}.", field="idempotency_key"
+        )
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise InvalidRequestError(f"session_id must be a session's id, got {session_id!r}.", field="session_id")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from ray.exceptions import RayActorError
 
-from ..errors import NexusError, RuntimeUnavailableError
+from ..errors import RuntimeUnavailableError
 
 
 def translate_ray_error(exc: Exception) -> Exception:
-    """Unwrap a NexusError raised inside an actor; a dead actor is RuntimeUnavailableError."""
+    """What an actor raised (a NexusError, or the exception of a caller's own function,
+    such as a session turn), unwrapped from Ray's error (raise it ``from`` that error: it
+    keeps the actor's traceback); a dead actor is RuntimeUnavailableError."""
     cause = getattr(exc, "cause", None)
-    if isinstance(cause, NexusError):
+    if isinstance(cause, Exception):
         return cause
     if isinstance(exc, RayActorError):
         return RuntimeUnavailableError(f"A run host is not available: {exc}. Retry shortly.")

@@ -15,6 +15,14 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 
+IDEMPOTENCY_KEY_RULE = "1-255 printable ASCII characters (a UUID is a good choice)"
+
+
+def valid_idempotency_key(key: object) -> bool:
+    """Whether ``key`` can be an idempotency key (the same rule on every channel)."""
+    return isinstance(key, str) and 0 < len(key) <= 255 and key.isprintable() and key.isascii()
+
+
 def request_hash(workflow: str, node_inputs: dict[str, Any]) -> str:
     """A digest of what a request asks for (workflow and resolved inputs), key order aside."""
     canonical = json.dumps({"workflow": workflow, "inputs": node_inputs}, sort_keys=True, default=str)

@@ -83,6 +83,7 @@ class SessionService:
         if state is not None and not isinstance(state, dict):
             raise InvalidRequestError("A session's state must be a JSON object.", field="state")
         _check_ttl(ttl_s)
+        _check_channel(channel, optional=True)
         event = {"channel": channel} if channel else None
         self._check_owner(session_id)
         record: SessionRecord = await self.store.call(
@@ -202,6 +203,7 @@ class SessionService:
 
     async def sync(self, session_id: str, channel: str) -> dict[str, Any]:
         """The current session, recording that ``channel`` synced it (a ``session.synced`` event)."""
+        _check_channel(channel)
         active = await self._activate(session_id)
         async with active.lock:
             await self.store.call("append_event", "session", session_id, "session.synced", {"channel": channel})
@@ -379,3 +381,11 @@ def _check_version(if_version: object) -> None:
         raise InvalidRequestError(
             f"if_version must be a session version (a whole number from 1), got {if_version!r}.", field="if_version"
         )
+
+
+def _check_channel(channel: object, optional: bool = False) -> None:
+    """A channel is named by a short string ("api", "cli", "rest", ...)."""
+    if channel is None and optional:
+        return
+    if not isinstance(channel, str) or not 0 < len(channel) <= 100:
+        raise InvalidRequestError(f"A channel is a name of 1-100 characters, got {channel!r}.", field="channel")

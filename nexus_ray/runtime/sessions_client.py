@@ -121,7 +121,8 @@ class SessionsClient(FollowsMembers):
         if dedicated and isinstance(exc, RayActorError) and attempt == 1:
             self._dedicated.pop(session_id, None)
             return
-        error = exc if isinstance(exc, NotFoundError) else translate_ray_error(exc)
+        # a NotFoundError from an actor is also a RayTaskError (Ray's dual class): unwrap it
+        error = translate_ray_error(exc) if isinstance(exc, RayTaskError | RayActorError) else exc
         if dedicated and isinstance(error, NotFoundError):
             self.release(session_id)
         if error is exc:

@@ -6,6 +6,7 @@ import concurrent.futures
 
 import httpx
 import pytest
+from ray.exceptions import RayTaskError
 
 from nexus_ray import Nexus, NotFoundError
 from nexus_ray.errors import PreconditionFailedError
@@ -22,8 +23,19 @@ def test_session_shared_between_python_and_rest(app: Nexus, http: httpx.Client) 
         app.update_session(sid, {"lang": "fr"}, if_version=1)
     app.delete_session(sid)
     assert http.get(f"/sessions/{sid}").status_code == 404
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as gone:
         app.get_session(sid)
+    assert not isinstance(gone.value, RayTaskError)  # ours, not Ray's wrapper and its traceback text
+    assert str(gone.value) == f"No session with id {sid!r} (it may have expired)."
+
+
+def test_a_turn_that_raises_raises_its_own_exception_and_changes_nothing(app: Nexus) -> None:
+    sid = app.create_session({"n": 1})["session_id"]
+    with pytest.raises(ZeroDivisionError) as failed:
+        app.update_session(sid, lambda state: {"n": state["n"] / 0})
+    assert not isinstance(failed.value, RayTaskError)
+    assert isinstance(failed.value.__cause__, RayTaskError)  # which keeps the host's traceback
+    assert app.get_session(sid)["version"] == 1
 
 
 def test_one_hundred_concurrent_increments_are_serialized(app: Nexus) -> None:

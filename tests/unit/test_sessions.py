@@ -133,6 +133,15 @@ async def test_a_ttl_is_a_positive_finite_number_of_seconds(sessions: SessionSer
         await sessions.create({}, ttl_s=ttl_s)
 
 
+@pytest.mark.parametrize("channel", ["", 5, "c" * 101])
+async def test_a_channel_is_a_short_name(sessions: SessionService, channel: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="A channel is a name of 1-100 characters"):
+        await sessions.create({}, channel=channel)
+    sid = (await sessions.create({}, channel="api"))["session_id"]
+    with pytest.raises(InvalidRequestError, match="A channel is a name"):
+        await sessions.sync(sid, channel)
+
+
 @pytest.mark.parametrize("if_version", ["1", True, 0, 1.0])
 async def test_if_version_is_a_whole_version_number(sessions: SessionService, if_version: Any) -> None:
     """A version as text ("1", e.g. from an ETag) would compare unequal to the int 1 and be

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
+from ...runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from ...workflow.fields import describe_validation_error
 from ..wire_json import NonStandardJSONError, loads
 from .models import ExecuteRequest
@@ -68,9 +69,6 @@ def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not 0 < len(key) <= 255 or not key.isprintable() or not key.isascii():
-        raise InvalidRequestError(
-            "Idempotency-Key must be 1-255 printable ASCII characters (a UUID is a good choice).",
-            header="Idempotency-Key",
-        )
+    if not valid_idempotency_key(key):
+        raise InvalidRequestError(f"Idempotency-Key must be {IDEMPOTENCY_KEY_RULE}.", header="Idempotency-Key")
     return key

@@ -1,0 +1,62 @@
+"""The Python API refuses a bad argument by name, as REST does, before reaching Ray."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ray.exceptions import RayActorError, RayTaskError
+
+from nexus_ray import InputValidationError, InvalidRequestError, Nexus, NotFoundError, RuntimeUnavailableError
+from nexus_ray.runtime.errors import translate_ray_error
+from nexus_ray.testing.sample import double_plus_one
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Nexus:
+    app = Nexus()
+    app.register("double_plus_one", double_plus_one())
+
+    def no_runtime() -> None:
+        raise AssertionError("a bad argument must be refused before the runtime is reached")
+
+    monkeypatch.setattr(app, "_ensure_runtime", no_runtime)
+    return app
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "ключ", "tab\there", 5])
+@pytest.mark.parametrize("call", ["execute", "submit"])
+def test_an_idempotency_key_follows_the_rule_of_the_rest_header(app: Nexus, call: str, key: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="idempotency_key must be 1-255 printable ASCII") as info:
+        getattr(app, call)("double_plus_one", {"x": 1}, idempotency_key=key)
+    assert info.value.details["field"] == "idempotency_key"
+
+
+@pytest.mark.parametrize("session_id", ["", 123])
+def test_a_session_id_is_a_non_empty_string(app: Nexus, session_id: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="session_id must be a session's id"):
+        app.execute("double_plus_one", {"x": 1}, session_id=session_id)
+
+
+@pytest.mark.parametrize("inputs", [[1], "x=1", 5])
+def test_inputs_that_are_not_a_dict_are_an_input_error_not_a_type_error(app: Nexus, inputs: Any) -> None:
+    with pytest.raises(InputValidationError) as info:
+        app.submit("double_plus_one", inputs)
+    assert info.value.errors[0]["field"] == "inputs" and info.value.details["workflow"] == "double_plus_one"
+
+
+def test_an_event_type_filter_is_a_name(app: Nexus) -> None:
+    with pytest.raises(InvalidRequestError, match="event_type must be an event type name"):
+        app.get_events(event_type=5)  # type: ignore[arg-type]
+
+
+def test_what_an_actor_raised_is_raised_unwrapped() -> None:
+    """Ray wraps an actor's exception in a class that is both RayTaskError and the cause's
+    class; the caller gets the cause itself (raised from Ray's error, which keeps the
+    actor's traceback)."""
+    for cause in (NotFoundError("No session with id 'x'."), ZeroDivisionError("division by zero")):
+        wrapped = RayTaskError("SessionHost.turn", "Traceback ...", cause).as_instanceof_cause()
+        assert isinstance(wrapped, type(cause)) and isinstance(wrapped, RayTaskError)
+        unwrapped = translate_ray_error(wrapped)
+        assert unwrapped is cause and not isinstance(unwrapped, RayTaskError)
+    assert isinstance(translate_ray_error(RayActorError()), RuntimeUnavailableError)
