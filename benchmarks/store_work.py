@@ -14,6 +14,8 @@ per group, on a fresh SQLite store. Part of ``bench_runs.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 import tempfile
 import time
@@ -141,6 +143,35 @@ def in_process(durable: bool, runs: int = 4000, reps: int = 3) -> dict[str, floa
         service.close()
 
 
+def retention(groups: int = 1000, runs_per_group: int = 32, chunk: int = 200) -> dict[str, Any]:
+    """What run retention works against: bytes a durable 2-node run adds to a SQLite store
+    (its WAL checkpointed), and ms per ``purge_finished_runs`` chunk deleting them all."""
+    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
+    store = Store(SQLiteBackend(path))
+
+    def size() -> int:
+        time.sleep(0.3)  # the store's checkpointer thread lets go of the WAL
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size + Path(f"{path}-wal").stat().st_size
+
+    try:
+        empty = size()
+        for _ in range(groups):
+            _group_of_runs(store, runs_per_group)
+        per_run = (size() - empty) / (groups * runs_per_group)
+        took = []
+        while True:  # a cutoff after every run: all of them go
+            started = time.perf_counter()
+            deleted = store.purge_finished_runs(time.time() + 10, chunk)
+            took.append((time.perf_counter() - started) * 1000)
+            if deleted < chunk:
+                break
+        return {"bytes_per_run": round(per_run), "purge_chunk_ms": stat(took, 1), "chunk": chunk}
+    finally:
+        store.close()
+
+
 def measure_all() -> dict[str, Any]:
     """Every figure of this module."""
     off, on = in_process(False), in_process(True)
@@ -152,6 +183,7 @@ def measure_all() -> dict[str, Any]:
         "run_service_ratio": round(on["median"] / off["median"], 3),
         "batch_of_16_ms_off": batch_off,
         "batch_of_16_ms_on": batch_on,
+        "retention": retention(),
     }
 
 
@@ -161,3 +193,6 @@ if __name__ == "__main__":
     off, on = figures["run_service_off"], figures["run_service_on"]
     print(f"one RunService, 32 at a time: off {off} runs/s, on {on} runs/s")
     print(f"a batch of 16 runs: off {figures['batch_of_16_ms_off']} ms, on {figures['batch_of_16_ms_on']} ms")
+    kept = figures["retention"]
+    purge = f"purging {kept['chunk']} runs: {kept['purge_chunk_ms']} ms"
+    print(f"a durable run in SQLite: {kept['bytes_per_run']} bytes; {purge}")

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     )
     durable: bool = Field(True, description="Store runs and checkpoint every node (off: faster, nothing survives).")
     lease_s: float = Field(10.0, gt=0, description="A run's owner lease; an orphan is adopted after at most this.")
+    run_retention_days: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Delete finished runs (with their events and idempotency keys) this many days after they "
+        "finished; unset: keep every run.",
+    )
     ingress: Literal["auto", "haproxy", "default"] = Field(
         "auto",
         description="'haproxy': Serve's HAProxy ingress (needs haproxy on PATH); 'default': "

@@ -54,6 +54,7 @@ class RunHost(BatchTarget):
             sessions,
             config.max_runs_per_tenant,
             self._lookup,
+            retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
         )
         self.service.start_maintenance()
         self._cpu: ProcessCpu = ProcessCpu()

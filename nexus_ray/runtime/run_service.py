@@ -44,6 +44,8 @@ class SessionCaller(Protocol):
 # every result for minutes cost long GC pauses (p99 > 300 ms at 1,000 runs/s).
 RESULT_TTL_S = 300.0
 DURABLE_RESULT_TTL_S = 10.0
+PURGE_EVERY_S = 60.0  # how often a host deletes the runs past the retention
+PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
 
 
 class RunService:
@@ -59,6 +61,7 @@ class RunService:
         sessions: Reaches the SessionHosts (for runs that belong to a session).
         max_runs_per_tenant: Runs a tenant may have pending or running (429 above).
         lookup: Finds a workflow registered after this host loaded its set (the catalog).
+        retention_s: Finished runs older than this are deleted from the store (None: kept).
     """
 
     def __init__(
@@ -72,8 +75,11 @@ class RunService:
         sessions: SessionCaller | None = None,
         max_runs_per_tenant: int | None = None,
         lookup: Callable[[str], Awaitable[Workflow | None]] | None = None,
+        retention_s: float | None = None,
     ) -> None:
         self.host_id = host_id
+        self.retention_s = retention_s
+        self._purging: asyncio.Task[None] | None = None
         self.lookup = lookup
         self.max_runs_per_tenant = max_runs_per_tenant
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
@@ -423,10 +429,12 @@ class RunService:
 
     # -- ownership ----------------------------------------------------------------------
     def start_maintenance(self) -> None:
-        """Renew this host's leases and adopt orphaned runs, every lease_s / 3 (call once,
-        from the host's event loop)."""
+        """Renew this host's leases and adopt orphaned runs, every lease_s / 3, and with a
+        retention delete the runs past it, every minute (call once, from the host's loop)."""
         if self.store is not None and self._maintenance is None:
             self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
+            if self.retention_s is not None:
+                self._purging = asyncio.get_event_loop().create_task(self._purge())
 
     async def _maintain(self) -> None:
         while True:
@@ -449,6 +457,27 @@ class RunService:
         for run_id in adopted:
             await self._resume(run_id)
         return adopted
+
+    async def _purge(self) -> None:
+        while True:  # its own task: a long backlog must not hold back lease renewal
+            try:
+                await self.purge_expired_runs()
+            except Exception:
+                logger.exception("purging expired runs on %s failed; retrying", self.host_id)
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    async def purge_expired_runs(self) -> int:
+        """Delete the finished runs older than the retention, a chunk per transaction (so
+        the runs being written wait for one chunk at most); how many. Every host does
+        this: a chunk another host deleted first is found empty."""
+        assert self.store is not None and self.retention_s is not None
+        cutoff = time.time() - self.retention_s
+        purged = 0
+        while True:
+            deleted: int = await self.store.call("purge_finished_runs", cutoff, PURGE_CHUNK)
+            purged += deleted
+            if deleted < PURGE_CHUNK:
+                return purged
 
     async def _resume(self, run_id: str) -> None:
         record = await self._load(run_id)
@@ -485,8 +514,9 @@ class RunService:
 
     def close(self) -> None:
         """Stop maintenance and close the store."""
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        for task in (self._maintenance, self._purging):
+            if task is not None:
+                task.cancel()
         if self.store is not None:
             self.store.close()
 

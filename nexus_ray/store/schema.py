@@ -5,7 +5,7 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
 MIGRATIONS: dict[int, list[str]] = {
@@ -122,5 +122,9 @@ MIGRATIONS: dict[int, list[str]] = {
         """DROP INDEX runs_by_session""",
         """CREATE INDEX runs_by_session ON runs (session_id, run_id) WHERE session_id IS NOT NULL""",
         """CREATE INDEX runs_not_completed ON runs (status, tenant_tag, run_id) WHERE status != 'completed'""",
+    ],
+    7: [
+        # Finished runs past the retention are deleted with their keys (purge_finished_runs).
+        """CREATE INDEX idempotency_keys_by_run ON idempotency_keys (run_id)""",
     ],
 }

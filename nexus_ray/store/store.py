@@ -27,6 +27,7 @@ T = TypeVar("T")
 _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_at, ttl_s"
 _SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+_FINISHED = (RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
 _NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _LOG_ENDS = RUN_TERMINAL | SESSION_TERMINAL
 _NOT_COMPLETED = "status != 'completed'"  # the runs_not_completed index's condition, word for word
@@ -473,6 +474,29 @@ class Store(SecurityTables):
                 )
             ]
         )
+
+    def purge_finished_runs(self, finished_before: float, limit: int = 200) -> int:
+        """Delete up to ``limit`` runs that finished before ``finished_before`` (Unix time),
+        oldest first, with their events and idempotency keys; how many. Run ids begin with
+        their creation time, so the search walks the primary key only as far as runs
+        created before the cutoff."""
+        created_before = f"{int(finished_before * 1000):012x}"  # see runtime/ids.py
+
+        def purge() -> int:
+            rows = self.backend.execute(
+                "SELECT run_id FROM runs WHERE run_id < ? AND status IN (?, ?, ?) AND finished_at < ?"
+                " ORDER BY run_id LIMIT ?",
+                (created_before, *_FINISHED, finished_before, limit),
+            )
+            ids = tuple(r[0] for r in rows)
+            if ids:
+                marks = ", ".join("?" * len(ids))
+                self.backend.execute(f"DELETE FROM events WHERE scope = 'run' AND scope_id IN ({marks})", ids)
+                self.backend.execute(f"DELETE FROM idempotency_keys WHERE run_id IN ({marks})", ids)
+                self.backend.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
+            return len(ids)
+
+        return self._transact(purge, write=True)
 
     def close(self) -> None:
         """Close the connection."""

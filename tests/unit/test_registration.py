@@ -69,3 +69,13 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (app.settings.port, app.settings.max_body_bytes, app.settings.host) == (8123, 2048, "127.0.0.2")
     with pytest.raises(ConfigurationError, match="prot: Extra inputs are not permitted"):
         Nexus(prot=1)
+
+
+def test_run_retention_is_off_unless_set_and_then_a_positive_number_of_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Nexus().settings.run_retention_days is None
+    monkeypatch.setenv("NEXUS_RUN_RETENTION_DAYS", "30")
+    assert Nexus().settings.run_retention_days == 30
+    for bad in ("0", "-1", "inf", "a month"):
+        monkeypatch.setenv("NEXUS_RUN_RETENTION_DAYS", bad)
+        with pytest.raises(ConfigurationError, match="run_retention_days"):
+            Nexus()

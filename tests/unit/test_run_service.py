@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nexus_ray import NotFoundError
+from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
@@ -107,3 +108,33 @@ async def test_losing_a_lease_stops_the_local_copy(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     svc.close()
+
+
+async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nexus_ray.runtime.run_service.PURGE_CHUNK", 2)
+    db = tmp_path / "s.db"
+    aged = Store(SQLiteBackend(db))  # five runs created three days ago, finished two days ago
+    done = [f"{int((time.time() - 3 * 86400) * 1000):012x}{n:020x}" for n in range(5)]
+    for run_id in done:
+        aged.create_run(run_id, "dpo", {"double": {"x": 1}}, owner="gone", lease_s=1)
+        aged.finish_run(run_id, RunStatus.COMPLETED, {}, None)
+    aged.backend.execute("UPDATE runs SET finished_at = finished_at - 2 * 86400")
+    aged.backend.commit()
+    aged.close()
+    keeper = RunService("h1", {"dpo": double_plus_one()}, store_factory=lambda: Store(SQLiteBackend(db)))
+    keeper.start_maintenance()
+    assert keeper._purging is None  # no retention: nothing is ever purged
+    keeper.close()
+    purger = RunService(
+        "h1", {"dpo": double_plus_one()}, store_factory=lambda: Store(SQLiteBackend(db)), retention_s=86400
+    )
+    recent = (await purger.execute("dpo", {"double": {"x": 9}}, new_run_id()))["run_id"]
+    purger.start_maintenance()  # the first purge runs at once, in three chunks of at most 2
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if len(await purger.list_runs(limit=10)) == 1:
+            break
+    assert [r["run_id"] for r in await purger.list_runs(limit=10)] == [recent]
+    purger.close()
