@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequestError
-from .wire_json import NonStandardJSONError, loads
+from .wire_json import RefusedJSONError, loads
 
 
 def parse_value(text: str) -> Any:
@@ -16,7 +16,7 @@ def parse_value(text: str) -> Any:
     string (``NaN`` is not JSON, so it is the string "NaN")."""
     try:
         return loads(text)
-    except (json.JSONDecodeError, NonStandardJSONError):
+    except (json.JSONDecodeError, RefusedJSONError):
         return text
 
 
@@ -39,7 +39,7 @@ def json_object(text: str, source: str) -> dict[str, Any]:
         raise InvalidRequestError(
             f"{source} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
         ) from None
-    except NonStandardJSONError as exc:
+    except RefusedJSONError as exc:
         raise InvalidRequestError(f"{source} is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):
         raise InvalidRequestError(f"{source} must be a JSON object, got {type(value).__name__}.")

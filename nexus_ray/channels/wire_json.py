@@ -17,12 +17,23 @@ from typing import Any, NoReturn
 import pydantic_core
 
 
-class NonStandardJSONError(ValueError):
+class RefusedJSONError(ValueError):
+    """JSON that is well formed but refused; the message says why."""
+
+
+class NonStandardJSONError(RefusedJSONError):
     """The text holds ``NaN``, ``Infinity`` or ``-Infinity``."""
 
     def __init__(self, constant: str) -> None:
         super().__init__(f"{constant} is not JSON (RFC 8259); send a number, or null")
         self.constant = constant
+
+
+class TooDeepJSONError(RefusedJSONError):
+    """The text nests deeper than the parser can follow (Python's recursion limit)."""
+
+    def __init__(self) -> None:
+        super().__init__("it nests too deep to parse (thousands of levels)")
 
 
 def _refuse(constant: str) -> NoReturn:
@@ -34,10 +45,14 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse)
 
 def loads(text: str | bytes | bytearray) -> Any:
     """Parse standard JSON (UTF-8 when bytes). Raises ``json.JSONDecodeError`` when
-    malformed, ``NonStandardJSONError`` for NaN or Infinity, ``UnicodeDecodeError``."""
+    malformed, ``RefusedJSONError`` for NaN or Infinity or too deep a nesting,
+    ``UnicodeDecodeError``."""
     if not isinstance(text, str):
         text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")  # as json.loads does
-    return _DECODER.decode(text)
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise TooDeepJSONError() from None
 
 
 def dumps(value: Any) -> bytes:

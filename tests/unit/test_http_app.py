@@ -130,7 +130,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
     gateway = InProcessSessions(sessions)
     service = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=gateway)
-    http_app = build_http_app(app.workflows, InProcessRunner(service), gateway, Settings(max_body_bytes=1024))
+    http_app = build_http_app(app.workflows, InProcessRunner(service), gateway, Settings(max_body_bytes=16384))
     with TestClient(http_app) as client:
         yield client  # one event loop for the whole module: async runs outlive their request
     service.close()
@@ -191,9 +191,9 @@ def test_malformed_json_400(client: TestClient) -> None:
 
 
 def test_body_over_limit_413(client: TestClient) -> None:
-    payload = {"inputs": {"name": "x" * 2000}}
+    payload = {"inputs": {"name": "x" * 20000}}
     body = problem(client.post("/workflows/greet/execute", json=payload), 413)
-    assert body["limit_bytes"] == 1024
+    assert body["limit_bytes"] == 16384
 
 
 def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
@@ -469,6 +469,12 @@ def test_every_channel_speaks_standard_json(client: TestClient) -> None:
     nan_body = b'{"inputs": {"x": NaN}}'
     refused = problem(client.post(execute, content=nan_body, headers={"content-type": "application/json"}), 400)
     assert refused["constant"] == "NaN" and "NaN is not JSON" in refused["detail"]
+    deep = b'{"inputs": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    too_deep = problem(client.post(execute, content=deep, headers={"content-type": "application/json"}), 400)
+    assert "nests too deep" in too_deep["detail"]
+    deep_but_parsed = b'{"inputs": {"x": ' + b"[" * 500 + b"]" * 500 + b"}}"
+    r = client.post(execute, content=deep_but_parsed, headers={"content-type": "application/json"})
+    assert problem(r, 422)["errors"][0]["type"] == "too_deep"  # NEXUS_MAX_INPUT_DEPTH
     # 2 * 1e308 overflows to infinity: the run completes and the response says null
     r = client.post(execute, json={"inputs": {"x": 1e308}})
     body = strict_json(r.text)
@@ -574,20 +580,28 @@ def test_cors_is_off_by_default_and_configurable() -> None:
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"
 
 
+def test_a_deeply_nested_mcp_body_is_a_json_rpc_error_not_a_500(client: TestClient) -> None:
+    deep = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    headers["host"] = "127.0.0.1:8000"  # one /mcp accepts (DNS-rebinding protection)
+    r = client.post("/mcp", content=deep, headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == -32700, r.text  # JSON-RPC's parse error
+
+
 def test_mcp_bodies_over_the_limit_are_413(client: TestClient) -> None:
     big = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "tools/call",
-        "params": {"name": "greet", "arguments": {"name": "x" * 2000}},
+        "params": {"name": "greet", "arguments": {"name": "x" * 20000}},
     }
     r = client.post("/mcp", json=big, headers={"accept": "application/json, text/event-stream"})
-    assert r.status_code == 413 and r.json()["limit_bytes"] == 1024
+    assert r.status_code == 413 and r.json()["limit_bytes"] == 16384
 
 
 def test_websocket_messages_over_the_limit_are_refused(client: TestClient) -> None:
     with client.websocket_connect("/ws/greet") as ws:
-        ws.send_text(json.dumps({"inputs": {"name": "x" * 2000}}))
+        ws.send_text(json.dumps({"inputs": {"name": "x" * 20000}}))
         reply = ws.receive_json()
         assert reply["type"] == "error" and reply["error"]["status"] == 413
         ws.send_text(json.dumps({"inputs": {"name": "ok"}}))  # the socket still serves

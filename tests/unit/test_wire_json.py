@@ -9,7 +9,7 @@ import pytest
 
 from nexus_ray import InvalidRequestError
 from nexus_ray.channels.cli_inputs import json_object, parse_value
-from nexus_ray.channels.wire_json import NonStandardJSONError, dumps, dumps_text, loads
+from nexus_ray.channels.wire_json import NonStandardJSONError, TooDeepJSONError, dumps, dumps_text, loads
 
 
 def strict(text: str | bytes) -> object:
@@ -50,3 +50,12 @@ def test_the_cli_reads_nan_as_a_string_and_refuses_it_inside_json() -> None:
     assert parse_value("NaN") == "NaN" and parse_value("5") == 5
     with pytest.raises(InvalidRequestError, match="--input-json is not valid JSON: Infinity is not JSON"):
         json_object('{"x": Infinity}', "--input-json")
+
+
+def test_too_deep_a_nesting_is_refused_not_a_recursion_error() -> None:
+    with pytest.raises(TooDeepJSONError, match="nests too deep"):
+        loads("[" * 100_000 + "]" * 100_000)
+    inner = loads("[" * 100 + "]" * 100)  # a nesting Python can follow still reads
+    for _ in range(99):
+        inner = inner[0]
+    assert inner == []

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
 from ...runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from ...workflow.fields import describe_validation_error
-from ..wire_json import NonStandardJSONError, loads
+from ..wire_json import NonStandardJSONError, RefusedJSONError, loads
 from .models import ExecuteRequest
 
 
@@ -31,6 +31,8 @@ async def read_json_body(request: Request, limit: int) -> Any:
         return loads(body)
     except NonStandardJSONError as exc:
         raise InvalidRequestError(f"The request body is not standard JSON: {exc}.", constant=exc.constant) from None
+    except RefusedJSONError as exc:
+        raise InvalidRequestError(f"The request body cannot be read: {exc}.") from None
     except UnicodeDecodeError:
         raise InvalidRequestError("The request body is not UTF-8 encoded JSON.") from None
     except json.JSONDecodeError as exc:

@@ -19,7 +19,7 @@ from ...runtime.subscriptions import EventHub, Fetch
 from ...security.guard import Guard
 from ...security.principal import Principal
 from ..secured import Access, PrincipalRuns
-from ..wire_json import NonStandardJSONError, dumps, dumps_text, loads
+from ..wire_json import RefusedJSONError, dumps, dumps_text, loads
 from .gateway import RunGateway
 from .problems import problem_doc
 from .security import principal_of
@@ -217,7 +217,7 @@ class WorkflowSocket:
             body = loads(message)
         except json.JSONDecodeError as exc:
             raise InvalidRequestError(f"A WebSocket message must be JSON: {exc.msg} at column {exc.colno}.") from None
-        except NonStandardJSONError as exc:
+        except RefusedJSONError as exc:
             raise InvalidRequestError(f"A WebSocket message must be JSON: {exc}.") from None
         if not isinstance(body, dict):
             raise InvalidRequestError('Send {"inputs": {...}} to run, or {"cancel": "<run_id>"} to cancel.')

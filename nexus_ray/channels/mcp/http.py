@@ -115,7 +115,7 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
 def _is_initialize(body: bytes) -> bool:
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the MCP SDK answers what it cannot parse
         return False
     return isinstance(message, dict) and message.get("method") == "initialize"
 
