@@ -40,6 +40,11 @@ class Backend(Protocol):
         """Start a transaction that will write (before its first statement)."""
         ...
 
+    def lock(self, name: str) -> None:
+        """Hold the lock ``name`` until the current transaction ends, so that a count and
+        the insert it allows cannot interleave with another connection's."""
+        ...
+
     def commit(self) -> None:
         """Commit the current transaction."""
         ...
@@ -116,6 +121,9 @@ class SQLiteBackend:
         # BEGIN: a deferred one that another process wrote past cannot be upgraded, and
         # SQLite answers "database is locked" at once, whatever the busy timeout.
         self._begin(write=True)
+
+    def lock(self, name: str) -> None:
+        self._begin(write=True)  # the database's write lock: every writer waits for it
 
     def _begin(self, write: bool) -> None:
         """Open the transaction unless one is open (a writing one takes the lock now)."""
@@ -216,6 +224,11 @@ class PostgresBackend:
 
     def begin_write(self) -> None:
         pass  # psycopg opens the transaction at the first statement; row locks do the rest
+
+    def lock(self, name: str) -> None:
+        # Row locks cannot stop a COUNT and an INSERT of two connections from interleaving
+        # (READ COMMITTED sees no phantom): an advisory lock on the name does.
+        self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
     def commit(self) -> None:
         self.conn.commit()

@@ -195,6 +195,7 @@ class Store(SecurityTables):
         return self._transact(insert, write=True)  # write: it may count runs before it inserts
 
     def _check_active_runs(self, tag: str, limit: int) -> None:
+        self.backend.lock(f"nexus-active-runs:{tag}")  # until commit: one count-and-insert at a time
         rows = self.backend.execute(f"SELECT COUNT(*) FROM runs WHERE {_IS_ACTIVE} AND tenant_tag = ?", (*_ACTIVE, tag))
         if rows[0][0] >= limit:
             raise RateLimitedError(

@@ -3,6 +3,10 @@ sessions, and the per-tenant limit of active runs."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 import pytest
 
 from nexus_ray.errors import RateLimitedError
@@ -71,3 +75,31 @@ def test_active_run_limit_per_tenant(store: Store) -> None:
     assert store.create_run("other", "w", {}, owner="h", max_active_per_tenant=2)  # another tenant
     store.finish_run(scoped("r0", "acme"), RunStatus.COMPLETED, {}, None)
     assert store.create_run(scoped("r9", "acme"), "w", {}, owner="h", max_active_per_tenant=2)
+
+
+def test_the_tenant_limit_holds_when_two_connections_create_at_once(
+    store: Store, make_backend: Callable[[], object]
+) -> None:
+    """A count and the insert it allows are one step: a second connection that creates
+    while the first one's run is not committed yet waits for it and then sees it (on
+    PostgreSQL, READ COMMITTED alone would let both count 0 and both insert)."""
+    other = Store(make_backend())  # type: ignore[arg-type]
+    counted = threading.Event()
+    outcome: list[object] = []
+
+    def second() -> None:
+        counted.wait(10)
+        try:
+            outcome.append(other.create_run(scoped("r2", "acme"), "w", {}, owner="h", max_active_per_tenant=1))
+        except RateLimitedError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with store.transaction(write=True):
+        assert store.create_run(scoped("r1", "acme"), "w", {}, owner="h", max_active_per_tenant=1)
+        counted.set()
+        time.sleep(0.5)  # the second connection counts now, or waits for this commit
+    thread.join(10)
+    other.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], RateLimitedError), outcome
