@@ -462,16 +462,21 @@ class Store(SecurityTables):
         return [r[0] for r in rows]
 
     def adopt_orphans(self, owner: str, lease_s: float, limit: int = 100) -> list[str]:
-        """Atomically take over unfinished runs whose owner's lease expired; their ids."""
+        """Atomically take over unfinished runs whose owner's lease expired; their ids.
+
+        The outer condition repeats the lease test: on PostgreSQL a second host's UPDATE
+        waits for the first one's row locks and then checks only the outer condition
+        against the new row (its subquery saw the old one), so without it both adopt."""
         now = time.time()
+        expired = "(lease_expires IS NULL OR lease_expires < ?)"
         return self._transact(
             lambda: [
                 r[0]
                 for r in self.backend.execute(
                     "UPDATE runs SET owner = ?, lease_expires = ?, status = ?, updated_at = ? WHERE run_id IN ("
-                    f" SELECT run_id FROM runs WHERE {_IS_ACTIVE} AND (lease_expires IS NULL OR lease_expires < ?)"
-                    " ORDER BY run_id LIMIT ?) AND status IN (?, ?) RETURNING run_id",
-                    (owner, now + lease_s, RunStatus.RUNNING.value, now, *_ACTIVE, now, limit, *_ACTIVE),
+                    f" SELECT run_id FROM runs WHERE {_IS_ACTIVE} AND {expired}"
+                    f" ORDER BY run_id LIMIT ?) AND status IN (?, ?) AND {expired} RETURNING run_id",
+                    (owner, now + lease_s, RunStatus.RUNNING.value, now, *_ACTIVE, now, limit, *_ACTIVE, now),
                 )
             ]
         )

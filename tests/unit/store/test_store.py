@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -116,6 +117,28 @@ def test_leases_renew_and_orphans_are_adopted_once(store: Store) -> None:
     assert store.adopt_orphans("h3", lease_s=60) == []
     dead = store.get_run("dead")
     assert dead is not None and dead.owner == "h2" and dead.status == RunStatus.RUNNING
+
+
+def test_two_hosts_adopting_at_once_adopt_an_orphan_once(store: Store, make_backend: Callable[[], object]) -> None:
+    """The second adoption waits for the first one's row locks, then must see the new
+    lease: on PostgreSQL the outer UPDATE has to say so itself (its subquery's snapshot
+    is older)."""
+    store.create_run("dead", "w", {}, owner="h1", lease_s=0.01)
+    time.sleep(0.05)
+    other = Store(make_backend())  # type: ignore[arg-type]
+    first_adopted = threading.Event()
+    second: list[list[str]] = []
+    thread = threading.Thread(target=lambda: (first_adopted.wait(10), second.append(other.adopt_orphans("h3", 60))))
+    thread.start()
+    with store.transaction(write=True):
+        assert store.adopt_orphans("h2", lease_s=60) == ["dead"]
+        first_adopted.set()
+        time.sleep(0.5)  # the other host adopts now, or waits for this commit
+    thread.join(10)
+    other.close()
+    assert second == [[]]
+    dead = store.get_run("dead")
+    assert dead is not None and dead.owner == "h2"
 
 
 def test_values_that_are_not_json_are_refused_clearly(store: Store) -> None:
