@@ -122,24 +122,25 @@ class RunService:
         """Run in a session: its state is offered as inputs (explicit inputs win), and the
         patches of the run's SessionUpdateNodes are applied when it completes."""
         workflow = await self._workflow(name)
-        state = await self._session_state(session_id)
+        state, version = await self._session_state(session_id)
         offered = {k: v for k, v in state.items() if k in workflow.inputs.by_name}
         node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
         if not await self._create(name, node_inputs, run_id, session_id):
             return await (self.wait_for(run_id) if wait else self._status(run_id))
-        task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id))
+        task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id, session_version=version))
         if wait:
             return await asyncio.shield(task)
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
-    async def _session_state(self, session_id: str) -> dict[str, Any]:
+    async def _session_state(self, session_id: str) -> tuple[dict[str, Any], int]:
+        """The session's state and its version (what the run reads)."""
         if self.store is not None:  # the store has every committed turn: no hop needed
             record = await self.store.call("get_session", session_id)
             if record is None:
                 raise NotFoundError(f"No session with id {session_id!r} (it may have expired).", session_id=session_id)
-            return record.state  # type: ignore[no-any-return]
+            return record.state, record.version
         session = await self._sessions().call("get", session_id, session_id)
-        return session["state"]  # type: ignore[no-any-return]
+        return session["state"], session["version"]
 
     def _sessions(self) -> SessionCaller:
         if self.sessions is None:
@@ -398,6 +399,7 @@ class RunService:
                 outcome.outputs,
                 outcome.error,
                 patches,
+                plan.session_version,
             )
             await self._publish_session_end(plan.run_id, status, outcome.outputs, error)
             return status, error
@@ -544,8 +546,8 @@ def _already_finished(run_id: str, status: str) -> ConflictError:
 
 @dataclass(frozen=True)
 class _RunPlan:
-    """What a run executes: its id, workflow, inputs, when it was created, its session, and
-    the node states restored from the store when it resumes."""
+    """What a run executes: its id, workflow, inputs, when it was created, its session (and
+    the version of the state it read), and the node states restored when it resumes."""
 
     run_id: str
     workflow: str
@@ -553,6 +555,7 @@ class _RunPlan:
     created_at: float = field(default_factory=time.time)
     session_id: str | None = None
     restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]] = field(default_factory=dict)
+    session_version: int | None = None  # of the state the run read (None: resumed, not known)
 
     def elapsed_ms(self) -> float:
         """Wall time since the run was created."""

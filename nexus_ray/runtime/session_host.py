@@ -77,8 +77,9 @@ class SessionHost(BatchTarget):
         outputs: dict[str, Any],
         error: dict[str, Any] | None,
         patches: list[dict[str, Any]],
+        read_version: int | None = None,
     ) -> tuple[RunStatus, dict[str, Any] | None]:
-        return await self.service.complete_run(session_id, run_id, status, outputs, error, patches)
+        return await self.service.complete_run(session_id, run_id, status, outputs, error, patches, read_version)
 
     async def delete(self, session_id: str) -> None:
         await self.service.delete(session_id)

@@ -171,10 +171,13 @@ class SessionService:
         outputs: dict[str, Any],
         error: dict[str, Any] | None,
         patches: list[dict[str, Any]],
+        read_version: int | None = None,
     ) -> tuple[RunStatus, dict[str, Any] | None]:
         """One turn: apply a finished run's patches (none: the state stays as it is) and
         record its end, with a ``session.run_completed`` event, in one transaction. If the
-        session is gone, nothing is applied and a run with patches fails, saying why; the
+        session is gone, or changed since the run read it at ``read_version`` (another
+        run's patches or a PATCH, which the patches computed from the old state would
+        overwrite), nothing is applied and a run with patches fails, saying why; the
         (status, error) the run ends with."""
         for _ in range(3):
             try:
@@ -191,9 +194,12 @@ class SessionService:
                 await self.store.call("finish_run", run_id, RunStatus.FAILED, outputs, gone)
                 return RunStatus.FAILED, gone
             async with active.lock:
+                current = active.record.version
+                if patches and read_version is not None and current != read_version:
+                    status, error, patches = RunStatus.FAILED, _changed_meanwhile(session_id, read_version, current), []
                 state = functools.reduce(merge_patch, patches, active.record.state) if patches else None
                 saved = await self.store.call(
-                    "finish_run_in_session", run_id, status, outputs, error, session_id, state, active.record.version
+                    "finish_run_in_session", run_id, status, outputs, error, session_id, state, current
                 )
                 if saved is not None:
                     active.record, active.last_used = saved, time.monotonic()
@@ -389,3 +395,13 @@ def _check_channel(channel: object, optional: bool = False) -> None:
         return
     if not isinstance(channel, str) or not 0 < len(channel) <= 100:
         raise InvalidRequestError(f"A channel is a name of 1-100 characters, got {channel!r}.", field="channel")
+
+
+def _changed_meanwhile(session_id: str, read: int, current: int) -> dict[str, Any]:
+    """The error of a run whose session changed between its read and its write-back."""
+    return {
+        "node": "",
+        "type": "SessionConflictError",
+        "message": f"session {session_id!r} changed while the run ran (version {read} when it read the state, "
+        f"{current} now); its update was not applied: run it again",
+    }

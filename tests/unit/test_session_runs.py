@@ -105,3 +105,20 @@ async def test_session_deleted_during_the_run_fails_the_run(services: tuple[RunS
     result = await task
     assert result["status"] == "failed" and result["error"]["type"] == "SessionNotFoundError"
     assert (await runs.get_run("r5"))["status"] == "failed"
+
+
+async def test_a_run_whose_session_changed_meanwhile_fails_instead_of_overwriting(
+    services: tuple[RunService, SessionService],
+) -> None:
+    runs, sessions = services
+    sid = (await sessions.create({"x": 1}))["session_id"]
+    task = asyncio.ensure_future(runs.execute_in_session("failing", {"pause": 0.2}, "r6", sid, wait=True))
+    await asyncio.sleep(0.05)
+    await sessions.patch(sid, {"touched": "by hand"})  # after the run read the state
+    result = await task
+    assert result["status"] == "failed" and result["error"]["type"] == "SessionConflictError"
+    assert "version 1 when it read the state, 2 now" in result["error"]["message"]
+    assert (await sessions.get(sid))["state"] == {"x": 1, "touched": "by hand"}  # the PATCH stands
+    assert (await runs.get_run("r6"))["status"] == "failed"
+    read_only = await runs.execute_in_session("visit", {"name": "a", "visits": 0}, "r7", sid, wait=True)
+    assert read_only["status"] == "completed"  # it read version 2 and wrote on it
