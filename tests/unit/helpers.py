@@ -6,9 +6,48 @@ import asyncio
 from typing import Any
 
 from nexus_ray.testing.sample import double_plus_one
-from nexus_ray.workflow import RunOutcome, Workflow, WorkflowEngine
+from nexus_ray.workflow import RunOutcome, Workflow, WorkflowBuilder, WorkflowEngine
 
-__all__ = ["double_plus_one", "run"]
+__all__ = ["CALLS", "TWO_NODE_EVENTS", "InProcessSessions", "double_plus_one", "run", "two_steps", "visit_workflow"]
+
+# The events of a 2-node run, in order.
+TWO_NODE_EVENTS = ["run.started", "node.started", "node.completed", "node.started", "node.completed", "run.completed"]
+CALLS: list[str] = []  # the nodes of two_steps() that ran, in order
+
+
+def step_one(x: int) -> int:
+    CALLS.append("one")
+    return x + 1
+
+
+def step_two(y: int) -> int:
+    CALLS.append("two")
+    return y * 10
+
+
+def two_steps() -> Workflow:
+    """one (x + 1) then two (y * 10), each recording in CALLS that it ran."""
+    b = WorkflowBuilder().add_node(step_one, "one").add_node(step_two, "two")
+    return b.add_connection("one", "result", "two", "y").build()
+
+
+def visit_workflow() -> Workflow:
+    """Counts a session's visits and greets its user, writing both back to the session."""
+    b = WorkflowBuilder()
+    b.add_node("PythonCodeNode", "count", {"code": "result = {'visits': visits + 1, 'greeting': 'hi ' + name}"})
+    b.add_node("SessionUpdateNode", "remember")
+    b.add_connection("count", "result", "remember", "patch")
+    return b.build()
+
+
+class InProcessSessions:
+    """The SessionCaller a RunService uses, over a SessionService in this process."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    async def call(self, method: str, session_id: str, *args: Any) -> Any:
+        return await getattr(self.service, method)(*args)
 
 
 def run(workflow: Workflow, inputs: dict[str, Any], **kwargs: Any) -> RunOutcome:

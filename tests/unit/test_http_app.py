@@ -22,7 +22,7 @@ from nexus_ray.security.tenancy import scoped, scoped_key
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 
-from .helpers import double_plus_one
+from .helpers import TWO_NODE_EVENTS, double_plus_one
 
 
 class InProcessRunner:
@@ -409,14 +409,7 @@ def sse(response: Any) -> list[dict[str, Any]]:
 def test_stream_mode_sends_every_event_as_sse_ending_with_the_outputs(client: TestClient) -> None:
     r = client.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 5}, "mode": "stream"})
     events = sse(r)
-    assert [e["type"] for e in events] == [
-        "run.started",
-        "node.started",
-        "node.completed",
-        "node.started",
-        "node.completed",
-        "run.completed",
-    ]
+    assert [e["type"] for e in events] == TWO_NODE_EVENTS
     assert [e["seq"] for e in events] == list(range(1, 7))
     assert events[-1]["data"]["outputs"]["add_one"]["result"]["value"] == 11
     by_accept = client.post(

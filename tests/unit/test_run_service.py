@@ -17,29 +17,12 @@ from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus, RunStatus, WorkflowBuilder
 from nexus_ray.workflow.events import node_event
 
-from .helpers import double_plus_one
-
-CALLS: list[str] = []
+from .helpers import CALLS, double_plus_one, two_steps
 
 
 async def nap(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
-
-
-def step_one(x: int) -> int:
-    CALLS.append("one")
-    return x + 1
-
-
-def step_two(y: int) -> int:
-    CALLS.append("two")
-    return y * 10
-
-
-def two_steps() -> object:
-    b = WorkflowBuilder().add_node(step_one, "one").add_node(step_two, "two")
-    return b.add_connection("one", "result", "two", "y").build()
 
 
 def service(store_path: Path | None = None, lease_s: float = 10.0) -> RunService:

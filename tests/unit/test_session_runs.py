@@ -16,23 +16,7 @@ from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import WorkflowBuilder
 
-
-class InProcessSessions:
-    """SessionCaller over a SessionService in this process."""
-
-    def __init__(self, service: SessionService) -> None:
-        self.service = service
-
-    async def call(self, method: str, session_id: str, *args: Any) -> Any:
-        return await getattr(self.service, method)(*args)
-
-
-def visit_workflow() -> Any:
-    b = WorkflowBuilder()
-    b.add_node("PythonCodeNode", "count", {"code": "result = {'visits': visits + 1, 'greeting': 'hi ' + name}"})
-    b.add_node("SessionUpdateNode", "remember")
-    b.add_connection("count", "result", "remember", "patch")
-    return b.build()
+from .helpers import InProcessSessions, visit_workflow
 
 
 async def slow_fail(fail: bool = False, pause: float = 0.0) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -14,37 +13,10 @@ from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
-from nexus_ray.workflow import NodeStatus, WorkflowBuilder
+from nexus_ray.workflow import NodeStatus
 from nexus_ray.workflow.events import node_event
 
-from ..helpers import double_plus_one
-
-CALLS: list[str] = []
-
-
-def step_one(x: int) -> int:
-    CALLS.append("one")
-    return x + 1
-
-
-def step_two(y: int) -> int:
-    CALLS.append("two")
-    return y * 10
-
-
-class InProcessSessions:
-    def __init__(self, service: SessionService) -> None:
-        self.service = service
-
-    async def call(self, method: str, session_id: str, *args: Any) -> Any:
-        return await getattr(self.service, method)(*args)
-
-
-def visit() -> Any:
-    b = WorkflowBuilder()
-    b.add_node("PythonCodeNode", "count", {"code": "result = {'visits': visits + 1}"})
-    b.add_node("SessionUpdateNode", "remember")
-    return b.add_connection("count", "result", "remember", "patch").build()
+from ..helpers import CALLS, TWO_NODE_EVENTS, InProcessSessions, double_plus_one, two_steps, visit_workflow
 
 
 @pytest.fixture
@@ -53,9 +25,7 @@ def services(make_backend: Callable[[], object]) -> Iterator[tuple[RunService, S
         return Store(make_backend())  # type: ignore[arg-type]
 
     sessions = SessionService("s0", factory)
-    two = WorkflowBuilder().add_node(step_one, "one").add_node(step_two, "two")
-    two.add_connection("one", "result", "two", "y")
-    workflows = {"dpo": double_plus_one(), "visit": visit(), "two": two.build()}
+    workflows = {"dpo": double_plus_one(), "visit": visit_workflow(), "two": two_steps()}
     runs = RunService("h0", workflows, store_factory=factory, sessions=InProcessSessions(sessions))
     yield runs, sessions
     runs.close()
@@ -73,14 +43,7 @@ async def test_concurrent_durable_runs_share_commits_and_keep_every_event(
     assert stored["status"] == "completed" and stored["outputs"]["add_one"]["result"]["value"] == 85
     assert len(await runs.list_runs(limit=500)) == 100
     events = await runs.store.call("list_events", "run", ids[7], None, 0, 100)  # type: ignore[union-attr]
-    assert [e["type"] for e in events] == [
-        "run.started",
-        "node.started",
-        "node.completed",
-        "node.started",
-        "node.completed",
-        "run.completed",
-    ]
+    assert [e["type"] for e in events] == TWO_NODE_EVENTS
     assert [e["seq"] for e in events] == list(range(1, 7))
 
 
@@ -98,7 +61,7 @@ async def test_session_turns_serialize_and_concurrent_runs_lose_no_update(
     whose patches were computed from a state that is no longer current, fail and say so
     (last-writer-wins would lose nine increments without a word)."""
     runs, sessions = services
-    sid = (await sessions.create({"visits": 0}))["session_id"]
+    sid = (await sessions.create({"visits": 0, "name": "ada"}))["session_id"]
     ended = await asyncio.gather(*(runs.execute_in_session("visit", {}, new_run_id(), sid, True) for _ in range(10)))
     assert sorted(r["status"] for r in ended) == ["completed"] + ["failed"] * 9
     assert {r["error"]["type"] for r in ended if r.get("error")} == {"SessionConflictError"}
