@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import ConflictError, NexusError, NotFoundError, RateLimitedError, WorkflowNotFoundError
@@ -24,7 +24,7 @@ from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
-from ..workflow.events import RUN_TERMINAL, run_end_event
+from ..workflow.events import RUN_TERMINAL, run_end_event, run_started
 from ..workflow.nodes import session_patches
 from .checkpoints import RunEvents, RunHooks
 from .event_feed import EventFeed
@@ -125,7 +125,7 @@ class RunService:
         state, version = await self._session_state(session_id)
         offered = {k: v for k, v in state.items() if k in workflow.inputs.by_name}
         node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
-        if not await self._create(name, node_inputs, run_id, session_id):
+        if not await self._create(name, node_inputs, run_id, session_id, version):
             return await (self.wait_for(run_id) if wait else self._status(run_id))
         task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id, session_version=version))
         if wait:
@@ -197,17 +197,22 @@ class RunService:
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
     async def _create(
-        self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str, session_id: str | None = None
+        self,
+        name: str,
+        node_inputs: dict[str, dict[str, Any]],
+        run_id: str,
+        session_id: str | None = None,
+        session_version: int | None = None,
     ) -> bool:
-        """Check the workflow exists and store the new run with its inputs, owned here;
-        False when a run with this id exists already."""
+        """Check the workflow exists and store the new run with its inputs (and the version
+        of its session's state it read), owned here; False when a run with this id exists."""
         if name not in self.workflows:  # the common case costs no await
             await self._workflow(name)
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
             self._check_active_in_memory(run_id)
-            self.feed.append(run_id, "run.started", {"workflow": name, "session_id": session_id})
+            self.feed.append(run_id, "run.started", run_started(name, session_id, session_version))
             return True
         try:
             created: bool = await self.store.call(
@@ -219,6 +224,7 @@ class RunService:
                 lease_s=self.lease_s,
                 session_id=session_id,
                 max_active_per_tenant=self.max_runs_per_tenant,
+                session_version=session_version,
             )
         except NexusError:
             if not known:
@@ -493,7 +499,8 @@ class RunService:
         self.feed.track(run_id, await self.store.call("last_event_seq", "run", run_id))
         resumed = {"host": self.host_id, "done": sorted(restored)}
         self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
-        self._start(_RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored))
+        plan = _RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored)
+        self._start(replace(plan, session_version=record.session_version))
 
     async def health(self) -> dict[str, Any]:
         """This host and its store: ``{"host_id", "store": "ok" | what is wrong}``."""
@@ -555,7 +562,7 @@ class _RunPlan:
     created_at: float = field(default_factory=time.time)
     session_id: str | None = None
     restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]] = field(default_factory=dict)
-    session_version: int | None = None  # of the state the run read (None: resumed, not known)
+    session_version: int | None = None  # of the session state the run read
 
     def elapsed_ms(self) -> float:
         """Wall time since the run was created."""

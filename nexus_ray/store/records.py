@@ -44,6 +44,7 @@ class RunRecord:
     finished_at: float | None = None
     session_id: str | None = None
     nodes: dict[str, NodeCheckpoint] = field(default_factory=dict)
+    session_version: int | None = None  # of the session state the run read, when in a session
 
     @property
     def done(self) -> bool:

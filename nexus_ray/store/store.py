@@ -15,7 +15,7 @@ import pydantic_core
 from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
 from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
-from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event
+from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event, run_started
 from .backends import Backend
 from .event_seqs import EventSeqs
 from .pending_events import PendingEvents
@@ -172,11 +172,13 @@ class Store(SecurityTables):
         lease_s: float = 0.0,
         session_id: str | None = None,
         max_active_per_tenant: int | None = None,
+        session_version: int | None = None,
     ) -> bool:
         """Store a new run with its inputs (before any node starts), owned by ``owner``.
         False when a run with this id already exists (nothing is changed then). With
         ``max_active_per_tenant``, 429 when the run's tenant already has that many runs
-        pending or running."""
+        pending or running. ``session_version``: of the session state the run read (kept in
+        its run.started event, for a resumed run's write-back)."""
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
@@ -189,7 +191,7 @@ class Store(SecurityTables):
             if not self.backend.changes(_RUN_INSERT, row):
                 return False
             self.seqs.wrote(("run", run_id), 0)  # a new run: its log starts here
-            self.append_event("run", run_id, "run.started", {"workflow": workflow, "session_id": session_id})
+            self.append_event("run", run_id, "run.started", run_started(workflow, session_id, session_version))
             return True
 
         return self._transact(insert, write=True)  # write: it may count runs before it inserts
@@ -233,9 +235,12 @@ class Store(SecurityTables):
             run = _run(rows[0])
             for event_type, data, created_at in self.backend.execute(
                 f"SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
-                f" AND type IN ({_NODE_EVENT_TYPES}) ORDER BY seq",
+                f" AND type IN ('run.started', {_NODE_EVENT_TYPES}) ORDER BY seq",
                 (run_id,),
             ):
+                if event_type == "run.started":
+                    run.session_version = _load(data).get("session_version")
+                    continue
                 checkpoint = _checkpoint(event_type, _load(data), created_at, run.nodes)
                 run.nodes[checkpoint.node_id] = checkpoint
             return run

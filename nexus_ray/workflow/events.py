@@ -42,6 +42,15 @@ def node_event(
     return _NODE_EVENT[status], data
 
 
+def run_started(workflow: str, session_id: str | None, session_version: int | None = None) -> dict[str, Any]:
+    """The data of a run's run.started event; a run in a session also records the version
+    of the state it read (its write-back is refused if the session changed since)."""
+    data: dict[str, Any] = {"workflow": workflow, "session_id": session_id}
+    if session_id is not None and session_version is not None:
+        data["session_version"] = session_version
+    return data
+
+
 def run_end_event(
     status: RunStatus, outputs: dict[str, Any] | None, error: dict[str, Any] | None
 ) -> tuple[str, dict[str, Any]]:

@@ -86,3 +86,23 @@ async def test_an_orphaned_run_is_resumed_from_its_last_committed_node(
     result = await runs.wait_for("run-b")
     assert result["status"] == "completed" and result["outputs"]["two"] == {"result": 50}
     assert CALLS == ["two"]  # the completed node did not run again; the in-flight one did
+
+
+async def test_a_resumed_session_run_still_refuses_to_overwrite_a_change(
+    services: tuple[RunService, SessionService], make_backend: Callable[[], object]
+) -> None:
+    """The version a run read is kept with the run (in its run.started event), so the host
+    that resumes it after a crash checks the write-back as the first host would have."""
+    runs, sessions = services
+    sid = (await sessions.create({"visits": 0, "name": "ada"}))["session_id"]
+    crashed = Store(make_backend())  # type: ignore[arg-type]  # it read version 1, then died
+    inputs = {"count": {"visits": 0, "name": "ada"}, "remember": {}}
+    crashed.create_run("run-s", "visit", inputs, owner="dead-host", lease_s=0.01, session_id=sid, session_version=1)
+    crashed.backend.commit()
+    crashed.close()
+    await sessions.patch(sid, {"name": "bob"})  # version 2, while the run's host was down
+    time.sleep(0.02)
+    assert await runs.maintain_once() == ["run-s"]
+    result = await runs.wait_for("run-s")
+    assert result["status"] == "failed" and result["error"]["type"] == "SessionConflictError"
+    assert (await sessions.get(sid))["state"] == {"visits": 0, "name": "bob"}
