@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     )
     durable: bool = Field(True, description="Store runs and checkpoint every node (off: faster, nothing survives).")
     lease_s: float = Field(10.0, gt=0, description="A run's owner lease; an orphan is adopted after at most this.")
+    audit_retention_days: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Delete audit entries this many days old; unset: keep the whole audit trail.",
+    )
     run_retention_days: float | None = Field(
         None,
         gt=0,

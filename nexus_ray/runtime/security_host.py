@@ -25,7 +25,9 @@ class SecurityHost:
 
     def __init__(self, settings: dict[str, Any]) -> None:
         config = Settings(**settings)
-        self.service = SecurityService(lambda: open_store(config.store_url, config.home))
+        days = config.audit_retention_days
+        retention_s = days * 86400 if days is not None else None
+        self.service = SecurityService(lambda: open_store(config.store_url, config.home), retention_s)
 
     async def ready(self) -> int:
         return (await self.service.wait_keys(-1, 0.0))[0]

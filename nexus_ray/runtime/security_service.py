@@ -16,14 +16,18 @@ from ..store import AsyncStore, Store
 
 logger = logging.getLogger("nexus_ray.security")
 KEY_POLL_S = 0.5  # keys created or revoked from another process (CLI) show within this
+PURGE_EVERY_S = 60.0  # how often audit entries past the retention are deleted
+PURGE_CHUNK = 1000  # audit entries per purge transaction
 
 
 class SecurityService:
     """Keys, buckets and audit for every ingress replica of one app. Its methods are the
     ``SecurityCalls`` a Guard needs, so in one process it serves a Guard directly."""
 
-    def __init__(self, store_factory: Callable[[], Store]) -> None:
+    def __init__(self, store_factory: Callable[[], Store], audit_retention_s: float | None = None) -> None:
         self.store = AsyncStore(store_factory)
+        self.audit_retention_s = audit_retention_s
+        self._purging: asyncio.Task[None] | None = None
         self.keys: list[ApiKey] = []
         self.version = 0
         self._fingerprint: str | None = None
@@ -35,6 +39,8 @@ class SecurityService:
         """Load the keys and follow the store for changes."""
         await self.refresh_keys()
         self._poller = asyncio.get_running_loop().create_task(self._poll_keys())
+        if self.audit_retention_s is not None:
+            self._purging = asyncio.get_running_loop().create_task(self._purge_audit())
 
     async def refresh_keys(self) -> bool:
         """Re-read the keys when the store's changed; whether they did."""
@@ -91,8 +97,28 @@ class SecurityService:
         """A tenant's audit entries, newest first."""
         return await self.store.call("list_audit", tenant, **filters)  # type: ignore[no-any-return]
 
+    async def _purge_audit(self) -> None:
+        while True:
+            try:
+                await self.purge_audit()
+            except Exception:
+                logger.exception("purging old audit entries failed; retrying")
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    async def purge_audit(self) -> int:
+        """Delete the audit entries older than the retention, a chunk per transaction; how many."""
+        assert self.audit_retention_s is not None
+        cutoff = time.time() - self.audit_retention_s
+        purged = 0
+        while True:
+            deleted: int = await self.store.call("purge_audit", cutoff, PURGE_CHUNK)
+            purged += deleted
+            if deleted < PURGE_CHUNK:
+                return purged
+
     async def close(self) -> None:
-        """Stop polling; close the store."""
-        if self._poller is not None:
-            self._poller.cancel()
+        """Stop polling and purging; close the store."""
+        for task in (self._poller, self._purging):
+            if task is not None:
+                task.cancel()
         self.store.close()

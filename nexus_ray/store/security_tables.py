@@ -72,6 +72,19 @@ class SecurityTables:
 
         self._transact(insert)
 
+    def purge_audit(self, before: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` audit entries recorded before ``before`` (Unix time),
+        oldest first; how many. Audit ids begin with their time (runtime/ids.py), so this
+        walks the primary key only as far as the cutoff."""
+        cutoff = f"{int(before * 1000):012x}"
+        return self._transact(
+            lambda: self.backend.changes(
+                "DELETE FROM audit WHERE audit_id IN"
+                " (SELECT audit_id FROM audit WHERE audit_id < ? ORDER BY audit_id LIMIT ?)",
+                (cutoff, limit),
+            )
+        )
+
     def list_audit(
         self,
         tenant: str,

@@ -71,11 +71,15 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         Nexus(prot=1)
 
 
-def test_run_retention_is_off_unless_set_and_then_a_positive_number_of_days(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Nexus().settings.run_retention_days is None
-    monkeypatch.setenv("NEXUS_RUN_RETENTION_DAYS", "30")
-    assert Nexus().settings.run_retention_days == 30
+@pytest.mark.parametrize("setting", ["run_retention_days", "audit_retention_days"])
+def test_retention_is_off_unless_set_and_then_a_positive_number_of_days(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    variable = f"NEXUS_{setting.upper()}"
+    assert getattr(Nexus().settings, setting) is None
+    monkeypatch.setenv(variable, "30")
+    assert getattr(Nexus().settings, setting) == 30
     for bad in ("0", "-1", "inf", "a month"):
-        monkeypatch.setenv("NEXUS_RUN_RETENTION_DAYS", bad)
-        with pytest.raises(ConfigurationError, match="run_retention_days"):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ConfigurationError, match=setting):
             Nexus()

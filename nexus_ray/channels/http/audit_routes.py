@@ -54,7 +54,9 @@ def add_audit_routes(app: FastAPI, guard: Guard) -> None:
         subject: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
-        since: Annotated[float | None, Query(description="Unix time: entries at or after it")] = None,
+        since: Annotated[
+            float | None, Query(allow_inf_nan=False, description="Unix time: entries at or after it")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> Response:

@@ -203,6 +203,8 @@ def test_the_audit_trail_pages_by_its_cursor_and_refuses_any_other(world: Any) -
     assert second["entries"][0]["audit_id"] < first["entries"][0]["audit_id"] == first["next_cursor"]
     refused = client.get("/audit", params={"cursor": "zz"}, headers=ADMIN_A)
     assert refused.status_code == 400 and refused.json()["field"] == "cursor"
+    not_a_time = client.get("/audit", params={"since": "nan"}, headers=ADMIN_A)  # would match nothing
+    assert not_a_time.status_code == 422 and not_a_time.json()["errors"][0]["field"] == "query.since"
 
 
 def test_docs_and_metrics_can_be_opened_by_configuration(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from nexus_ray.errors import ConfigurationError, InputValidationError, PermissionDeniedError, RateLimitedError
+from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.security_service import SecurityService
 from nexus_ray.security.guard import _depth
 from nexus_ray.security.principal import Principal
@@ -168,3 +170,27 @@ async def test_guard_applies_the_global_limit_per_principal(tmp_path: Path) -> N
         await guard.admit(ann)
     await guard.admit(bob)  # each principal has its own bucket
     service.store.close()
+
+
+async def test_the_security_host_purges_audit_entries_past_the_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nexus_ray.runtime.security_service.PURGE_CHUNK", 2)
+    store = Store(SQLiteBackend(tmp_path / "n.db"))
+    old = time.time() - 3 * 86400
+    base = {"tenant": "A", "subject": "ann", "channel": "rest", "action": "execute", "target": None}
+    entries = [{**base, "audit_id": f"{int(old * 1000):012x}{n:020x}", "at": old, "outcome": "ok"} for n in range(5)]
+    store.append_audit([*entries, {**entries[0], "audit_id": new_run_id(), "at": time.time()}])
+    store.close()
+    keeper = SecurityService(lambda: Store(SQLiteBackend(tmp_path / "n.db")))
+    await keeper.start()
+    assert keeper._purging is None  # no retention: the whole trail is kept
+    await keeper.close()
+    service = SecurityService(lambda: Store(SQLiteBackend(tmp_path / "n.db")), audit_retention_s=86400)
+    await service.start()  # the first purge runs at once, in chunks of 2
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if len(await service.list_audit("A", {"limit": 100})) == 1:
+            break
+    assert len(await service.list_audit("A", {"limit": 100})) == 1
+    await service.close()

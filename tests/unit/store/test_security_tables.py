@@ -54,6 +54,25 @@ def test_audit_entries_per_tenant_newest_first_with_filters(store: Store) -> Non
     assert store.list_audit("B", action="cancel_run") == []
 
 
+def audit_entry(seconds_ago: float, n: int) -> dict[str, object]:
+    """An entry as a replica records it: its id begins with its time (new_run_id)."""
+    at = time.time() - seconds_ago
+    base = {"tenant": "A", "subject": "ann", "channel": "rest", "action": "execute", "target": None}
+    return {**base, "audit_id": f"{int(at * 1000):012x}{n:020x}", "at": at, "workflow": "w", "outcome": "ok"}
+
+
+def test_audit_entries_past_the_retention_are_purged_oldest_first(store: Store) -> None:
+    old = [audit_entry(10 * 86400 - n, n) for n in range(5)]
+    recent = audit_entry(60, 99)
+    store.append_audit([*old, recent])
+    cutoff = time.time() - 7 * 86400
+    assert store.purge_audit(cutoff, limit=3) == 3
+    left = [recent, old[4], old[3]]  # newest first
+    assert [e["audit_id"] for e in store.list_audit("A")] == [e["audit_id"] for e in left]
+    assert store.purge_audit(cutoff, limit=3) == 2 and store.purge_audit(cutoff) == 0
+    assert [e["audit_id"] for e in store.list_audit("A")] == [recent["audit_id"]]
+
+
 def test_runs_and_sessions_carry_their_tenant_tag(store: Store) -> None:
     run_a, run_default = scoped("0001", "acme"), "0002"
     store.create_run(run_a, "w", {}, owner="h")
