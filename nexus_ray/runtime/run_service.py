@@ -479,13 +479,7 @@ class RunService:
         the runs being written wait for one chunk at most); how many. Every host does
         this: a chunk another host deleted first is found empty."""
         assert self.store is not None and self.retention_s is not None
-        cutoff = time.time() - self.retention_s
-        purged = 0
-        while True:
-            deleted: int = await self.store.call("purge_finished_runs", cutoff, PURGE_CHUNK)
-            purged += deleted
-            if deleted < PURGE_CHUNK:
-                return purged
+        return await self.store.drain("purge_finished_runs", time.time() - self.retention_s, chunk=PURGE_CHUNK)
 
     async def _resume(self, run_id: str) -> None:
         record = await self._load(run_id)

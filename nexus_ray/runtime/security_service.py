@@ -108,13 +108,7 @@ class SecurityService:
     async def purge_audit(self) -> int:
         """Delete the audit entries older than the retention, a chunk per transaction; how many."""
         assert self.audit_retention_s is not None
-        cutoff = time.time() - self.audit_retention_s
-        purged = 0
-        while True:
-            deleted: int = await self.store.call("purge_audit", cutoff, PURGE_CHUNK)
-            purged += deleted
-            if deleted < PURGE_CHUNK:
-                return purged
+        return await self.store.drain("purge_audit", time.time() - self.audit_retention_s, chunk=PURGE_CHUNK)
 
     async def close(self) -> None:
         """Stop polling and purging; close the store."""

@@ -47,6 +47,17 @@ class AsyncStore:
         self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future))
         return await future
 
+    async def drain(self, method: str, /, *args: Any, chunk: int) -> int:
+        """Call ``method(*args, chunk)``, one transaction each, until it does fewer than
+        ``chunk`` rows (a delete in chunks, so other writers wait for one chunk at most);
+        the rows done in all."""
+        total = 0
+        while True:
+            done: int = await self.call(method, *args, chunk)
+            total += done
+            if done < chunk:
+                return total
+
     def submit(self, method: str, /, *args: Any, **kwargs: Any) -> None:
         """Queue a write without waiting for it (from the event loop). Calls commit in
         order, so it is durable no later than any call queued after it; a failure is logged."""
