@@ -277,8 +277,8 @@ async def authenticate_socket(websocket: WebSocket, guard: Guard) -> Principal:
             f'No credential: send an Authorization header, or {{"token": "..."}} first (within {TOKEN_WAIT_S:.0f} s).'
         ) from None
     try:
-        token = json.loads(first).get("token")
-    except (json.JSONDecodeError, AttributeError):
+        token = loads(first).get("token")
+    except (ValueError, AttributeError):  # malformed, refused (NaN, too deep) or not an object
         token = None
     if not isinstance(token, str) or not token:
         raise AuthenticationError('The first message must be {"token": "<JWT or API key>"} (or send a header).')

@@ -8,7 +8,6 @@ the replica. Responses stream as SSE, so progress notifications reach the client
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from ...registry import RegisteredWorkflow
 from ...settings import Settings
 from ..http.security import PRINCIPAL
 from ..secured import Access
+from ..wire_json import loads
 from .server import build_mcp_server
 
 MCP_PATH = "/mcp"
@@ -114,8 +114,8 @@ async def _buffer(receive: Receive) -> tuple[bytes, Receive]:
 
 def _is_initialize(body: bytes) -> bool:
     try:
-        message = json.loads(body)
-    except (ValueError, RecursionError):  # the MCP SDK answers what it cannot parse
+        message = loads(body)
+    except ValueError:  # malformed or refused (too deep): the MCP SDK answers it
         return False
     return isinstance(message, dict) and message.get("method") == "initialize"
 

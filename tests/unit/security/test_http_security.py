@@ -287,3 +287,12 @@ def test_paging_goes_on_past_runs_the_caller_may_not_read(world: Any) -> None:
     assert not set(others) & set(seen)
     hidden = client.get(f"/runs/{others[0]}", headers=who)
     assert hidden.status_code == 403 and "'read' on workflow 'double_plus_one'" in hidden.json()["detail"]
+
+
+@pytest.mark.parametrize("first", ['{"nope": 1}', "[" * 5000 + "]" * 5000])
+def test_a_first_websocket_message_without_a_token_is_refused_as_401(world: Any, first: str) -> None:
+    client, _ = world
+    with client.websocket_connect("/ws/double_plus_one") as ws:
+        ws.send_text(first)
+        reply = ws.receive_json()
+    assert reply["type"] == "error" and reply["error"]["status"] == 401, reply
