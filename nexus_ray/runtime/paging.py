@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from ..checks import whole_number
 from ..errors import InvalidRequestError
 from ..security.tenancy import DEDICATED_SUFFIX
 from ..workflow import RunStatus
@@ -26,11 +27,7 @@ _CURSORS = {
 
 def page_limit(limit: object, most: int = PAGE_MAX) -> int:
     """``limit`` when it is a whole number from 1 to ``most``."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
-        raise InvalidRequestError(
-            f"limit must be a whole number from 1 to {most}, got {limit!r}; page on with the cursor.", field="limit"
-        )
-    return limit
+    return whole_number(limit, "limit", low=1, high=most, hint="; page on with the cursor", field="limit")
 
 
 def page_cursor(cursor: object, kind: str) -> str | None:
@@ -58,6 +55,4 @@ def run_status(status: str | None) -> str | None:
 
 def event_after(after: object) -> int:
     """``after`` when it is a sequence number (0: from the first event)."""
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise InvalidRequestError(f"after must be a whole number >= 0 (an event's seq), got {after!r}.", field="after")
-    return after
+    return whole_number(after, "after", hint=" (an event's seq)", field="after")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import seconds, whole_number
 from ..errors import ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError
 from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
@@ -82,7 +82,7 @@ class SessionService:
         """A new session (version 1); ``session_id`` is drawn by the caller that routes by it."""
         if state is not None and not isinstance(state, dict):
             raise InvalidRequestError("A session's state must be a JSON object.", field="state")
-        _check_ttl(ttl_s)
+        seconds(ttl_s, "ttl_s", finite=True, field="ttl_s")
         _check_channel(channel, optional=True)
         event = {"channel": channel} if channel else None
         self._check_owner(session_id)
@@ -112,7 +112,8 @@ class SessionService:
         the reply and before the next turn of this session sees it. Turns that queue up
         while one commits are applied in order and committed together (one write, a version
         and event each), so one busy session is not limited to one commit per turn."""
-        _check_version(if_version)
+        if if_version is not None:
+            whole_number(if_version, "if_version", low=1, hint=" (a session version)", field="if_version")
         active = await self._activate(session_id)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         active.queued.append(_Turn(change, if_version, future))
@@ -371,22 +372,6 @@ def _changed_elsewhere(session_id: str) -> ConflictError:
 
 def _not_found(session_id: str) -> NotFoundError:
     return NotFoundError(f"No session with id {session_id!r} (it may have expired).", session_id=session_id)
-
-
-def _check_ttl(ttl_s: object) -> None:
-    """A session's time to live is a finite number of seconds above 0 (or None: forever)."""
-    if ttl_s is None:
-        return
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not 0 < ttl_s < math.inf:
-        raise InvalidRequestError(f"ttl_s must be a positive, finite number of seconds, got {ttl_s!r}.", field="ttl_s")
-
-
-def _check_version(if_version: object) -> None:
-    """``if_version`` is a version a session had (a whole number from 1), or None."""
-    if if_version is not None and (isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 1):
-        raise InvalidRequestError(
-            f"if_version must be a session version (a whole number from 1), got {if_version!r}.", field="if_version"
-        )
 
 
 def _check_channel(channel: object, optional: bool = False) -> None:

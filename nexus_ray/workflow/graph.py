@@ -6,10 +6,12 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ..checks import seconds
+from ..errors import WorkflowError
 from .graph_types import Connection
 from .inputs import WorkflowInputs
 from .node import Node
-from .policy import DEFAULT_POLICY, NodePolicy, seconds
+from .policy import DEFAULT_POLICY, NodePolicy
 from .validation import check_connections, check_input_names, topological_order
 
 
@@ -37,7 +39,7 @@ class Workflow:
         resources: Mapping[str, dict[str, Any]] | None = None,
         timeout_s: float | None = None,
     ) -> None:
-        seconds(timeout_s, "A workflow's timeout_s")
+        seconds(timeout_s, "A workflow's timeout_s", error=WorkflowError)
         check_connections(nodes, connections)
         self.order: tuple[str, ...] = tuple(topological_order(nodes, connections))
         self.nodes: Mapping[str, Node] = MappingProxyType(dict(nodes))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import decimal
+
 
 class PathError(LookupError):
     """A dotted path does not exist in a value."""
@@ -27,7 +29,7 @@ def _step(current: Any, part: str, so_far: str) -> Any:
         if part in current:
             return current[part]
         raise PathError(f"{so_far!r} not found (keys: {sorted(map(str, current))})")
-    if isinstance(current, (list, tuple)) and part.lstrip("-").isascii() and part.lstrip("-").isdigit():
+    if isinstance(current, (list, tuple)) and decimal(part.removeprefix("-")) is not None:
         try:
             return current[int(part)]
         except IndexError:

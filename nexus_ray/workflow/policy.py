@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import seconds, whole_number
 from ..errors import WorkflowError
 
 
@@ -43,11 +43,10 @@ class NodePolicy:
     max_backoff_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise WorkflowError(f"NodePolicy retries must be a whole number >= 0, got {self.retries!r}.")
+        whole_number(self.retries, "NodePolicy retries", error=WorkflowError)
         for name in ("backoff_s", "max_backoff_s"):
-            seconds(getattr(self, name), f"NodePolicy {name}", allow_zero=True)
-        seconds(self.timeout_s, "NodePolicy timeout_s")
+            seconds(getattr(self, name), f"NodePolicy {name}", allow_zero=True, error=WorkflowError)
+        seconds(self.timeout_s, "NodePolicy timeout_s", error=WorkflowError)
         # frozen: set once here, so a lone "ConnectionError" is not read letter by letter
         object.__setattr__(self, "retry_on", _exception_kinds(self.retry_on))
 
@@ -65,19 +64,6 @@ class NodePolicy:
         """Backoff before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def seconds(value: object, what: str, *, allow_zero: bool = False) -> float | None:
-    """``value`` when it is None or a number of seconds (> 0, or >= 0 with ``allow_zero``;
-    infinity means no limit); WorkflowError naming ``what`` otherwise (NaN, a bool, text)."""
-    if value is None:
-        return None
-    low = "0 or more" if allow_zero else "more than 0"
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise WorkflowError(f"{what} must be a number of seconds ({low}), got {value!r}.")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise WorkflowError(f"{what} must be a number of seconds ({low}), got {value!r}.")
-    return float(value)
 
 
 def _exception_kinds(retry_on: object) -> tuple[type[BaseException] | str, ...]:

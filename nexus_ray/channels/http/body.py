@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from ...checks import decimal
 from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
 from ...runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from ...workflow.fields import describe_validation_error
@@ -17,8 +18,8 @@ from .models import ExecuteRequest
 
 async def read_json_body(request: Request, limit: int) -> Any:
     """The parsed JSON body (``{}`` when empty); 413 past ``limit`` bytes, 400 when malformed."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    declared = decimal(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():

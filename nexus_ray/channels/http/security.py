@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...checks import decimal
 from ...errors import AuthenticationError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow
 from ...security.guard import Guard
@@ -139,8 +140,8 @@ class SecurityMiddleware:
 
 
 def _check_length(headers: Mapping[str, str], limit: int) -> None:
-    declared = headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+    declared = decimal(headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise PayloadTooLargeError(
             f"The request body is larger than {limit} bytes (NEXUS_MAX_BODY_BYTES).", limit_bytes=limit
         )

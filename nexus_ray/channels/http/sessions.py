@@ -8,6 +8,7 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from ...checks import decimal
 from ...errors import InputValidationError, InvalidRequestError
 from ...runtime.paging import page_cursor
 from ...workflow.fields import describe_validation_error
@@ -149,9 +150,9 @@ def _if_match(request: Request) -> int | None:
     raw = request.headers.get("if-match")
     if raw is None or raw.strip() == "*":  # "*": whatever the current version is (RFC 9110)
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+    version = decimal(raw.strip().removeprefix("W/").strip('"'))
+    if version is None or version < 1:
         raise InvalidRequestError(
             f'If-Match must be a session version (e.g. "3") or *, got {raw!r}.', header="If-Match"
         )
-    return int(value)
+    return version

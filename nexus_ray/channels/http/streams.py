@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
+from ...checks import decimal
 from ...errors import AuthenticationError, InvalidRequestError, NexusError, PayloadTooLargeError
 from ...registry import RegisteredWorkflow, not_found
 from ...runtime.subscriptions import EventHub, Fetch
@@ -63,11 +64,12 @@ def cursor(request: Request, after: int | None) -> int:
     header = request.headers.get("last-event-id")
     if header is None:
         return after or 0
-    if not (header.isascii() and header.isdigit()):
+    seq = decimal(header)
+    if seq is None:
         raise InvalidRequestError(
             f"Last-Event-ID must be an event's sequence number, got {header!r}.", header="Last-Event-ID"
         )
-    return int(header)
+    return seq
 
 
 async def sse_response(events: AsyncIterator[dict[str, Any] | None]) -> EventSourceResponse:
