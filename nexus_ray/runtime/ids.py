@@ -12,7 +12,13 @@ from typing import Any
 def new_run_id() -> str:
     """A 32-hex-digit id: 12 digits of milliseconds since the epoch, then 20 random. Ids
     sort by creation time to the millisecond (within one millisecond, at random)."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+    return time_prefix(time.time()) + secrets.token_hex(10)
+
+
+def time_prefix(unix_s: float) -> str:
+    """The first 12 digits of the ids drawn at ``unix_s``: every id drawn before that time
+    sorts below it (how retention finds old runs and audit entries by primary key)."""
+    return f"{int(unix_s * 1000):012x}"
 
 
 IDEMPOTENCY_KEY_RULE = "1-255 printable ASCII characters (a UUID is a good choice)"

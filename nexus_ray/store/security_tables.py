@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..runtime.ids import time_prefix
 from ..security.api_keys import ApiKey
 from .backends import Backend
 
@@ -76,7 +77,7 @@ class SecurityTables:
         """Delete up to ``limit`` audit entries recorded before ``before`` (Unix time),
         oldest first; how many. Audit ids begin with their time (runtime/ids.py), so this
         walks the primary key only as far as the cutoff."""
-        cutoff = f"{int(before * 1000):012x}"
+        cutoff = time_prefix(before)
         return self._transact(
             lambda: self.backend.changes(
                 "DELETE FROM audit WHERE audit_id IN"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pydantic_core
 
 from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
+from ..runtime.ids import time_prefix
 from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event, run_started
@@ -491,7 +492,7 @@ class Store(SecurityTables):
         oldest first, with their events and idempotency keys; how many. Run ids begin with
         their creation time, so the search walks the primary key only as far as runs
         created before the cutoff."""
-        created_before = f"{int(finished_before * 1000):012x}"  # see runtime/ids.py
+        created_before = time_prefix(finished_before)
 
         def purge() -> int:
             rows = self.backend.execute(

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ...errors import ConflictError
-from ...runtime.paging import page_cursor
+from ...runtime.paging import EVENTS_MAX, page_cursor
 from ...security.guard import Guard
 from ..wire_json import dumps
 from .problems import problem_doc
@@ -57,7 +57,7 @@ def add_audit_routes(app: FastAPI, guard: Guard) -> None:
         since: Annotated[
             float | None, Query(allow_inf_nan=False, description="Unix time: entries at or after it")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Annotated[int, Query(ge=1, le=EVENTS_MAX)] = 100,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> Response:
         principal = principal_of(request)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from ...runtime.paging import page_cursor
+from ...runtime.paging import PAGE_MAX, page_cursor
 from ...workflow import RunStatus
 from ..secured import Access
 from ..wire_json import dumps
@@ -50,7 +50,7 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
         workflow: str | None = None,
         status: RunStatus | None = None,
         session_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
         cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     ) -> Response:
         filters: dict[str, Any] = {

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...checks import decimal
 from ...errors import InputValidationError, InvalidRequestError
-from ...runtime.paging import page_cursor
+from ...runtime.paging import PAGE_MAX, page_cursor
 from ...workflow.fields import describe_validation_error
 from ..wire_json import dumps
 from .body import read_json_body
@@ -134,7 +134,7 @@ def add_session_routes(app: FastAPI, access: Access, limit_bytes: int) -> None:
 
     @app.get("/sessions", response_model=SessionPage, tags=["sessions"], summary="List sessions, newest first")
     async def list_sessions(
-        request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None
+        request: Request, limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50, cursor: str | None = None
     ) -> Response:
         page = await sessions(request).list(limit, page_cursor(cursor, "session"))
         next_cursor = page[-1]["session_id"] if len(page) == limit else None
