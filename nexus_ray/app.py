@@ -530,6 +530,7 @@ class Nexus:
     def _ensure_runtime(self) -> None:
         if self._pool is not None:
             return
+        from .runtime.cluster_capacity import resource_wait_s
         from .runtime.pool import RunHostPool
         from .runtime.ray_cluster import RayRuntime
 
@@ -539,7 +540,9 @@ class Nexus:
         workflows = {name: item.workflow for name, item in self._catalog.items().items()}
         for workflow in workflows.values():
             self._ship(workflow)
-        self._pool = RunHostPool(workflows, self.settings, self._catalog.items(), self._deployment)
+        wait_s = resource_wait_s(self.settings.resource_wait_s, embedded=runtime.started_here)
+        settings = self.settings.model_copy(update={"resource_wait_s": wait_s})
+        self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:

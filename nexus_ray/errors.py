@@ -167,6 +167,11 @@ class RuntimeUnavailableError(NexusError):
     exit_code = 5
 
 
+class ResourcesUnavailableError(RuntimeUnavailableError):
+    """No node of the Ray cluster has the resources a node asks for (and none joined in
+    time): the node fails with this instead of waiting for ever."""
+
+
 class ConfigurationError(NexusError):
     """The settings cannot work (e.g. auth on and no credential configured); the server
     refuses to start and the message says what to set."""

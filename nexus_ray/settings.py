@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="Batched calls a caller keeps in flight per host actor (see runtime/batching.py)."
     )
     node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
+    resource_wait_s: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="How long a node whose resources= no node of the Ray cluster has waits for one to join "
+        "(the cluster autoscaler's work) before it fails; unset: 0 on an embedded local Ray, 600 on a cluster.",
+    )
     ready_timeout_s: float = Field(90.0, gt=0, description="How long start() waits for a 2xx.")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded Ray (default: all).")
     debug: bool = Field(False, description="Include internal error details in responses.")

@@ -108,6 +108,8 @@ def _node_state(kind: str, data: dict[str, Any]) -> dict[str, str]:
         return {"status": "failed", "detail": f"{error.get('type')}: {error.get('message')}"}
     if kind == "node.retrying":
         return {"status": "retrying", "detail": f"attempt {data.get('attempt')} failed"}
+    if kind == "node.waiting":
+        return {"status": "waiting", "detail": f"for {data.get('resources')} (up to {data.get('wait_s'):g} s)"}
     return {"status": kind.removeprefix("node."), "detail": str(data.get("reason") or "")}
 
 

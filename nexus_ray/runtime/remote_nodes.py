@@ -8,7 +8,10 @@ from typing import Any
 
 import ray
 
+from ..errors import ResourcesUnavailableError
 from ..workflow import Node, NodeContext
+from ..workflow.progress import CURRENT_NODE
+from .cluster_capacity import ClusterCapacity, ray_node_totals
 
 SYSTEM_RETRIES = 3
 
@@ -21,7 +24,13 @@ def _run_node_task(node: Node, inputs: dict[str, Any], ctx: NodeContext) -> dict
 
 
 class RayNodeRunner:
-    """Runs a node as a Ray task with the node's resource request."""
+    """Runs a node as a Ray task with the node's resource request. The task is submitted
+    at once (the autoscaler scales on pending tasks); if no node of the cluster could hold
+    it and none joins within ``resource_wait_s``, it is cancelled and the node fails
+    (see cluster_capacity.py)."""
+
+    def __init__(self, resource_wait_s: float) -> None:
+        self.capacity = ClusterCapacity(ray_node_totals, resource_wait_s)
 
     async def run_node(
         self, node: Node, inputs: dict[str, Any], ctx: NodeContext, resources: dict[str, Any]
@@ -29,10 +38,17 @@ class RayNodeRunner:
         task_ctx = replace(ctx, executor=None)  # the host's thread pool stays in the host
         ref = _run_node_task.options(**resources).remote(node, inputs, task_ctx)
         try:
+            await self.capacity.wait_for_fit(ctx.node_id, resources, self._waiting)
             return await ref  # type: ignore[no-any-return]
-        except asyncio.CancelledError:
-            ray.cancel(ref)  # the run was cancelled or the node timed out: stop the task too
+        except (asyncio.CancelledError, ResourcesUnavailableError):
+            ray.cancel(ref)  # cancelled, timed out, or nowhere to run: stop the task too
             raise
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause
             raise cause if isinstance(cause, Exception) else exc from None
+
+    def _waiting(self, wanted: dict[str, float]) -> None:
+        """Tell the run's stream why its node does not start yet."""
+        current = CURRENT_NODE.get()
+        if current is not None:
+            current.send("node.waiting", {"resources": wanted, "wait_s": self.capacity.wait_s})

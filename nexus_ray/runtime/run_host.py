@@ -14,6 +14,7 @@ from ..settings import Settings
 from ..store import open_store
 from ..workflow import Workflow
 from .batching import BatchTarget, Call
+from .cluster_capacity import resource_wait_s
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
 from .remote_nodes import RayNodeRunner
@@ -50,7 +51,7 @@ class RunHost(BatchTarget):
             config.node_threads,
             factory,
             config.lease_s,
-            RayNodeRunner(),
+            RayNodeRunner(resource_wait_s(config.resource_wait_s, embedded=False)),  # the app resolves it
             sessions,
             config.max_runs_per_tenant,
             self._lookup,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,9 +99,21 @@ def check_resources(node_id: str, resources: Mapping[str, Any]) -> dict[str, Any
         )
     for key in ("num_cpus", "num_gpus", "memory"):
         value = resources.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise WorkflowError(f"Node {node_id!r}: {key} must be a non-negative number, got {value!r}.", node=node_id)
+        if value is not None and not _is_amount(value):
+            raise WorkflowError(
+                f"Node {node_id!r}: {key} must be a finite non-negative number, got {value!r}.", node=node_id
+            )
     custom = resources.get("resources", {})
-    if not isinstance(custom, Mapping) or not all(isinstance(v, (int, float)) and v >= 0 for v in custom.values()):
+    if not isinstance(custom, Mapping) or not all(isinstance(k, str) and _is_amount(v) for k, v in custom.items()):
         raise WorkflowError(f"Node {node_id!r}: 'resources' must map names to amounts, got {custom!r}.", node=node_id)
+    accelerator = resources.get("accelerator_type")
+    if accelerator is not None and (not isinstance(accelerator, str) or not accelerator):
+        raise WorkflowError(
+            f"Node {node_id!r}: accelerator_type must be a name such as 'A100', got {accelerator!r}.", node=node_id
+        )
     return dict(resources)
+
+
+def _is_amount(value: object) -> bool:
+    """A resource amount: a finite number >= 0 (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0

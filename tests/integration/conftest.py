@@ -52,6 +52,8 @@ def add_test_workflows(app: Nexus) -> None:
     visit.add_connection("count", "result", "remember", "patch")
     app.register("visit", visit)
     app.register("remote_failure", WorkflowBuilder().add_node(remote_failure, "boom", resources={"num_cpus": 0.5}))
+    nowhere = WorkflowBuilder(description="Asks for a resource no node of the test cluster has.")
+    app.register("nowhere", nowhere.add_node(remote_failure, "train", resources={"resources": {"nexus_absent": 1}}))
     failing = WorkflowBuilder(description="Always fails in its second node.")
     failing.add_node("PythonCodeNode", "prepare", {"code": "result = 0"})
     failing.add_node("PythonCodeNode", "explode", {"code": "result = 1 / zero"})
@@ -70,6 +72,7 @@ def app() -> Iterator[Nexus]:
         port=free_port(),
         max_body_bytes=BODY_LIMIT,
         lease_s=2.0,
+        resource_wait_s=1.0,
         ingress="haproxy" if shutil.which("haproxy") else "default",
     )
     add_test_workflows(quickstart)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from nexus_ray import Nexus
+
+from .test_streams import read_sse
 
 
 def test_resource_nodes_run_as_concurrent_ray_tasks(app: Nexus, http: httpx.Client) -> None:
@@ -21,3 +25,19 @@ def test_error_inside_a_ray_task_names_node_and_type(http: httpx.Client) -> None
     assert body["status"] == "failed"
     assert body["error"]["node"] == "boom" and body["error"]["type"] == "ValueError"
     assert "no luck" in body["error"]["message"]
+
+
+def test_a_node_no_cluster_node_can_hold_fails_after_the_wait_instead_of_hanging(http: httpx.Client) -> None:
+    started = time.monotonic()
+    body = http.post("/workflows/nowhere/execute", json={"inputs": {"reason": "unused"}}).json()
+    took = time.monotonic() - started
+    assert body["status"] == "failed", body
+    assert body["error"]["node"] == "train" and body["error"]["type"] == "ResourcesUnavailableError"
+    assert "asks for {'CPU': 1.0, 'nexus_absent': 1.0}" in body["error"]["message"]
+    assert "within 1 s (NEXUS_RESOURCE_WAIT_S)" in body["error"]["message"]
+    assert 1.0 <= took < 10, took  # NEXUS_RESOURCE_WAIT_S=1 in the test app
+    events = read_sse(http.get(f"/runs/{body['run_id']}/events").text.splitlines())
+    types = [e["type"] for e in events]
+    assert types.index("node.started") < types.index("node.waiting") < types.index("node.failed")
+    waiting = events[types.index("node.waiting")]["data"]
+    assert waiting == {"node": "train", "resources": {"CPU": 1.0, "nexus_absent": 1.0}, "wait_s": 1.0}

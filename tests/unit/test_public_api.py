@@ -21,6 +21,7 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "PermissionDeniedError",
         "PythonCodeNode",
         "RateLimitedError",
+        "ResourcesUnavailableError",
         "RunResult",
         "RunStatus",
         "RuntimeUnavailableError",

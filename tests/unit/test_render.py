@@ -41,3 +41,11 @@ def test_run_table_lists_each_node() -> None:
     table = result._repr_html_()
     assert "failed" in table and "3.5 ms" in table and table.count("<tr>") == 3
     assert "{&quot;value&quot;: 1}" in table and "ValueError" in table and "1.2" in table
+
+
+def test_a_node_waiting_for_resources_says_what_for_and_how_long() -> None:
+    from nexus_ray.channels.cli_output import RunProgress
+
+    progress = RunProgress()
+    progress.update({"type": "node.waiting", "data": {"node": "train", "resources": {"GPU": 1.0}, "wait_s": 600.0}})
+    assert progress.nodes["train"] == {"status": "waiting", "detail": "for {'GPU': 1.0} (up to 600 s)"}
