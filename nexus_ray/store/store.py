@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pydantic_core
 
-from ..errors import NexusError, RateLimitedError, RuntimeUnavailableError
+from ..errors import InvalidRequestError, RateLimitedError, RuntimeUnavailableError
 from ..runtime.ids import time_prefix
 from ..security.tenancy import tag_of
 from ..workflow import NodeStatus, RunStatus
@@ -519,7 +519,7 @@ def _dump(value: Any) -> str:
     try:
         return pydantic_core.to_json(value).decode()
     except pydantic_core.PydanticSerializationError as exc:
-        raise NexusError(f"A value cannot be stored as JSON: {exc}") from exc
+        raise InvalidRequestError(f"A value cannot be stored as JSON: {exc}") from exc
 
 
 def _dump_opt(value: Any) -> str | None:

@@ -14,6 +14,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pydantic_core
+
 from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, NodeContext
@@ -228,6 +230,7 @@ class _Run:
             raise NodeTimeoutError(f"node {node_id!r} timed out after {timeout_s} s") from None
         if not isinstance(outputs, dict):
             raise TypeError(f"node returned {type(outputs).__name__}, expected a dict of outputs")
+        _check_json(outputs)
         return outputs
 
     async def _finish(self, task: asyncio.Task[dict[str, Any]], node_id: str) -> None:
@@ -274,3 +277,17 @@ class _Run:
             self.records[node_id].status = NodeStatus.CANCELLED
         await asyncio.gather(*self.running, return_exceptions=True)
         self.running.clear()
+
+
+def _check_json(outputs: dict[str, Any]) -> None:
+    """Refuse outputs that cannot be written as JSON: the store checkpoints them and every
+    channel sends them (with the same serializer), so such a node fails here, by name,
+    rather than in a write after it (where a durable run was resumed and re-run for ever)."""
+    try:
+        pydantic_core.to_json(outputs)
+    except (ValueError, RecursionError) as exc:
+        raise TypeError(
+            f"node returned outputs that cannot be written as JSON ({exc}); return strings, numbers, booleans, "
+            "None, lists and dicts (datetimes, UUIDs, dataclasses and pydantic models are converted), "
+            "e.g. array.tolist() for a NumPy array"
+        ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from nexus_ray import ConflictError, InputValidationError, Nexus, RunStatus, WorkflowNotFoundError
+from nexus_ray import ConflictError, InputValidationError, InvalidRequestError, Nexus, RunStatus, WorkflowNotFoundError
 
 
 def test_execute_every_example_from_python(app: Nexus) -> None:
@@ -32,6 +32,19 @@ def test_python_errors(app: Nexus) -> None:
     with pytest.raises(InputValidationError) as err:
         app.execute("greet", excited=True)
     assert err.value.errors[0]["field"] == "name"
+
+
+class Opaque:
+    """A value no JSON serializer knows (it pickles, so it reaches the store)."""
+
+
+def test_state_that_cannot_be_stored_as_json_is_the_caller_s_mistake(app: Nexus) -> None:
+    with pytest.raises(InvalidRequestError, match="cannot be stored as JSON"):
+        app.create_session({"model": Opaque()})
+    session = app.create_session({"n": 1})
+    with pytest.raises(InvalidRequestError, match="cannot be stored as JSON"):
+        app.update_session(session["session_id"], {"model": Opaque()})
+    assert app.get_session(session["session_id"])["state"] == {"n": 1}
 
 
 async def test_aexecute(app: Nexus) -> None:

@@ -208,3 +208,24 @@ def test_typed_node_rejects_mistyped_connected_value() -> None:
     b.add_connection("src", "result", "dst", "n")
     outcome = run(b.build(), {})
     assert outcome.error["node"] == "dst" and outcome.error["type"] == "NodeInputError"
+
+
+class Opaque:
+    """A value no JSON serializer knows."""
+
+
+def test_outputs_that_cannot_be_written_as_json_fail_their_node_by_name() -> None:
+    import datetime
+
+    def stamp() -> dict[str, Any]:
+        return {"when": datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC), "tags": {"a"}}
+
+    def opaque(when: Any) -> dict[str, Any]:
+        return {"model": Opaque()}
+
+    b = WorkflowBuilder().add_node(stamp, "stamp").add_node(opaque, "opaque")
+    outcome = run(b.add_connection("stamp", "result", "opaque", "when").build(), {})
+    assert outcome.status.value == "failed" and outcome.nodes["stamp"].status.value == "completed"
+    assert outcome.error is not None and outcome.error["node"] == "opaque" and outcome.error["type"] == "TypeError"
+    assert "cannot be written as JSON (Unable to serialize unknown type: <class" in outcome.error["message"]
+    assert "Opaque" in outcome.error["message"]

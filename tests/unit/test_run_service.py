@@ -121,3 +121,24 @@ async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
             break
     assert [r["run_id"] for r in await purger.list_runs(limit=10)] == [recent]
     purger.close()
+
+
+def opaque_model(x: int) -> object:
+    return object()
+
+
+async def test_a_node_whose_outputs_cannot_be_stored_fails_the_run_in_the_store(tmp_path: Path) -> None:
+    # Before, the checkpoint write raised past the engine: the caller got a bare error,
+    # the run stayed 'running', and each adoption ran the node again.
+    workflows = {"opaque": WorkflowBuilder().add_node(opaque_model, "fit").build()}
+    svc = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")), lease_s=0.3)
+    svc.start_maintenance()
+    result = await svc.execute("opaque", {"fit": {"x": 1}}, "run-o")
+    assert result["status"] == "failed" and result["error"]["node"] == "fit"
+    assert "cannot be written as JSON" in result["error"]["message"]
+    await asyncio.sleep(1.0)  # three lease periods: nothing is adopted and run again
+    stored = await svc.get_run("run-o")
+    assert stored["status"] == "failed" and stored["nodes"]["fit"]["status"] == "failed"
+    events = await svc.store.call("list_events", "run", "run-o", None, 0, 100)  # type: ignore[union-attr]
+    assert [e["type"] for e in events] == ["run.started", "node.started", "node.failed", "run.failed"]
+    svc.close()

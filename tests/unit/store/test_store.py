@@ -141,11 +141,12 @@ def test_two_hosts_adopting_at_once_adopt_an_orphan_once(store: Store, make_back
     assert dead is not None and dead.owner == "h2"
 
 
-def test_values_that_are_not_json_are_refused_clearly(store: Store) -> None:
-    from nexus_ray import NexusError
+def test_values_that_are_not_json_are_refused_clearly_as_the_caller_s_mistake(store: Store) -> None:
+    from nexus_ray import InvalidRequestError
 
-    with pytest.raises(NexusError, match="cannot be stored as JSON"):
+    with pytest.raises(InvalidRequestError, match="cannot be stored as JSON"):
         store.create_run("r", "w", {"n": {"x": object()}})
+    assert store.get_run("r") is None
 
 
 def test_transactions_nest_and_roll_back_together(store: Store) -> None:
