@@ -534,6 +534,7 @@ class Nexus:
         from .runtime.pool import RunHostPool
         from .runtime.ray_cluster import RayRuntime
 
+        self._check_store()
         runtime = RayRuntime(self.settings)
         runtime.start()
         self._runtime = runtime
@@ -543,6 +544,16 @@ class Nexus:
         wait_s = resource_wait_s(self.settings.resource_wait_s, embedded=runtime.started_here)
         settings = self.settings.model_copy(update={"resource_wait_s": wait_s})
         self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
+
+    def _check_store(self) -> None:
+        """Without a Ray address the hosts open the store on this machine: open it here
+        first, so a store that cannot work (NEXUS_HOME not writable, PostgreSQL down, a
+        newer schema) is one clear error before Ray starts, not failing host actors."""
+        if self.settings.durable and not self.settings.ray_address:
+            from .security.admin import admin_store
+
+            with admin_store(self.settings):
+                pass
 
     @staticmethod
     def _ship(workflow: Workflow) -> None:

@@ -71,9 +71,8 @@ class SQLiteBackend:
     name = "sqlite"
 
     def __init__(self, path: Path, wal_checkpoint_s: float = 1.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = _connect(path)
+        self.conn = _open(path)
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
         self._cur = self.conn.cursor()  # reused: saves making a cursor per statement
         self._in_tx = False
@@ -145,6 +144,19 @@ class SQLiteBackend:
         self._stop.set()
         self._checkpointer.join(timeout=5)
         self.conn.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The store's connection, or an error that names the path and what to set."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _connect(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise RuntimeUnavailableError(
+            f"Cannot open the SQLite store at {path}: {exc}. NEXUS_HOME (or NEXUS_STORE_URL=sqlite:///PATH) "
+            "must name a directory this process can create and write.",
+            store=str(path),
+        ) from None
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -60,3 +60,22 @@ def test_what_an_actor_raised_is_raised_unwrapped() -> None:
         unwrapped = translate_ray_error(wrapped)
         assert unwrapped is cause and not isinstance(unwrapped, RayTaskError)
     assert isinstance(translate_ray_error(RayActorError()), RuntimeUnavailableError)
+
+
+def test_a_store_that_cannot_open_is_one_clear_error_before_ray_starts(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexus_ray import Settings
+    from nexus_ray.runtime.ray_cluster import RayRuntime
+
+    def no_ray(self: RayRuntime) -> None:
+        raise AssertionError("Ray must not start when the store cannot open")
+
+    monkeypatch.setattr(RayRuntime, "start", no_ray)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    app = Nexus(settings=Settings(home=blocker / "home", port=0))
+    with pytest.raises(RuntimeUnavailableError) as info:
+        app.start()
+    assert f"Cannot open the SQLite store at {blocker}/home/nexus.db" in info.value.message
+    assert "NEXUS_HOME" in info.value.message and info.value.details["store"] == f"{blocker}/home/nexus.db"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_ray import NexusError
+from nexus_ray import NexusError, RuntimeUnavailableError
 from nexus_ray.store import AsyncStore, Store
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus
@@ -51,7 +51,7 @@ async def test_submitted_writes_are_durable_before_a_later_call_returns(store: A
 
 def test_store_that_cannot_open_raises_at_construction(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(FileExistsError):  # the parent "directory" is a file
+    with pytest.raises(RuntimeUnavailableError, match="File exists"):  # the parent "directory" is a file
         AsyncStore(lambda: Store(SQLiteBackend(tmp_path / "file" / "nested.db")))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -213,3 +214,17 @@ def test_session_changes_append_ordered_events(store: Store) -> None:
     assert [e["seq"] for e in store.list_events("session", "s", after=2)] == [3, 4]
     assert [e["type"] for e in store.list_events("session", "s", event_type="custom.note")] == ["custom.note"]
     assert store.list_events("session", "other") == []
+
+
+def test_a_sqlite_store_that_cannot_open_names_its_path_and_the_setting(tmp_path: Path) -> None:
+    from nexus_ray import RuntimeUnavailableError
+    from nexus_ray.store import open_store
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(RuntimeUnavailableError, match=r"SQLite store at .*/file/nexus.db: .*NEXUS_HOME"):
+        open_store(None, not_a_dir)
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("x" * 4096)
+    with pytest.raises(RuntimeUnavailableError, match="notes.txt: file is not a database"):
+        open_store(f"sqlite:///{not_a_db}", tmp_path)
