@@ -14,10 +14,12 @@ import asyncio
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import RuntimeUnavailableError
 from .store import Store
 
 logger = logging.getLogger("nexus_ray.store")
@@ -170,4 +172,15 @@ def _resolve(
         if ok:
             future.set_result(value)
         else:
-            future.set_exception(value)
+            future.set_exception(store_failure(value))
+
+
+def store_failure(exc: BaseException) -> BaseException:
+    """What a caller gets for a failed call: a database error (disk full, connection lost)
+    becomes a RuntimeUnavailableError naming it (503: retry later; nothing was written),
+    chained to the original; any other error as it is."""
+    if not (isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")):
+        return exc
+    error = RuntimeUnavailableError(f"The store failed: {str(exc).strip()}", store_error=type(exc).__name__)
+    error.__cause__ = exc
+    return error

@@ -75,7 +75,6 @@ class SQLiteBackend:
         self.conn = _open(path)
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
         self._cur = self.conn.cursor()  # reused: saves making a cursor per statement
-        self._in_tx = False
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_wal, args=(wal_checkpoint_s,), name="nexus-wal-checkpoint", daemon=True
@@ -94,17 +93,17 @@ class SQLiteBackend:
             conn.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if not self._in_tx:
+        if not self.conn.in_transaction:
             self._begin(write=_writes(sql))
         return self._cur.execute(sql, params).fetchall()
 
     def changes(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        if not self._in_tx:
+        if not self.conn.in_transaction:
             self._begin(write=True)
         return self._cur.execute(sql, params).rowcount
 
     def insert_rows(self, head: str, rows: list[tuple[Any, ...]]) -> int:
-        if not self._in_tx:
+        if not self.conn.in_transaction:
             self._begin(write=True)
         done = 0
         for chunk in row_chunks(rows):
@@ -124,21 +123,22 @@ class SQLiteBackend:
     def lock(self, name: str) -> None:
         self._begin(write=True)  # the database's write lock: every writer waits for it
 
+    # Whether a transaction is open is asked of SQLite (conn.in_transaction), never kept
+    # here: SQLite ends a transaction by itself on some errors (a full disk, an I/O error),
+    # and a flag of ours then said "open" for ever: every later commit failed ("no
+    # transaction is active") while each statement committed on its own.
     def _begin(self, write: bool) -> None:
         """Open the transaction unless one is open (a writing one takes the lock now)."""
-        if not self._in_tx:
+        if not self.conn.in_transaction:
             self._cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            self._in_tx = True
 
     def commit(self) -> None:
-        if self._in_tx:
+        if self.conn.in_transaction:
             self._cur.execute("COMMIT")
-            self._in_tx = False
 
     def rollback(self) -> None:
-        if self._in_tx:
+        if self.conn.in_transaction:
             self._cur.execute("ROLLBACK")
-            self._in_tx = False
 
     def close(self) -> None:
         self._stop.set()

@@ -114,6 +114,7 @@ class Store(SecurityTables):
             yield
             if self._depth == 1:
                 self.pending.flush()
+                self.backend.commit()  # in here: a commit that fails is undone like the rest
         except BaseException:
             if self._depth == 1:
                 self.backend.rollback()
@@ -123,7 +124,6 @@ class Store(SecurityTables):
         finally:
             self._depth -= 1
         if self._depth == 0:
-            self.backend.commit()
             self.seqs.commit()
 
     @contextmanager

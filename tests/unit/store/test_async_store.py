@@ -4,6 +4,7 @@ does not fail the others, and queued writes are durable before later awaited cal
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,21 @@ def test_a_transaction_that_reads_first_then_writes_is_not_refused_by_another_wr
     assert other.get_run("other-True") is not None and mine.get_run("other-True") is not None
     mine.close()
     other.close()
+
+
+async def test_a_full_disk_is_a_503_class_error_naming_it_and_writes_resume_after(store: AsyncStore) -> None:
+    await store.call("create_run", "before", "w", {})
+    conn = store.store.backend.conn  # type: ignore[attr-defined]  # the store thread is idle now
+    conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")  # the disk is full
+    refused = await asyncio.gather(
+        *(store.call("create_run", f"s{i}", "w", {"n": {"blob": "x" * 80_000}}) for i in range(3)),
+        return_exceptions=True,
+    )
+    for error in refused:
+        assert isinstance(error, RuntimeUnavailableError), error
+        assert error.message == "The store failed: database or disk is full"
+        assert error.details == {"store_error": "OperationalError"}
+        assert isinstance(error.__cause__, sqlite3.OperationalError)
+    conn.execute("PRAGMA max_page_count=1073741823")
+    assert await store.call("create_run", "s0", "w", {}) is True  # nothing of the refused one was kept
+    store.close()

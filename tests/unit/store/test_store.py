@@ -228,3 +228,26 @@ def test_a_sqlite_store_that_cannot_open_names_its_path_and_the_setting(tmp_path
     not_a_db.write_text("x" * 4096)
     with pytest.raises(RuntimeUnavailableError, match="notes.txt: file is not a database"):
         open_store(f"sqlite:///{not_a_db}", tmp_path)
+
+
+def test_after_sqlite_ends_a_transaction_by_itself_the_store_goes_on_atomically(tmp_path: Path) -> None:
+    # A full disk makes SQLite roll the transaction back itself. The backend used to keep
+    # its own "in a transaction" flag, which then stayed set: the error was reported as
+    # "cannot rollback", and every later commit failed while each statement autocommitted.
+    import sqlite3
+
+    from nexus_ray.store.backends import SQLiteBackend
+
+    store = Store(SQLiteBackend(tmp_path / "s.db"))
+    store.create_run("before", "w", {})
+    conn = store.backend.conn  # type: ignore[attr-defined]
+    conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+        store.create_run("big", "w", {"n": {"blob": "x" * 80_000}})
+    conn.execute("PRAGMA max_page_count=1073741823")
+    assert store.create_run("after", "w", {}) is True
+    with pytest.raises(ValueError), store.transaction(write=True):  # atomic again: all or nothing
+        store.create_run("undone", "w", {})
+        raise ValueError
+    assert sorted(r.run_id for r in store.list_runs(limit=10)) == ["after", "before"]
+    store.close()
