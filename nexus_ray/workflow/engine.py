@@ -214,7 +214,8 @@ class _Run:
     async def _attempt(self, node_id: str, attempt: int, timeout_s: float | None) -> dict[str, Any]:
         ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor, attempt)
         # This attempt runs in its own task, so the variable is this node's alone.
-        CURRENT_NODE.set(NodeEvents(asyncio.get_running_loop(), self.hooks, node_id))
+        events = NodeEvents(asyncio.get_running_loop(), self.hooks, node_id)
+        CURRENT_NODE.set(events)
         node, resources = self.workflow.nodes[node_id], self.workflow.resources.get(node_id)
         if resources is None:
             work = node.run(self.values[node_id], ctx)
@@ -228,6 +229,8 @@ class _Run:
             if timeout_s is None:
                 raise
             raise NodeTimeoutError(f"node {node_id!r} timed out after {timeout_s} s") from None
+        finally:
+            events.close()  # its last progress goes out before the node's end
         if not isinstance(outputs, dict):
             raise TypeError(f"node returned {type(outputs).__name__}, expected a dict of outputs")
         _check_json(outputs)

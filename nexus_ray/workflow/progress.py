@@ -8,8 +8,10 @@ the cluster (``resources=``) have no channel back to their host and raise if the
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
+import time
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NexusError
@@ -19,17 +21,74 @@ if TYPE_CHECKING:
     from .engine import EngineHooks
 
 
-@dataclass(frozen=True)
-class NodeEvents:
-    """The running node's way back to its run's events."""
+PROGRESS_EVERY_S = 0.1  # at most one node.progress per node this often (the latest values)
 
-    loop: asyncio.AbstractEventLoop
-    hooks: EngineHooks
-    node_id: str
+
+class NodeEvents:
+    """The running node's way back to its run's events (thread-safe: sync node code runs
+    in a worker thread). Events arrive in the order they were sent. Progress is coalesced:
+    a node reporting every row of a loop would otherwise write a stored event per row
+    (100,000 calls: 100,000 rows, 13.5 MB, 1.4 s); at most one ``node.progress`` goes out
+    every PROGRESS_EVERY_S with the latest values, and the last one before any later event
+    and before the node ends (see :meth:`flush`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hooks: EngineHooks, node_id: str) -> None:
+        self.loop, self.hooks, self.node_id = loop, hooks, node_id
+        self._lock = threading.Lock()
+        self._latest: dict[str, Any] | None = None  # progress not sent yet
+        self._armed = False  # a flush of it is due
+        self._timer: asyncio.TimerHandle | None = None
+        self._sent_at = -math.inf
+        self._closed = False
 
     def send(self, event_type: str, data: dict[str, Any]) -> None:
-        # Thread-safe and ordered: sync node code runs in a worker thread.
-        self.loop.call_soon_threadsafe(self.hooks.node_event, self.node_id, event_type, data)
+        """Add an event now (after the progress reported before it)."""
+        with self._lock:
+            if self._closed:
+                return
+            progress, self._latest = self._latest, None
+        self.loop.call_soon_threadsafe(self._deliver, progress, event_type, data)
+
+    def progress(self, data: dict[str, Any]) -> None:
+        """Report progress: sent at once if none went out in the last PROGRESS_EVERY_S,
+        else with the latest values when that time is up."""
+        with self._lock:
+            if self._closed:
+                return
+            self._latest = data
+            if self._armed:
+                return
+            self._armed = True
+        self.loop.call_soon_threadsafe(self._arm)
+
+    def flush(self) -> None:
+        """Send the progress not sent yet (on the loop)."""
+        with self._lock:
+            progress, self._latest, self._armed = self._latest, None, False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deliver(progress, None, None)
+
+    def close(self) -> None:
+        """The node's attempt ended (on the loop): send the progress not sent yet; what a
+        timed-out node's thread reports later is dropped with its result."""
+        with self._lock:
+            self._closed = True
+        self.flush()
+
+    def _arm(self) -> None:
+        if self._closed:
+            return
+        due = self._sent_at + PROGRESS_EVERY_S - time.monotonic()
+        self._timer = self.loop.call_later(max(0.0, due), self.flush)
+
+    def _deliver(self, progress: dict[str, Any] | None, event_type: str | None, data: dict[str, Any] | None) -> None:
+        if progress is not None:
+            self._sent_at = time.monotonic()
+            self.hooks.node_event(self.node_id, "node.progress", progress)
+        if event_type is not None and data is not None:
+            self.hooks.node_event(self.node_id, event_type, data)
 
 
 CURRENT_NODE: ContextVar[NodeEvents | None] = ContextVar("nexus_current_node", default=None)
@@ -59,4 +118,4 @@ def progress(fraction: float | None = None, message: str | None = None) -> None:
     current = _current("progress")
     if fraction is not None and not 0 <= fraction <= 1:
         raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
-    current.send("node.progress", {"fraction": fraction, "message": message})
+    current.progress({"fraction": fraction, "message": message})

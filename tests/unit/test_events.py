@@ -129,3 +129,65 @@ async def test_session_subscribers_share_one_poll_and_all_see_each_update(tmp_pa
     with pytest.raises(NotFoundError):
         await collect(hub.subscribe("no-such-session"))
     sessions.close()
+
+
+def count_rows(rows: int) -> int:
+    for i in range(rows):
+        nexus_ray.progress((i + 1) / rows, f"row {i + 1}")
+        if i == rows // 2:
+            nexus_ray.emit("halfway", {"row": i + 1})
+    return rows
+
+
+def report_slowly(times: int) -> int:
+    for i in range(times):
+        nexus_ray.progress((i + 1) / times)
+        time.sleep(0.15)  # slower than PROGRESS_EVERY_S: nothing to coalesce
+    return times
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_progress_is_coalesced_keeping_its_last_values_and_its_order(durable: bool, tmp_path: Path) -> None:
+    workflows = {"rows": WorkflowBuilder().add_node(count_rows, "count").build()}
+    svc = RunService(
+        "h0", workflows, store_factory=(lambda: Store(SQLiteBackend(tmp_path / "s.db"))) if durable else None
+    )
+    await svc.execute("rows", {"count": {"rows": 100_000}}, "r-rows")
+    events, _ = await svc.wait_events("r-rows", 0, 1.0)
+    kinds = [e["type"] for e in events]
+    progress = [e["data"] for e in events if e["type"] == "node.progress"]
+    assert 2 <= len(progress) <= 20, len(progress)  # 100,000 reports, each a stored row before
+    assert progress[-1] == {"node": "count", "fraction": 1.0, "message": "row 100000"}
+    assert kinds.index("halfway") < len(kinds) - 1 - kinds[::-1].index("node.progress") < kinds.index("node.completed")
+    before_halfway = [e["data"]["fraction"] for e in events[: kinds.index("halfway")] if e["type"] == "node.progress"]
+    assert before_halfway and before_halfway[-1] == 0.50001  # the last reported before the event, sent before it
+    svc.close()
+
+
+async def test_progress_slower_than_the_interval_is_all_sent() -> None:
+    svc = RunService("h0", {"slow": WorkflowBuilder().add_node(report_slowly, "r").build()})
+    await svc.execute("slow", {"r": {"times": 4}}, "r-slow")
+    events, _ = await svc.wait_events("r-slow", 0, 1.0)
+    assert [e["data"]["fraction"] for e in events if e["type"] == "node.progress"] == [0.25, 0.5, 0.75, 1.0]
+    svc.close()
+
+
+def overrun(seconds: float) -> int:
+    time.sleep(seconds)  # past the node's timeout: its thread goes on
+    nexus_ray.progress(1.0, "too late")
+    nexus_ray.emit("late", {})
+    return 1
+
+
+async def test_a_timed_out_node_s_thread_adds_nothing_after_the_run_ended(tmp_path: Path) -> None:
+    from nexus_ray import NodePolicy
+
+    flow = WorkflowBuilder().add_node(overrun, "slow", policy=NodePolicy(timeout_s=0.1)).build()
+    svc = RunService("h0", {"slow": flow}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    result = await svc.execute("slow", {"slow": {"seconds": 0.3}}, "r-late")
+    assert result["status"] == "failed" and result["error"]["type"] == "NodeTimeoutError"
+    await asyncio.sleep(0.5)  # the thread reported meanwhile
+    stored = await svc.store.call("list_events", "run", "r-late")  # type: ignore[union-attr]
+    assert [e["type"] for e in stored][-1] == "run.failed"
+    assert "late" not in [e["type"] for e in stored] and "node.progress" not in [e["type"] for e in stored]
+    svc.close()
