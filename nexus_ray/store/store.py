@@ -76,9 +76,11 @@ class Store(SecurityTables):
         """The stored schema version (0 for an empty database)."""
         try:
             rows = self.backend.execute("SELECT value FROM nexus_meta WHERE key = 'schema_version'")
-        except Exception:  # no meta table yet: a new database
+        except Exception as exc:
             self.backend.rollback()
-            return 0
+            if _no_such_table(exc):  # a new database
+                return 0
+            raise
         self.backend.commit()
         return int(rows[0][0]) if rows else 0
 
@@ -513,6 +515,11 @@ class Store(SecurityTables):
     def close(self) -> None:
         """Close the connection."""
         self.backend.close()
+
+
+def _no_such_table(exc: Exception) -> bool:
+    """Whether ``exc`` says a table does not exist (SQLite's message, PostgreSQL's class)."""
+    return "no such table" in str(exc) or type(exc).__name__ == "UndefinedTable"
 
 
 def _dump(value: Any) -> str:

@@ -251,3 +251,26 @@ def test_after_sqlite_ends_a_transaction_by_itself_the_store_goes_on_atomically(
         raise ValueError
     assert sorted(r.run_id for r in store.list_runs(limit=10)) == ["after", "before"]
     store.close()
+
+
+def test_an_unreadable_schema_version_is_an_error_not_a_new_database() -> None:
+    # Only "no such table" means a new database; anything else (a permission, a broken
+    # connection) used to read as version 0, and the migration then failed confusingly.
+    import sqlite3
+
+    class Unreadable:
+        name = "sqlite"
+        rolled_back = False
+
+        def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+            raise sqlite3.OperationalError("permission denied for table nexus_meta")
+
+        def rollback(self) -> None:
+            self.rolled_back = True
+
+    backend = Unreadable()
+    store = Store.__new__(Store)
+    store.backend = backend  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="permission denied"):
+        store.schema_version()
+    assert backend.rolled_back
