@@ -111,10 +111,10 @@ class RunService:
         """Run ``name`` as ``run_id`` and return its RunResult dict. Idempotent per run id:
         a retried call (e.g. after this host restarted) waits for the same run."""
         if run_id in self._tasks:
-            return await asyncio.shield(self._tasks[run_id])
+            return await self._outcome(run_id, self._tasks[run_id])
         if not await self._create(name, node_inputs, run_id):
             return await self.wait_for(run_id)
-        return await asyncio.shield(self._start(_RunPlan(run_id, name, node_inputs)))
+        return await self._outcome(run_id, self._start(_RunPlan(run_id, name, node_inputs)))
 
     async def execute_in_session(
         self, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
@@ -129,7 +129,7 @@ class RunService:
             return await (self.wait_for(run_id) if wait else self._status(run_id))
         task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id, session_version=version))
         if wait:
-            return await asyncio.shield(task)
+            return await self._outcome(run_id, task)
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
     async def _session_state(self, session_id: str) -> tuple[dict[str, Any], int]:
@@ -293,13 +293,25 @@ class RunService:
         delay = 0.02
         while True:
             task = self._tasks.get(run_id)
-            if task is not None:
-                return await asyncio.shield(task)
+            if task is not None and not task.cancelled():
+                return await self._outcome(run_id, task)
             record = await self._load(run_id)
             if record.done:
                 return record.result().to_dict()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    async def _outcome(self, run_id: str, task: asyncio.Task[dict[str, Any]]) -> dict[str, Any]:
+        """The result of the run's task here; when that copy was stopped because another
+        host adopted the run (this one lost its lease), the result from the store once the
+        run ends there: the caller waiting here still gets it."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not task.cancelled() or (current is not None and current.cancelling()):
+                raise  # our own caller was cancelled
+            return await self.wait_for(run_id)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state (status, per-node status and timings, outputs or error)."""

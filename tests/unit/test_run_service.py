@@ -80,7 +80,7 @@ async def test_orphaned_run_is_adopted_and_resumed_without_rerunning_completed_n
     svc.close()
 
 
-async def test_losing_a_lease_stops_the_local_copy(tmp_path: Path) -> None:
+async def test_a_lost_lease_stops_the_copy_here_and_its_caller_gets_the_adopting_host_s_result(tmp_path: Path) -> None:
     svc = service(tmp_path / "s.db", lease_s=0.05)
     task = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 5}}, "run-c"))
     await asyncio.sleep(0.1)  # lease expired: nobody renewed it
@@ -88,8 +88,24 @@ async def test_losing_a_lease_stops_the_local_copy(tmp_path: Path) -> None:
     assert other.adopt_orphans("other-host", lease_s=60) == ["run-c"]
     other.close()
     await svc.maintain_once()
+    await asyncio.sleep(0.05)
+    assert not task.done() and svc._tasks["run-c"].cancelled()  # the copy here stopped; the caller waits on
+    other = Store(SQLiteBackend(tmp_path / "s.db"))  # the adopting host finishes the run
+    other.finish_run("run-c", RunStatus.COMPLETED, {"nap": {"result": 5}}, None)
+    other.close()
+    result = await asyncio.wait_for(task, 5)
+    assert result["status"] == "completed" and result["outputs"] == {"nap": {"result": 5}}
+    svc.close()
+
+
+async def test_a_caller_cancelled_while_waiting_is_not_turned_into_a_store_wait(tmp_path: Path) -> None:
+    svc = service(tmp_path / "s.db")
+    caller = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 5}}, "run-d"))
+    await asyncio.sleep(0.1)
+    caller.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await caller
+    assert not svc._tasks["run-d"].done()  # the run itself goes on (shielded)
     svc.close()
 
 
