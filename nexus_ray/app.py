@@ -532,9 +532,10 @@ class Nexus:
             return
         from .runtime.cluster_capacity import resource_wait_s
         from .runtime.pool import RunHostPool
-        from .runtime.ray_cluster import RayRuntime
+        from .runtime.ray_cluster import RayRuntime, will_embed
 
-        self._check_store()
+        if will_embed(self.settings):
+            self._check_store()
         runtime = RayRuntime(self.settings)
         runtime.start()
         self._runtime = runtime
@@ -546,10 +547,11 @@ class Nexus:
         self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
 
     def _check_store(self) -> None:
-        """Without a Ray address the hosts open the store on this machine: open it here
-        first, so a store that cannot work (NEXUS_HOME not writable, PostgreSQL down, a
-        newer schema) is one clear error before Ray starts, not failing host actors."""
-        if self.settings.durable and not self.settings.ray_address:
+        """On an embedded Ray the hosts open the store on this machine: open it here first,
+        so a store that cannot work (NEXUS_HOME not writable, PostgreSQL down, a newer
+        schema) is one clear error before Ray starts, not failing host actors. (On another
+        Ray the hosts may reach a store this process cannot: they report it themselves.)"""
+        if self.settings.durable:
             from .security.admin import admin_store
 
             with admin_store(self.settings):

@@ -83,6 +83,12 @@ class RayRuntime:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
 
 
+def will_embed(settings: Settings) -> bool:
+    """Whether :meth:`RayRuntime.start` would start an embedded local Ray (so the hosts
+    run on this machine)."""
+    return not ray.is_initialized() and not settings.ray_address
+
+
 def choose_ingress(wanted: str) -> str:
     """Resolve "auto" to "haproxy" when the haproxy binary is on PATH, else "default"."""
     on_path = shutil.which("haproxy") is not None
