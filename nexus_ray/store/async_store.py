@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,7 @@ from .store import Store
 
 logger = logging.getLogger("nexus_ray.store")
 MAX_GROUP = 256
+REPORT_EVERY_S = 5.0
 _Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
 EventsCallback = Callable[[list[dict[str, Any]]], None]
 
@@ -33,6 +36,7 @@ class AsyncStore:
 
     def __init__(self, factory: Callable[[], Store], on_events: EventsCallback | None = None) -> None:
         self.on_events = on_events
+        self._unreported, self._reported_at = 0, -math.inf
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         ready: queue.SimpleQueue[BaseException | Store] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, args=(factory, ready), name="nexus-store", daemon=True)
@@ -118,14 +122,17 @@ class AsyncStore:
 
     def _settle(self, outcomes: list[tuple[_Call, bool, Any]], events: list[dict[str, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        failures = []
         for (fn, loop, future), ok, value in outcomes:
+            if not ok and (future is None or _is_database_error(value)):  # not a caller's own mistake
+                failures.append((fn, value))
             if loop is not None:
                 by_loop.setdefault(loop, [])
             if future is None:  # submitted without waiting
-                if not ok:
-                    logger.error("store write %s failed: %r", getattr(fn, "func", fn), value)
                 continue
             by_loop.setdefault(loop, []).append((future, ok, value))  # type: ignore[arg-type]
+        if failures:
+            self._report(failures)
         publish = self.on_events if events else None
         for loop, items in by_loop.items():
             try:
@@ -133,6 +140,18 @@ class AsyncStore:
             except RuntimeError:  # the caller's loop is closed: nobody waits any more
                 logger.debug("store result for a closed event loop dropped")
             publish = None  # events go to one loop (a service has one)
+
+    def _report(self, failures: list[tuple[Callable[[], Any], BaseException]]) -> None:
+        """Log failed writes and database errors, at most once every REPORT_EVERY_S: a
+        full disk fails every call, and a line per call would flood the log."""
+        self._unreported += len(failures)
+        now = time.monotonic()
+        if now - self._reported_at < REPORT_EVERY_S:
+            return
+        fn, error = failures[0]
+        name = getattr(getattr(fn, "func", fn), "__name__", fn)
+        logger.error("%d store call(s) failed since the last report, e.g. %s: %r", self._unreported, name, error)
+        self._unreported, self._reported_at = 0, now
 
 
 # Store methods that only read: a group of these alone needs no write lock.
@@ -179,8 +198,12 @@ def store_failure(exc: BaseException) -> BaseException:
     """What a caller gets for a failed call: a database error (disk full, connection lost)
     becomes a RuntimeUnavailableError naming it (503: retry later; nothing was written),
     chained to the original; any other error as it is."""
-    if not (isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")):
+    if not _is_database_error(exc):
         return exc
     error = RuntimeUnavailableError(f"The store failed: {str(exc).strip()}", store_error=type(exc).__name__)
     error.__cause__ = exc
     return error
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")

@@ -96,3 +96,21 @@ async def test_a_full_disk_is_a_503_class_error_naming_it_and_writes_resume_afte
     conn.execute("PRAGMA max_page_count=1073741823")
     assert await store.call("create_run", "s0", "w", {}) is True  # nothing of the refused one was kept
     store.close()
+
+
+async def test_store_failures_are_logged_at_most_once_every_few_seconds(
+    store: AsyncStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.call("create_run", "r", "w", {})
+    conn = store.store.backend.conn  # type: ignore[attr-defined]
+    conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with caplog.at_level("ERROR", logger="nexus_ray.store"):
+        for i in range(20):  # twenty groups, each failing
+            await asyncio.gather(
+                store.call("create_run", f"s{i}", "w", {"n": {"b": "x" * 80_000}}), return_exceptions=True
+            )
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("1 store call(s) failed since the last report, e.g. create_run:")
+    assert "database or disk is full" in lines[0]
+    conn.execute("PRAGMA max_page_count=1073741823")
+    store.close()
