@@ -278,7 +278,11 @@ class RunService:
         if record.done:
             raise _already_finished(run_id, record.status.value)
         # Executing on another host: mark it cancelled there; that host loses its lease and stops.
-        await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
+        if record.session_id:  # in a turn of its session, whose log records the end too
+            sid, version = record.session_id, record.session_version
+            await self._sessions().call("complete_run", sid, sid, run_id, RunStatus.CANCELLED, {}, None, [], version)
+        else:
+            await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
         return await self.get_run(run_id)
 
     async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
@@ -405,27 +409,40 @@ class RunService:
         if plan.session_id:
             completed = outcome.status == RunStatus.COMPLETED
             patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if completed else []
-            if self.store is not None:  # our queued events first: the session's host writes the run's last one
-                await self.store.call("ping")
-            # The session's turn applies the patches and records the run's end atomically.
-            status, error = await self._sessions().call(
-                "complete_run",
-                plan.session_id,
-                plan.session_id,
-                plan.run_id,
-                outcome.status,
-                outcome.outputs,
-                outcome.error,
-                patches,
-                plan.session_version,
-            )
-            await self._publish_session_end(plan.run_id, status, outcome.outputs, error)
-            return status, error
+            return await self._end_in_session(plan, outcome.status, outcome.outputs, outcome.error, patches)
         if self.store is not None:
             await self.store.call("finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error)
         else:
             self.feed.append(plan.run_id, *run_end_event(outcome.status, outcome.outputs, outcome.error))
         return outcome.status, outcome.error
+
+    async def _end_in_session(
+        self,
+        plan: _RunPlan,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        patches: list[dict[str, Any]],
+    ) -> tuple[RunStatus, dict[str, Any] | None]:
+        """End a session's run in a turn of its session, which applies the patches and
+        records the run's end (with a ``session.run_completed`` event) atomically; the
+        (status, error) it ended with."""
+        assert plan.session_id is not None
+        if self.store is not None:  # our queued events first: the session's host writes the run's last one
+            await self.store.call("ping")
+        status, error = await self._sessions().call(
+            "complete_run",
+            plan.session_id,
+            plan.session_id,
+            plan.run_id,
+            status,
+            outputs,
+            error,
+            patches,
+            plan.session_version,
+        )
+        await self._publish_session_end(plan.run_id, status, outputs, error)
+        return status, error
 
     async def _publish_session_end(
         self, run_id: str, status: RunStatus, outputs: dict[str, Any], error: dict[str, Any] | None
@@ -441,10 +458,14 @@ class RunService:
 
     async def _finish(self, plan: _RunPlan, status: RunStatus, error: dict[str, Any] | None) -> dict[str, Any]:
         """Finish a run the engine did not finish (cancelled, timed out, unknown workflow)."""
-        if self.store is not None:
+        if plan.session_id:  # in a turn of its session, whose log records the end too
+            status, error = await self._end_in_session(plan, status, {}, error, [])
+        elif self.store is not None:
             await self.store.call("finish_run", plan.run_id, status, None, error)
+        else:
+            self.feed.append(plan.run_id, *run_end_event(status, None, error))
+        if self.store is not None:
             return await self.get_run(plan.run_id)
-        self.feed.append(plan.run_id, *run_end_event(status, None, error))
         return RunResult(plan.run_id, plan.workflow, status, {}, plan.elapsed_ms(), error).to_dict()
 
     # -- ownership ----------------------------------------------------------------------

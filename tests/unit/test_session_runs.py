@@ -37,7 +37,11 @@ def failing_workflow() -> Any:
 def services(tmp_path: Path) -> Iterator[tuple[RunService, SessionService]]:
     db = tmp_path / "s.db"
     sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
-    workflows = {"visit": visit_workflow(), "failing": failing_workflow()}
+    workflows = {
+        "visit": visit_workflow(),
+        "failing": failing_workflow(),
+        "timed": WorkflowBuilder(timeout_s=0.05).add_node(slow_fail, "maybe").build(),
+    }
     runs = RunService(
         "h0", workflows, store_factory=lambda: Store(SQLiteBackend(db)), sessions=InProcessSessions(sessions)
     )
@@ -106,3 +110,25 @@ async def test_a_run_whose_session_changed_meanwhile_fails_instead_of_overwritin
     assert (await runs.get_run("r6"))["status"] == "failed"
     read_only = await runs.execute_in_session("visit", {"name": "a", "visits": 0}, "r7", sid, wait=True)
     assert read_only["status"] == "completed"  # it read version 2 and wrote on it
+
+
+async def test_every_end_of_a_session_s_run_is_in_the_session_s_log(
+    services: tuple[RunService, SessionService], tmp_path: Path
+) -> None:
+    # Cancelled and timed-out runs used to end without a session.run_completed event.
+    runs, sessions = services
+    sid = (await sessions.create({"name": "ada", "visits": 0}))["session_id"]
+    await runs.execute_in_session("visit", {}, "done", sid, wait=True)
+    slow = asyncio.ensure_future(runs.execute_in_session("failing", {"pause": 5.0}, "here", sid, wait=True))
+    await asyncio.sleep(0.1)
+    assert (await runs.cancel("here"))["status"] == "cancelled"
+    await slow
+    assert (await runs.execute_in_session("timed", {"pause": 5.0}, "late", sid, wait=True))["status"] == "failed"
+    elsewhere = Store(SQLiteBackend(tmp_path / "s.db"))  # a run another host executes
+    elsewhere.create_run("away", "failing", {}, owner="other-host", lease_s=60, session_id=sid)
+    elsewhere.close()
+    assert (await runs.cancel("away"))["status"] == "cancelled"
+    events = await sessions.store.call("list_events", "session", sid)
+    ends = [(e["data"]["run_id"], e["data"]["status"]) for e in events if e["type"] == "session.run_completed"]
+    assert ends == [("done", "completed"), ("here", "cancelled"), ("late", "failed"), ("away", "cancelled")]
+    assert (await sessions.get(sid))["state"] == {"name": "ada", "visits": 1, "greeting": "hi ada"}
