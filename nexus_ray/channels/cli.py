@@ -55,8 +55,12 @@ _add_client_commands()
 @cli.command()
 def serve(
     app_spec: Annotated[str, typer.Argument(metavar="APP", help="PATH.py, PATH.py:NAME or module:attr")],
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: the app's, else NEXUS_HOST, else 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [default: the app's, else NEXUS_PORT, else 8000].")
+    ] = None,
 ) -> None:
     """Start the app on Ray (embedded local Ray unless RAY_ADDRESS is set) and serve it
     until Ctrl-C or SIGTERM, which stop everything this command started."""
@@ -64,7 +68,8 @@ def serve(
     from ..settings import load_settings
 
     app = load_app(app_spec)
-    app.settings = load_settings(app.settings, host=host, port=port)
+    given = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
+    app.settings = load_settings(app.settings, **given)  # a flag wins; else the app's, NEXUS_*, default
     stop = threading.Event()
     _on_signals(stop)
     try:

@@ -79,3 +79,31 @@ def test_client_commands_do_not_import_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("NO-RAY") and "Server unreachable" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("app_line", "args", "env", "port"),
+    [
+        ("app = Nexus()", [], {}, 8000),
+        ("app = Nexus()", [], {"NEXUS_PORT": "9123"}, 9123),  # was 8000: the flag's default won
+        ("app = Nexus(port=9300)", [], {"NEXUS_PORT": "9123"}, 9300),  # the app's own setting
+        ("app = Nexus(port=9300)", ["--port", "9200"], {"NEXUS_PORT": "9123"}, 9200),  # a flag wins
+    ],
+)
+def test_serve_takes_the_port_from_its_flag_else_the_app_else_nexus_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_line: str, args: list[str], env: dict[str, str], port: int
+) -> None:
+    from nexus_ray import ConfigurationError
+
+    (tmp_path / "svc.py").write_text(f"from nexus_ray import Nexus\n{app_line}\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: list[int] = []
+
+    def start(self: Nexus, block: bool = False) -> None:
+        seen.append(self.settings.port)
+        raise ConfigurationError("stopped by the test before Ray starts")
+
+    monkeypatch.setattr(Nexus, "start", start)
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "svc.py"), *args])
+    assert isinstance(result.exception, ConfigurationError) and seen == [port]
