@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class RayRuntime:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         for name in _HAPROXY_ENV:  # read by the Serve controller: set before Ray starts
             os.environ[name] = "1" if self.ingress == "haproxy" else "0"
+        if self.ingress == "haproxy" and not self.settings.ray_address:
+            move_taken_haproxy_ports()
         if self.settings.ray_address:
             ray.init(address=self.settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
             self.mode = "address"
@@ -81,6 +84,35 @@ class RayRuntime:
         terminate(ours, grace_s=5.0)
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+# HAProxy's stats and Prometheus listeners, beside the HTTP port: Serve's defaults.
+HAPROXY_SIDE_PORTS = {"RAY_SERVE_HAPROXY_STATS_PORT": 8404, "RAY_SERVE_HAPROXY_METRICS_PORT": 9101}
+
+
+def move_taken_haproxy_ports() -> dict[str, int]:
+    """Give HAProxy's stats and metrics listeners free ports where their fixed defaults are
+    taken (unless set): a second embedded server on one machine used to die at start with
+    "Address already in use" for 8404. Read by the Serve controller: call before Ray
+    starts. The variables set."""
+    from ..testing import free_port
+
+    moved = {}
+    for name, default in HAPROXY_SIDE_PORTS.items():
+        if name not in os.environ and _taken(default):
+            moved[name] = free_port()
+            os.environ[name] = str(moved[name])
+            logger.info("HAProxy's port %d is taken here: %s=%d", default, name, moved[name])
+    return moved
+
+
+def _taken(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", port))  # where HAProxy binds them
+        except OSError:
+            return True
+        return False
 
 
 def will_embed(settings: Settings) -> bool:
