@@ -19,6 +19,7 @@ from ..errors import ResourcesUnavailableError
 
 NodeTotals = list[dict[str, float]]
 REFRESH_S = 2.0  # the cluster's nodes are read at most this often (a GCS call)
+RECHECK_S = 0.25  # ... and this often before a node is told nothing fits
 DEFAULT_TASK_CPUS = 1.0  # what Ray reserves for a task that does not say
 # On a cluster the autoscaler may add a node that fits (a cloud GPU node takes minutes);
 # nothing adds nodes to an embedded local Ray.
@@ -82,19 +83,15 @@ class ClusterCapacity:
         self._read_at = float("-inf")
         self._reading = asyncio.Lock()
 
-    async def nodes(self, fresh: bool = False) -> NodeTotals:
-        """The live nodes' totals (re-read when older than REFRESH_S or ``fresh``)."""
-        asked_at = time.monotonic()
-        if self._stale(asked_at, fresh):
+    async def nodes(self, max_age_s: float | None = None) -> NodeTotals:
+        """The live nodes' totals, read again when older than ``max_age_s`` (REFRESH_S)."""
+        max_age_s = REFRESH_S if max_age_s is None else max_age_s
+        if time.monotonic() - self._read_at >= max_age_s:
             async with self._reading:  # many runs at once: one read serves them all
-                if self._stale(asked_at, fresh):
+                if time.monotonic() - self._read_at >= max_age_s:
                     self._nodes = await asyncio.to_thread(self.list_nodes)
                     self._read_at = time.monotonic()
         return self._nodes
-
-    def _stale(self, asked_at: float, fresh: bool) -> bool:
-        """Whether the view is too old for a caller who asked at ``asked_at``."""
-        return self._read_at < asked_at if fresh else asked_at - self._read_at >= REFRESH_S
 
     async def wait_for_fit(
         self, node_id: str, resources: Mapping[str, Any], on_wait: Callable[[dict[str, float]], None]
@@ -107,7 +104,7 @@ class ClusterCapacity:
         wanted = demand(resources)
         if any(fits(wanted, totals) for totals in await self.nodes()):
             return
-        nodes = await self.nodes(fresh=True)  # a node may have joined since the last read
+        nodes = await self.nodes(RECHECK_S)  # a node may have joined since the last read
         deadline = time.monotonic() + self.wait_s
         if not any(fits(wanted, totals) for totals in nodes) and self.wait_s > 0:
             on_wait(wanted)
@@ -115,7 +112,7 @@ class ClusterCapacity:
             if time.monotonic() >= deadline:
                 raise ResourcesUnavailableError(unavailable(node_id, wanted, nodes, self.wait_s), node=node_id)
             await asyncio.sleep(min(REFRESH_S, max(0.0, deadline - time.monotonic())))
-            nodes = await self.nodes(fresh=True)
+            nodes = await self.nodes()  # one read per REFRESH_S, however many nodes wait
 
 
 def ray_node_totals() -> NodeTotals:

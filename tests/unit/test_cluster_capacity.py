@@ -61,7 +61,20 @@ def test_without_wait_a_request_no_node_fits_fails_at_once_naming_what_is_missin
     assert "node 'train' asks for {'CPU': 1.0, 'GPU': 1.0}" in message
     assert "the closest node has {'CPU': 2.0, 'GPU': 0.0}" in message
     assert caught.value.details["node"] == "train"
-    assert reads[0] == 2  # the cached view was read again before refusing
+    assert reads[0] == 1  # the view it just read is fresh enough to refuse on
+
+
+def test_a_refusal_reads_a_view_older_than_a_quarter_second_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu_node = {"CPU": 8.0, "GPU": 1.0}
+    capacity, reads = _capacity([[LAPTOP], [LAPTOP, gpu_node]], wait_s=0)
+
+    async def main() -> None:
+        await capacity.nodes()  # the view of a moment ago: no GPU
+        capacity._read_at -= cluster_capacity.RECHECK_S  # ... a quarter second old now
+        await capacity.wait_for_fit("train", {"num_gpus": 1}, lambda _: None)  # the GPU node joined meanwhile
+
+    asyncio.run(main())
+    assert reads[0] == 2
 
 
 def test_a_request_waits_for_a_node_that_joins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,3 +128,19 @@ def test_the_wait_is_the_setting_else_none_on_an_embedded_ray_and_minutes_on_a_c
     assert cluster_capacity.resource_wait_s(None, embedded=False) == cluster_capacity.CLUSTER_WAIT_S == 600.0
     assert cluster_capacity.resource_wait_s(5.0, embedded=True) == 5.0
     assert cluster_capacity.resource_wait_s(0.0, embedded=False) == 0.0
+
+
+def test_many_waiting_nodes_share_one_read_per_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster_capacity, "REFRESH_S", 0.05)
+    capacity, reads = _capacity([[LAPTOP]], wait_s=0.3)
+
+    async def wait(i: int) -> None:
+        await asyncio.sleep(i * 0.001)  # nodes start waiting one after another, as runs arrive
+        await capacity.wait_for_fit(f"n{i}", {"num_gpus": 1}, lambda _: None)
+
+    async def main() -> list[BaseException | None]:
+        return await asyncio.gather(*(wait(i) for i in range(200)), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, ResourcesUnavailableError) for o in outcomes)
+    assert reads[0] <= 30, reads[0]  # at most one read a quarter second, not one per waiting node (426)
