@@ -5,7 +5,7 @@ and a refusal names the argument."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import InvalidRequestError, NexusError
 
@@ -27,6 +27,16 @@ def whole_number(
     return value
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is an int or float that is not a bool and not NaN."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and not math.isnan(value)
+
+
+def is_amount(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a finite number of 0 or more (e.g. a resource amount)."""
+    return is_number(value) and 0 <= value < math.inf
+
+
 def seconds(
     value: object,
     what: str,
@@ -40,7 +50,7 @@ def seconds(
     ``allow_zero``), finite with ``finite`` (else infinity means no limit); else ``error``."""
     if value is None:
         return None
-    if not isinstance(value, bool) and isinstance(value, int | float) and not math.isnan(value):
+    if is_number(value):
         in_range = value > 0 or (allow_zero and value == 0)
         if in_range and not (finite and value == math.inf):
             return float(value)

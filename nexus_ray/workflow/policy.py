@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import seconds, whole_number
+from ..checks import is_amount, seconds, whole_number
 from ..errors import WorkflowError
 
 
@@ -99,12 +98,12 @@ def check_resources(node_id: str, resources: Mapping[str, Any]) -> dict[str, Any
         )
     for key in ("num_cpus", "num_gpus", "memory"):
         value = resources.get(key)
-        if value is not None and not _is_amount(value):
+        if value is not None and not is_amount(value):
             raise WorkflowError(
                 f"Node {node_id!r}: {key} must be a finite non-negative number, got {value!r}.", node=node_id
             )
     custom = resources.get("resources", {})
-    if not isinstance(custom, Mapping) or not all(isinstance(k, str) and _is_amount(v) for k, v in custom.items()):
+    if not isinstance(custom, Mapping) or not all(isinstance(k, str) and is_amount(v) for k, v in custom.items()):
         raise WorkflowError(f"Node {node_id!r}: 'resources' must map names to amounts, got {custom!r}.", node=node_id)
     accelerator = resources.get("accelerator_type")
     if accelerator is not None and (not isinstance(accelerator, str) or not accelerator):
@@ -112,8 +111,3 @@ def check_resources(node_id: str, resources: Mapping[str, Any]) -> dict[str, Any
             f"Node {node_id!r}: accelerator_type must be a name such as 'A100', got {accelerator!r}.", node=node_id
         )
     return dict(resources)
-
-
-def _is_amount(value: object) -> bool:
-    """A resource amount: a finite number >= 0 (not a bool)."""
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0

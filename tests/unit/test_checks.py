@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from nexus_ray import InvalidRequestError, WorkflowError
-from nexus_ray.checks import decimal, seconds, whole_number
+from nexus_ray.checks import decimal, is_amount, seconds, whole_number
 
 
 def test_a_whole_number_in_range_is_kept_and_anything_else_named() -> None:
@@ -38,3 +38,11 @@ def test_seconds_are_numbers_not_bools_nor_nan(value: Any, options: dict[str, bo
 
 def test_a_header_number_is_ascii_digits_only() -> None:
     assert [decimal(t) for t in ("12", "0", "", "²", "-1", "1.5", " 3")] == [12, 0, None, None, None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("value", "amount"),
+    [(0, True), (2.5, True), (-1, False), (True, False), (math.nan, False), (math.inf, False), ("1", False)],
+)
+def test_an_amount_is_a_finite_number_of_0_or_more(value: object, amount: bool) -> None:
+    assert is_amount(value) is amount
