@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -95,24 +94,15 @@ def move_taken_haproxy_ports() -> dict[str, int]:
     taken (unless set): a second embedded server on one machine used to die at start with
     "Address already in use" for 8404. Read by the Serve controller: call before Ray
     starts. The variables set."""
-    from ..testing import free_port
+    from ..testing import free_port, port_is_free
 
     moved = {}
     for name, default in HAPROXY_SIDE_PORTS.items():
-        if name not in os.environ and _taken(default):
+        if name not in os.environ and not port_is_free(default, "0.0.0.0"):  # where HAProxy binds them
             moved[name] = free_port()
             os.environ[name] = str(moved[name])
             logger.info("HAProxy's port %d is taken here: %s=%d", default, name, moved[name])
     return moved
-
-
-def _taken(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("0.0.0.0", port))  # where HAProxy binds them
-        except OSError:
-            return True
-        return False
 
 
 def will_embed(settings: Settings) -> bool:

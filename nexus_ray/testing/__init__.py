@@ -25,7 +25,7 @@ def free_port() -> int:
         raise RuntimeError(f"The kernel's ephemeral ports leave no ports from {FIRST_PORT} up for servers.")
     for _ in range(1000):
         port = _random.choice(_random.choices(ranges, weights=[len(r) for r in ranges])[0])
-        if port not in _handed_out and _bindable(port):
+        if port not in _handed_out and port_is_free(port):
             _handed_out.add(port)
             return port
     raise RuntimeError(f"No free loopback port in {ranges} after 1,000 tries.")
@@ -46,10 +46,11 @@ def _ephemeral_range(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")
         return 49152, 65535
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP socket can bind ``host``:``port`` now."""
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return False
         return True
