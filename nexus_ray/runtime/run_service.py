@@ -279,8 +279,8 @@ class RunService:
             raise _already_finished(run_id, record.status.value)
         # Executing on another host: mark it cancelled there; that host loses its lease and stops.
         if record.session_id:  # in a turn of its session, whose log records the end too
-            sid, version = record.session_id, record.session_version
-            await self._sessions().call("complete_run", sid, sid, run_id, RunStatus.CANCELLED, {}, None, [], version)
+            cancelled = RunStatus.CANCELLED
+            await self._session_turn(record.session_id, run_id, cancelled, {}, None, [], record.session_version)
         else:
             await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
         return await self.get_run(run_id)
@@ -430,19 +430,28 @@ class RunService:
         assert plan.session_id is not None
         if self.store is not None:  # our queued events first: the session's host writes the run's last one
             await self.store.call("ping")
-        status, error = await self._sessions().call(
-            "complete_run",
-            plan.session_id,
-            plan.session_id,
-            plan.run_id,
-            status,
-            outputs,
-            error,
-            patches,
-            plan.session_version,
+        status, error = await self._session_turn(
+            plan.session_id, plan.run_id, status, outputs, error, patches, plan.session_version
         )
         await self._publish_session_end(plan.run_id, status, outputs, error)
         return status, error
+
+    async def _session_turn(
+        self,
+        session_id: str,
+        run_id: str,
+        status: RunStatus,
+        outputs: dict[str, Any],
+        error: dict[str, Any] | None,
+        patches: list[dict[str, Any]],
+        read_version: int | None,
+    ) -> tuple[RunStatus, dict[str, Any] | None]:
+        """The session's host ends the run in a turn of the session (see
+        SessionService.complete_run); the (status, error) it ended with."""
+        ended: tuple[RunStatus, dict[str, Any] | None] = await self._sessions().call(
+            "complete_run", session_id, session_id, run_id, status, outputs, error, patches, read_version
+        )
+        return ended
 
     async def _publish_session_end(
         self, run_id: str, status: RunStatus, outputs: dict[str, Any], error: dict[str, Any] | None
