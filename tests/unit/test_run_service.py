@@ -106,6 +106,15 @@ async def test_a_caller_cancelled_while_waiting_is_not_turned_into_a_store_wait(
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert not svc._tasks["run-d"].done()  # the run itself goes on (shielded)
+    # The caller and the run's copy here stopped at once (e.g. the host shutting down):
+    # the caller is cancelled, not sent to wait for the run in the store.
+    both = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 5}}, "run-e"))
+    await asyncio.sleep(0.1)
+    copy_here = svc._tasks["run-e"]
+    copy_here.add_done_callback(lambda _: both.cancel())  # the caller is cancelled as the copy stops
+    copy_here.cancel()
+    done, _ = await asyncio.wait({both}, timeout=2)
+    assert done and both.cancelled()
     svc.close()
 
 
