@@ -53,12 +53,12 @@ class RayRuntime:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         for name in _HAPROXY_ENV:  # read by the Serve controller: set before Ray starts
             os.environ[name] = "1" if self.ingress == "haproxy" else "0"
-        if self.ingress == "haproxy" and not self.settings.ray_address:
-            move_taken_haproxy_ports()
         if self.settings.ray_address:
             ray.init(address=self.settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
             self.mode = "address"
             return
+        if self.ingress == "haproxy":  # this machine's HAProxy: its side ports must be free here
+            move_taken_haproxy_ports()
         self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
         ray.init(
             address="local",
