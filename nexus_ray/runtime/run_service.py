@@ -436,20 +436,11 @@ class RunService:
         await self._publish_session_end(plan.run_id, status, outputs, error)
         return status, error
 
-    async def _session_turn(
-        self,
-        session_id: str,
-        run_id: str,
-        status: RunStatus,
-        outputs: dict[str, Any],
-        error: dict[str, Any] | None,
-        patches: list[dict[str, Any]],
-        read_version: int | None,
-    ) -> tuple[RunStatus, dict[str, Any] | None]:
-        """The session's host ends the run in a turn of the session (see
-        SessionService.complete_run); the (status, error) it ended with."""
+    async def _session_turn(self, session_id: str, run_id: str, *end: Any) -> tuple[RunStatus, dict[str, Any] | None]:
+        """The session's host ends the run in a turn of the session: ``end`` is the rest of
+        SessionService.complete_run's arguments; the (status, error) it ended with."""
         ended: tuple[RunStatus, dict[str, Any] | None] = await self._sessions().call(
-            "complete_run", session_id, session_id, run_id, status, outputs, error, patches, read_version
+            "complete_run", session_id, session_id, run_id, *end
         )
         return ended
 
