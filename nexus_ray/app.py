@@ -284,28 +284,21 @@ class Nexus:
         Raises:
             WorkflowNotFoundError, InputValidationError, ConflictError, RuntimeUnavailableError.
         """
-        _check_run_options(idempotency_key, session_id)
-        if session_id is not None:
-            run = self._in_session(name, _merged(name, inputs, kw_inputs), session_id, True, idempotency_key)
-            return RunResult.from_dict(run)
-        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
-        self._ensure_runtime()
-        client = self._pool.client()
-        if idempotency_key is not None:
-            return RunResult.from_dict(
-                client.execute_idempotent_blocking(idempotency_key, item.name, node_inputs, True)
-            )
-        from .runtime.ids import new_run_id
+        return RunResult.from_dict(self._run(name, _merged(name, inputs, kw_inputs), True, idempotency_key, session_id))
 
-        return RunResult.from_dict(client.execute_blocking(item.name, node_inputs, new_run_id()))
-
-    async def aexecute(self, name: str, inputs: dict[str, Any] | None = None, /, **kw_inputs: Any) -> RunResult:
-        """Async :meth:`execute`."""
-        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
-        from .runtime.ids import new_run_id
-
-        pool = await self._apool()
-        return RunResult.from_dict(await pool.client().execute(item.name, node_inputs, new_run_id()))
+    async def aexecute(
+        self,
+        name: str,
+        inputs: dict[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        session_id: str | None = None,
+        **kw_inputs: Any,
+    ) -> RunResult:
+        """Async :meth:`execute` (concurrent calls share actor calls)."""
+        run = await self._arun(name, _merged(name, inputs, kw_inputs), True, idempotency_key, session_id)
+        return RunResult.from_dict(run)
 
     def submit(
         self,
@@ -318,30 +311,43 @@ class Nexus:
         **kw_inputs: Any,
     ) -> str:
         """Start a run without waiting; its run id (see :meth:`get_run`, :meth:`cancel`)."""
-        _check_run_options(idempotency_key, session_id)
-        if session_id is not None:
-            run = self._in_session(name, _merged(name, inputs, kw_inputs), session_id, False, idempotency_key)
-            return str(run["run_id"])
-        item, node_inputs = self._prepare(name, _merged(name, inputs, kw_inputs))
-        from .runtime.ids import new_run_id
+        return str(self._run(name, _merged(name, inputs, kw_inputs), False, idempotency_key, session_id)["run_id"])
 
-        self._ensure_runtime()
-        if idempotency_key is not None:
-            started = self._pool.client().execute_idempotent_blocking(idempotency_key, item.name, node_inputs, False)
-            return str(started["run_id"])
-        run_id = new_run_id()
-        self._pool.client().call_blocking("start", run_id, item.name, node_inputs, run_id)
-        return run_id
+    async def asubmit(
+        self,
+        name: str,
+        inputs: dict[str, Any] | None = None,
+        /,
+        *,
+        idempotency_key: str | None = None,
+        session_id: str | None = None,
+        **kw_inputs: Any,
+    ) -> str:
+        """Async :meth:`submit`."""
+        run = await self._arun(name, _merged(name, inputs, kw_inputs), False, idempotency_key, session_id)
+        return str(run["run_id"])
 
     def get_run(self, run_id: str) -> RunResult:
         """A run's current state. Raises NotFoundError for an unknown id."""
+        _check_run_id(run_id)
         self._ensure_runtime()
         return RunResult.from_dict(self._pool.client().call_blocking("get_run", run_id, run_id))
 
+    async def aget_run(self, run_id: str) -> RunResult:
+        """Async :meth:`get_run`."""
+        _check_run_id(run_id)
+        return RunResult.from_dict(await (await self._apool()).client().get_run(run_id))
+
     def cancel(self, run_id: str) -> RunResult:
         """Cancel a run at once; its final state. ConflictError when it already finished."""
+        _check_run_id(run_id)
         self._ensure_runtime()
         return RunResult.from_dict(self._pool.client().call_blocking("cancel", run_id, run_id))
+
+    async def acancel(self, run_id: str) -> RunResult:
+        """Async :meth:`cancel`."""
+        _check_run_id(run_id)
+        return RunResult.from_dict(await (await self._apool()).client().cancel(run_id))
 
     def list_runs(
         self,
@@ -353,16 +359,48 @@ class Nexus:
         cursor: str | None = None,
     ) -> list[dict[str, Any]]:
         """Stored runs, newest first (``limit`` 1-500); pass the last run id as ``cursor``
-        for the next page. InvalidRequestError names a bad limit, cursor or status."""
-        filters = {
-            "workflow": workflow,
-            "status": run_status(status),
-            "session_id": session_id,
-            "limit": page_limit(limit),
-            "before": page_cursor(cursor, "run"),
-        }
+        for the next page. InvalidRequestError names a bad limit, cursor, status or filter."""
+        filters = _run_filters(workflow, status, session_id, limit, cursor)
         self._ensure_runtime()
         return self._pool.client().call_blocking("list_runs", cursor or "", filters)  # type: ignore[no-any-return]
+
+    async def alist_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`list_runs`."""
+        filters = _run_filters(workflow, status, session_id, limit, cursor)
+        return await (await self._apool()).client().list_runs(filters)  # type: ignore[no-any-return]
+
+    def _run(
+        self, name: str, inputs: dict[str, Any], wait: bool, key: str | None, session_id: str | None
+    ) -> dict[str, Any]:
+        """Execute (``wait``) or start a run, checked before Ray is started."""
+        name, sent = self._checked_run(name, inputs, key, session_id)
+        self._ensure_runtime()
+        return self._pool.client().run_blocking(name, sent, wait, key, session_id)  # type: ignore[no-any-return]
+
+    async def _arun(
+        self, name: str, inputs: dict[str, Any], wait: bool, key: str | None, session_id: str | None
+    ) -> dict[str, Any]:
+        name, sent = self._checked_run(name, inputs, key, session_id)
+        return await (await self._apool()).client().run(name, sent, wait, key, session_id)  # type: ignore[no-any-return]
+
+    def _checked_run(
+        self, name: str, inputs: dict[str, Any], key: str | None, session_id: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The workflow's name and what to send: its node inputs, or in a session the
+        inputs as given (the host resolves them with the session's state)."""
+        _check_run_options(key, session_id)
+        item = self._catalog.get(name)
+        if session_id is not None:
+            return item.name, inputs
+        return item.name, item.workflow.resolve_inputs(inputs, name)
 
     # -- sessions -------------------------------------------------------------------------
     def create_session(
@@ -479,10 +517,12 @@ class Nexus:
         state: dict[str, Any] | None = None,
         *,
         ttl_s: float | None = None,
+        channel: str | None = None,
         dedicated: bool | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`create_session`."""
-        return await (await self._apool()).sessions().create(state, ttl_s, dedicated)  # type: ignore[no-any-return]
+        sessions = (await self._apool()).sessions()
+        return await sessions.create(state, ttl_s, dedicated, channel=channel)  # type: ignore[no-any-return]
 
     async def aget_session(self, session_id: str) -> dict[str, Any]:
         """Async :meth:`get_session`."""
@@ -503,16 +543,10 @@ class Nexus:
         """Async :meth:`delete_session`."""
         await (await self._apool()).sessions().delete(session_id)
 
-    def _in_session(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, key: str | None
-    ) -> dict[str, Any]:
-        item = self._catalog.get(name)  # inputs are resolved on the host, with the session's state
-        self._ensure_runtime()
-        return self._pool.client().execute_in_session_blocking(item.name, inputs, session_id, wait, key)
-
-    def _prepare(self, name: str, inputs: dict[str, Any]) -> tuple[RegisteredWorkflow, dict[str, dict[str, Any]]]:
-        item = self._catalog.get(name)
-        return item, item.workflow.resolve_inputs(inputs, name)
+    async def alist_sessions(self, *, limit: int = 50, cursor: str | None = None) -> list[dict[str, Any]]:
+        """Async :meth:`list_sessions`."""
+        limit, cursor = page_limit(limit), page_cursor(cursor, "session")
+        return await (await self._apool()).sessions().list(limit, cursor)  # type: ignore[no-any-return]
 
     def runtime_pool(self) -> Any:
         """The host pool (starting Ray and the hosts if needed, but no HTTP ingress): what
@@ -626,6 +660,27 @@ def _merged(name: str, inputs: object, kw_inputs: dict[str, Any]) -> dict[str, A
         problem = f"must be a dict of inputs, got {type(inputs).__name__}"
         raise InputValidationError([{"field": "inputs", "message": problem, "type": "type_error"}], workflow=name)
     return {**(inputs or {}), **kw_inputs}
+
+
+def _check_run_id(run_id: object) -> None:
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidRequestError(f"run_id must be a run's id (a string), got {run_id!r}.", field="run_id")
+
+
+def _run_filters(
+    workflow: object, status: str | None, session_id: object, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """list_runs()'s filters, checked as GET /runs checks them."""
+    for field, value in (("workflow", workflow), ("session_id", session_id)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequestError(f"{field} must be a string, got {value!r}.", field=field)
+    return {
+        "workflow": workflow,
+        "status": run_status(status),
+        "session_id": session_id,
+        "limit": page_limit(limit),
+        "before": page_cursor(cursor, "run"),
+    }
 
 
 def _check_run_options(idempotency_key: object, session_id: object) -> None:

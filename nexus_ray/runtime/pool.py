@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any, cast
+from typing import Any
 
 import ray
 from ray.actor import ActorHandle
@@ -87,12 +87,6 @@ class PoolClient(FollowsMembers):
         args = self._idempotent_args(key, name, node_inputs, wait, tenant)
         return await self.call("execute_idempotent", args[0], *args)  # type: ignore[no-any-return]
 
-    def execute_idempotent_blocking(
-        self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool
-    ) -> dict[str, Any]:
-        """The same from synchronous code."""
-        return self.call_blocking("execute_idempotent", key, *self._idempotent_args(key, name, node_inputs, wait))  # type: ignore[no-any-return]
-
     def _idempotent_args(
         self, key: str, name: str, node_inputs: dict[str, dict[str, Any]], wait: bool, tenant: str = DEFAULT_TENANT
     ) -> tuple[Any, ...]:
@@ -121,12 +115,6 @@ class PoolClient(FollowsMembers):
         optionally under an idempotency key; the run belongs to ``tenant``."""
         return await self.call(*self._session_run_args(name, inputs, session_id, wait, idempotency_key, tenant))  # type: ignore[no-any-return]
 
-    def execute_in_session_blocking(
-        self, name: str, inputs: dict[str, Any], session_id: str, wait: bool, idempotency_key: str | None = None
-    ) -> dict[str, Any]:
-        """The same from synchronous code."""
-        return self.call_blocking(*self._session_run_args(name, inputs, session_id, wait, idempotency_key))  # type: ignore[no-any-return]
-
     def _session_run_args(
         self,
         name: str,
@@ -144,6 +132,36 @@ class PoolClient(FollowsMembers):
         run_id = self.run_id_on(self.ring.member_for(key), tenant)
         digest = request_hash(name, {"inputs": inputs, "session_id": session_id})
         return "execute_idempotent_in_session", key, key, digest, name, inputs, run_id, session_id, wait
+
+    def run_call(
+        self, name: str, inputs: dict[str, Any], wait: bool, key: str | None = None, session_id: str | None = None
+    ) -> tuple[Any, ...]:
+        """(method, routing id, *args) of a run request of the Python API: ``inputs`` are
+        node inputs, or with ``session_id`` the inputs as given (the host resolves them
+        with the session's state); ``wait``: execute, else start."""
+        if session_id is not None:
+            return self._session_run_args(name, inputs, session_id, wait, key)
+        if key is not None:
+            args = self._idempotent_args(key, name, inputs, wait)
+            return ("execute_idempotent", args[0], *args)
+        run_id = new_run_id()
+        return ("execute" if wait else "start", run_id, name, inputs, run_id)
+
+    async def run(
+        self, name: str, inputs: dict[str, Any], wait: bool, key: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Execute or start a run (see :meth:`run_call`): its RunResult dict, or
+        ``{"run_id", "status"}`` when not waiting. Plain executions are batched."""
+        method, routing_id, *args = self.run_call(name, inputs, wait, key, session_id)
+        if method == "execute":
+            return await self.execute(*args)
+        return await self.call(method, routing_id, *args)  # type: ignore[no-any-return]
+
+    def run_blocking(
+        self, name: str, inputs: dict[str, Any], wait: bool, key: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`run` from synchronous code (scripts, notebooks)."""
+        return self.call_blocking(*self.run_call(name, inputs, wait, key, session_id))  # type: ignore[no-any-return]
 
     async def start(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Start a run without waiting for it: ``{"run_id", "status"}``."""
@@ -184,10 +202,6 @@ class PoolClient(FollowsMembers):
                     raise translate_ray_error(exc) from exc
                 self.members.refresh_blocking(force=True)
         raise AssertionError("unreachable")
-
-    def execute_blocking(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
-        """Like :meth:`execute`, for synchronous callers (scripts, notebooks)."""
-        return cast(dict[str, Any], self.call_blocking("execute", run_id, name, node_inputs, run_id))
 
 
 class RunHostPool:

@@ -140,10 +140,12 @@ class SessionsClient(FollowsMembers):
         ttl_s: float | None,
         dedicated: bool | None = None,
         tenant: str = DEFAULT_TENANT,
+        channel: str | None = None,
     ) -> dict[str, Any]:
-        """A new session of ``tenant`` on the host its new id belongs to."""
+        """A new session of ``tenant`` on the host its new id belongs to (``channel`` is
+        recorded in its ``session.created`` event)."""
         session_id = self.new_session_id(dedicated, tenant)
-        return await self.call("create", session_id, session_id, state, ttl_s)  # type: ignore[no-any-return]
+        return await self.call("create", session_id, session_id, state, ttl_s, channel)  # type: ignore[no-any-return]
 
     def create_blocking(
         self,

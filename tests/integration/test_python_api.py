@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -50,6 +52,34 @@ def test_state_that_cannot_be_stored_as_json_is_the_caller_s_mistake(app: Nexus)
 async def test_aexecute(app: Nexus) -> None:
     result = await app.aexecute("double_plus_one", {"x": 20})
     assert result.outputs["add_one"]["result"]["value"] == 41
+
+
+async def test_the_async_api_has_every_run_option_of_the_sync_one(app: Nexus, tmp_path: Path) -> None:
+    # aexecute() used to take no idempotency_key= or session_id= (both were read as
+    # workflow inputs and refused), and runs had no async get, cancel, submit or list.
+    first = await app.aexecute("double_plus_one", {"x": 1}, idempotency_key="async-key-1")
+    again = await app.aexecute("double_plus_one", x=1, idempotency_key="async-key-1")
+    assert again.run_id == first.run_id and again.outputs == first.outputs
+    with pytest.raises(ConflictError):
+        await app.aexecute("double_plus_one", x=2, idempotency_key="async-key-1")
+    session = await app.acreate_session({"name": "ada", "visits": 0}, channel="notebook")
+    sid = session["session_id"]
+    visited = await app.aexecute("visit", session_id=sid)
+    assert visited.ok and (await app.aget_session(sid))["state"]["visits"] == 1
+    assert app.get_events(sid, "session.created")[0]["data"]["channel"] == "notebook"
+    assert sid in [s["session_id"] for s in await app.alist_sessions(limit=500)]
+    slow = await app.asubmit("three_steps", path=str(tmp_path / "steps.log"), seconds=30.0)
+    assert (await app.aget_run(slow)).status in (RunStatus.PENDING, RunStatus.RUNNING)
+    assert (await app.acancel(slow)).status == RunStatus.CANCELLED
+    assert (await app.aget_run(slow)).status == RunStatus.CANCELLED
+    cancelled = await app.alist_runs(workflow="three_steps", status="cancelled", limit=500)
+    assert slow in [r["run_id"] for r in cancelled]
+    in_session = await app.asubmit("visit", session_id=sid, idempotency_key="async-key-2")
+    assert await app.asubmit("visit", session_id=sid, idempotency_key="async-key-2") == in_session
+    with pytest.raises(InvalidRequestError, match="run_id"):
+        await app.aget_run(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="workflow must be a string"):
+        await app.alist_runs(workflow=7)  # type: ignore[arg-type]
 
 
 def test_register_while_serving_adds_route(app: Nexus) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -24,18 +25,49 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Nexus:
     return app
 
 
+def call_api(app: Nexus, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``app.method(...)``, run to completion when it is one of the async ones."""
+    result = getattr(app, method)(*args, **kwargs)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
 @pytest.mark.parametrize("key", ["", "k" * 256, "ключ", "tab\there", 5])
-@pytest.mark.parametrize("call", ["execute", "submit"])
+@pytest.mark.parametrize("call", ["execute", "submit", "aexecute", "asubmit"])
 def test_an_idempotency_key_follows_the_rule_of_the_rest_header(app: Nexus, call: str, key: Any) -> None:
     with pytest.raises(InvalidRequestError, match="idempotency_key must be 1-255 printable ASCII") as info:
-        getattr(app, call)("double_plus_one", {"x": 1}, idempotency_key=key)
+        call_api(app, call, "double_plus_one", {"x": 1}, idempotency_key=key)
     assert info.value.details["field"] == "idempotency_key"
 
 
 @pytest.mark.parametrize("session_id", ["", 123])
-def test_a_session_id_is_a_non_empty_string(app: Nexus, session_id: Any) -> None:
+@pytest.mark.parametrize("call", ["execute", "aexecute", "asubmit"])
+def test_a_session_id_is_a_non_empty_string(app: Nexus, call: str, session_id: Any) -> None:
     with pytest.raises(InvalidRequestError, match="session_id must be a session's id"):
-        app.execute("double_plus_one", {"x": 1}, session_id=session_id)
+        call_api(app, call, "double_plus_one", {"x": 1}, session_id=session_id)
+
+
+@pytest.mark.parametrize("run_id", ["", 42, None])
+@pytest.mark.parametrize("call", ["get_run", "cancel", "aget_run", "acancel"])
+def test_a_run_id_is_a_non_empty_string(app: Nexus, call: str, run_id: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="run_id must be a run's id") as info:
+        call_api(app, call, run_id)
+    assert info.value.details["field"] == "run_id"
+
+
+@pytest.mark.parametrize(
+    ("filters", "problem"),
+    [
+        ({"workflow": 7}, "workflow must be a string"),
+        ({"session_id": ["s"]}, "session_id must be a string"),
+        ({"status": "done"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "not an id"}, "cursor"),
+    ],
+)
+@pytest.mark.parametrize("call", ["list_runs", "alist_runs"])
+def test_run_listing_filters_are_checked(app: Nexus, call: str, filters: dict[str, Any], problem: str) -> None:
+    with pytest.raises(InvalidRequestError, match=problem):
+        call_api(app, call, **filters)
 
 
 @pytest.mark.parametrize("inputs", [[1], "x=1", 5])
