@@ -443,7 +443,8 @@ class Nexus:
     ) -> AsyncIterator[dict[str, Any]]:
         """Follow a run's or a session's events live, from sequence number ``after``:
         ``async for event in app.events(run_id=...)``. Ordered, nothing skipped; ends after
-        a run's last event (run.completed/failed/cancelled) or a session's deletion.
+        a run's last event (run.completed/failed/cancelled) or a session's end
+        (session.deleted/expired).
 
         Raises:
             InvalidRequestError: not exactly one of run_id and session_id. NotFoundError.

@@ -63,10 +63,12 @@ class EventFeed:
     Args:
         id_key: The key naming a log in an event ("run_id" or "session_id").
         is_terminal: Whether an event ends its log.
+        erase_on_end: Forget a log's earlier events when its terminal event arrives (a
+            gone session's log is erased in the store but for that event; memory too).
     """
 
-    def __init__(self, id_key: str, is_terminal: Callable[[dict[str, Any]], bool]) -> None:
-        self.id_key, self.is_terminal = id_key, is_terminal
+    def __init__(self, id_key: str, is_terminal: Callable[[dict[str, Any]], bool], erase_on_end: bool = False) -> None:
+        self.id_key, self.is_terminal, self.erase_on_end = id_key, is_terminal, erase_on_end
         self._logs: dict[str, _Log] = {}
 
     def publish(self, events: list[dict[str, Any]]) -> None:
@@ -78,9 +80,12 @@ class EventFeed:
                 continue
             if event["seq"] <= log.last_seq:
                 continue  # at-least-once upstream: never publish a seq twice
+            terminal = self.is_terminal(event)
+            if terminal and self.erase_on_end:
+                log.events.clear()
             log.events.append(event)
             log.last_seq, log.touched = event["seq"], time.monotonic()
-            log.closed = log.closed or self.is_terminal(event)
+            log.closed = log.closed or terminal
             log.wake()
 
     def append(self, log_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:

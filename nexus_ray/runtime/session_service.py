@@ -14,6 +14,7 @@ from typing import Any
 
 from ..checks import seconds, whole_number
 from ..errors import ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError
+from ..security.tenancy import DEDICATED_SUFFIX
 from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
@@ -26,6 +27,9 @@ from .ids import new_run_id
 from .merge_patch import merge_patch
 
 logger = logging.getLogger("nexus_ray.runtime")
+DEDICATED_HOST_PREFIX = "dedicated-"  # a dedicated session's host id: this + the session id
+PURGE_CHUNK = 200  # expired sessions deleted per transaction
+ORPHAN_AFTER_S = 60.0  # any host purges a session expired this long (its own host did not)
 
 
 @dataclass
@@ -60,7 +64,7 @@ class SessionService:
 
     def __init__(self, host_id: str, store_factory: Callable[[], Store], idle_s: float = 300.0) -> None:
         self.host_id = host_id
-        self.feed = EventFeed("session_id", lambda event: event["type"] in SESSION_TERMINAL)
+        self.feed = EventFeed("session_id", lambda event: event["type"] in SESSION_TERMINAL, erase_on_end=True)
         self.store = AsyncStore(store_factory, self.feed.publish)
         self.metrics = SessionHostMetrics(host_id)
         self.idle_s = idle_s
@@ -224,6 +228,8 @@ class SessionService:
             return await self.store.call("append_event", "global", "", event_type, data)  # type: ignore[no-any-return]
         active = await self._activate(session_id)
         async with active.lock:
+            if self._active.get(session_id) is not active:  # deleted (or moved) while we waited
+                active = await self._activate(session_id)
             return await self.store.call("append_event", "session", session_id, event_type, data)  # type: ignore[no-any-return]
 
     async def events(
@@ -264,6 +270,12 @@ class SessionService:
     ) -> list[dict[str, Any]]:
         """Live sessions, newest first (``tenant_tag``: one tenant's)."""
         return [r.to_dict() for r in await self.store.call("list_sessions", limit, before, tenant_tag)]
+
+    def _owns(self, session_id: str) -> bool:
+        """Whether this host serves ``session_id`` (and so its followers: it purges it)."""
+        if session_id.endswith(DEDICATED_SUFFIX) or self.host_id.startswith(DEDICATED_HOST_PREFIX):
+            return self.host_id == DEDICATED_HOST_PREFIX + session_id
+        return self.ring is None or self.ring.member_for(session_id) == self.host_id
 
     def _check_owner(self, session_id: str | None) -> None:
         if self.ring is not None and session_id is not None and self.ring.member_for(session_id) != self.host_id:
@@ -314,9 +326,15 @@ class SessionService:
             await asyncio.sleep(every_s)
             try:
                 self.passivate_idle()
-                await self.store.call("purge_expired_sessions")
+                await self.purge_expired()
             except Exception:
                 logger.exception("session maintenance on %s failed; retrying", self.host_id)
+
+    async def purge_expired(self) -> int:
+        """Delete the expired sessions this host serves (and orphans, see the store), each
+        with its log but for its end, ``session.expired``, which ends their followers'
+        streams here; how many."""
+        return await self.store.drain("purge_expired_sessions", self._owns, ORPHAN_AFTER_S, chunk=PURGE_CHUNK)
 
     def passivate_idle(self, idle_s: float | None = None) -> int:
         """Drop sessions unused for ``idle_s`` (default: the host's) from memory; how many."""

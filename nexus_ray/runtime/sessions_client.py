@@ -18,6 +18,7 @@ from .errors import HostMovedError, translate_ray_error
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
 from .named_actors import NAMESPACE
+from .session_service import DEDICATED_HOST_PREFIX
 
 MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.6 s
 
@@ -70,7 +71,7 @@ class SessionsClient(FollowsMembers):
 
             handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
                 name=f"{self.prefix}-session-{session_id}", namespace=NAMESPACE, get_if_exists=True
-            ).remote(f"dedicated-{session_id}", self.settings)
+            ).remote(DEDICATED_HOST_PREFIX + session_id, self.settings)
         return handle
 
     async def call(self, method: str, session_id: str, *args: Any) -> Any:

@@ -36,12 +36,12 @@ class EventHub:
     def __init__(self, kind: str, fetch: Fetch, poll_s: float = POLL_S) -> None:
         self.kind, self.fetch, self.poll_s = kind, fetch, poll_s
         terminal = RUN_TERMINAL if kind == "run" else SESSION_TERMINAL
-        self.feed = EventFeed(f"{kind}_id", lambda event: event["type"] in terminal)
+        self.feed = EventFeed(f"{kind}_id", lambda event: event["type"] in terminal, erase_on_end=kind == "session")
         self._topics: dict[str, _Topic] = {}
 
     async def subscribe(self, log_id: str, after: int = 0) -> AsyncGenerator[dict[str, Any] | None, None]:
         """Events of ``log_id`` after ``after``, in order, ending after the log's last
-        event (a finished run, a deleted session). Yields None when ``poll_s`` passed
+        event (a finished run, a session that is gone). Yields None when ``poll_s`` passed
         without an event (a chance to send a keep-alive). Raises NotFoundError for an
         unknown id."""
         if after < 0:

@@ -360,7 +360,8 @@ class Store(SecurityTables):
             return None
 
     def delete_session(self, session_id: str) -> bool:
-        """Delete (with a ``session.deleted`` event); False when there was no live session."""
+        """Delete a live session and its event log, leaving only the log's last event,
+        ``session.deleted``; False when there was no live session."""
         now = time.time()
         with self.transaction():
             rows = self.backend.execute(
@@ -369,7 +370,7 @@ class Store(SecurityTables):
                 (session_id, now),
             )
             if rows:
-                self.append_event("session", session_id, "session.deleted", {})
+                self._close_session_log(session_id, "session.deleted")
         return bool(rows)
 
     def list_sessions(
@@ -389,15 +390,42 @@ class Store(SecurityTables):
         sql += " ORDER BY session_id DESC LIMIT ?"
         return self._transact(lambda: [_session(r) for r in self.backend.execute(sql, (*params, limit))])
 
-    def purge_expired_sessions(self) -> int:
-        """Delete expired sessions; how many."""
-        rows = self._transact(
-            lambda: self.backend.execute(
-                "DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING session_id",
-                (time.time(),),
+    def purge_expired_sessions(
+        self, owns: Callable[[str], bool] = lambda _: True, orphan_after_s: float = 60.0, limit: int = 200
+    ) -> int:
+        """Delete up to ``limit`` expired sessions, each with its event log but for its
+        last event, ``session.expired``: those ``owns`` names, and any expired for
+        ``orphan_after_s`` (whose host did not purge them). How many."""
+        now = time.time()
+
+        def purge() -> int:
+            expired = self.backend.execute(
+                "SELECT session_id, expires_at FROM sessions WHERE expires_at IS NOT NULL AND expires_at <= ?"
+                " ORDER BY expires_at LIMIT ?",
+                (now, limit),
             )
+            purged = 0
+            for session_id, expires_at in expired:
+                if not (owns(session_id) or expires_at <= now - orphan_after_s):
+                    continue
+                if self.backend.changes(
+                    "DELETE FROM sessions WHERE session_id = ? AND expires_at <= ?", (session_id, now)
+                ):
+                    self._close_session_log(session_id, "session.expired")
+                    purged += 1
+            return purged
+
+        return self._transact(purge, write=True)
+
+    def _close_session_log(self, session_id: str, event_type: str) -> None:
+        """End a gone session's log with ``event_type`` and delete every event before it:
+        its states and patches go with the session; the last event tells a subscriber why
+        the log ended."""
+        last = self.append_event("session", session_id, event_type, {})
+        self.pending.flush()  # the event's seq is final once written
+        self.backend.changes(
+            "DELETE FROM events WHERE scope = 'session' AND scope_id = ? AND seq < ?", (session_id, last["seq"])
         )
-        return len(rows)
 
     # -- events ---------------------------------------------------------------------------
     def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:

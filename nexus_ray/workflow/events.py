@@ -9,7 +9,8 @@ from ..errors import InvalidRequestError
 from .result import NodeStatus, RunStatus
 
 RUN_TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
-SESSION_TERMINAL = frozenset({"session.deleted"})
+# A session's log ends when the session is gone; the end is all that is left of it.
+SESSION_TERMINAL = frozenset({"session.deleted", "session.expired"})
 
 _NODE_EVENT = {
     NodeStatus.RUNNING: "node.started",

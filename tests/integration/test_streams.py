@@ -114,11 +114,19 @@ async def test_python_events_follow_a_run_and_a_session(app: Nexus, tmp_path: Pa
     run_id = app.submit("three_steps", three_step_inputs(tmp_path))
     types = [event["type"] async for event in app.events(run_id=run_id)]
     assert types[0] == "run.started" and types[-1] == "run.completed" and len(types) == 8
-    session = await app.acreate_session({"n": 0})
-    await app.aupdate_session(session["session_id"], {"n": 1})
-    await app.adelete_session(session["session_id"])
-    seen = [e["type"] async for e in app.events(session_id=session["session_id"])]
+    sid = (await app.acreate_session({"n": 0}))["session_id"]
+    await app.aupdate_session(sid, {"n": 1})
+    seen: list[str] = []
+
+    async def follow() -> None:
+        seen.extend([e["type"] async for e in app.events(session_id=sid)])
+
+    following = asyncio.ensure_future(follow())
+    await asyncio.sleep(0.5)
+    await app.adelete_session(sid)
+    await asyncio.wait_for(following, 20)  # the stream ends with the session
     assert seen == ["session.created", "session.updated", "session.deleted"]
+    assert [e["type"] async for e in app.events(session_id=sid)] == ["session.deleted"]  # all that is left
 
 
 def test_ready_and_metrics_on_the_real_server(http: httpx.Client) -> None:

@@ -508,14 +508,16 @@ def test_two_session_subscribers_both_receive_an_update_made_over_rest(client: T
             assert event["type"] == "session.updated" and event["data"] == {"state": {"n": 1}, "version": 2}
             assert event["session_id"] == sid and event["seq"] == 2
     client.post("/workflows/greet/execute", json={"inputs": {"name": "z"}, "session_id": sid})
-    client.delete(f"/sessions/{sid}")
-    replay = sse(client.get(f"/sessions/{sid}/events"))
-    assert [e["type"] for e in replay] == [
-        "session.created",
-        "session.updated",
-        "session.run_completed",
-        "session.deleted",
-    ]
+    with client.websocket_connect(f"/ws/sessions/{sid}") as follower:
+        replayed = [follower.receive_json()["type"] for _ in range(3)]
+        assert replayed == ["session.created", "session.updated", "session.run_completed"]
+        client.delete(f"/sessions/{sid}")
+        assert follower.receive_json()["type"] == "session.deleted"
+        assert follower.receive()["type"] == "websocket.close"  # the stream ends there
+    # Deleted: the log keeps only its end (it held every state), in memory and in the store.
+    assert [(e["seq"], e["type"]) for e in sse(client.get(f"/sessions/{sid}/events"))] == [(4, "session.deleted")]
+    page = client.get(f"/sessions/{sid}/events", params={"follow": "false"}).json()
+    assert page["ended"] is True and [e["type"] for e in page["events"]] == ["session.deleted"]
 
 
 def test_ready_reports_every_dependency(client: TestClient) -> None:

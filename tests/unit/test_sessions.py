@@ -105,6 +105,49 @@ async def test_ttl_expiry(sessions: SessionService) -> None:
         await sessions.get(sid)
 
 
+async def test_an_expired_session_s_followers_see_it_end_and_its_history_goes(sessions: SessionService) -> None:
+    # An expired session's stream used to stay open for ever, and its log (every state
+    # it had) stayed readable from memory and the store.
+    sid = (await sessions.create({"secret": "s3cr3t"}, ttl_s=0.3))["session_id"]
+    assert (await sessions.wait_events(sid, 0, 0.0))[0][0]["type"] == "session.created"  # followed from memory
+    follower = asyncio.ensure_future(sessions.wait_events(sid, 1, 5.0))
+    await asyncio.sleep(0.4)
+    assert await sessions.purge_expired() == 1
+    events, ended = await follower
+    assert [e["type"] for e in events] == ["session.expired"] and ended
+    late, ended = await sessions.wait_events(sid, 0, 0.0)  # a new follower, from the start
+    assert [(e["seq"], e["type"]) for e in late] == [(2, "session.expired")] and ended
+    assert [e["type"] for e in await sessions.events(sid)] == ["session.expired"]
+
+
+async def test_an_event_emitted_while_its_session_is_deleted_is_refused_not_appended_after_the_end(
+    sessions: SessionService,
+) -> None:
+    sid = (await sessions.create({}))["session_id"]
+    active = await sessions._activate(sid)
+    async with active.lock:  # a turn in progress: both calls queue behind it, delete first
+        deleting = asyncio.ensure_future(sessions.delete(sid))
+        await asyncio.sleep(0.01)
+        emitting = asyncio.ensure_future(sessions.emit(sid, "note.added", {}))
+        await asyncio.sleep(0.01)
+    await deleting
+    with pytest.raises(NotFoundError):
+        await emitting
+    assert [e["type"] for e in await sessions.events(sid)] == ["session.deleted"]
+
+
+async def test_a_host_purges_the_expired_sessions_it_serves_and_leaves_others_to_their_host(
+    sessions: SessionService,
+) -> None:
+    ids = [(await sessions.create({}, ttl_s=0.05))["session_id"] for _ in range(12)]
+    await sessions.adopt_ring(1, ["s0", "elsewhere"])
+    mine = [sid for sid in ids if sessions.ring.member_for(sid) == "s0"]  # type: ignore[union-attr]
+    await asyncio.sleep(0.1)
+    assert await sessions.purge_expired() == len(mine)
+    ended = {sid for sid in ids if (await sessions.events(sid))[-1]["type"] == "session.expired"}
+    assert ended == set(mine)
+
+
 async def test_passivation_round_trip(sessions: SessionService, tmp_path: Path) -> None:
     sid = (await sessions.create({"k": "v"}))["session_id"]
     await sessions.patch(sid, {"k2": "v2"})

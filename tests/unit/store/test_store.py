@@ -201,19 +201,40 @@ def test_session_changes_append_ordered_events(store: Store) -> None:
     store.create_session("s", {"a": 1}, None, {"channel": "api"})
     store.save_session("s", {"a": 2}, 1)
     store.append_event("session", "s", "custom.note", {"text": "hi"})
-    store.delete_session("s")
     events = store.list_events("session", "s")
-    assert [(e["seq"], e["type"]) for e in events] == [
-        (1, "session.created"),
-        (2, "session.updated"),
-        (3, "custom.note"),
-        (4, "session.deleted"),
-    ]
+    expected = [(1, "session.created"), (2, "session.updated"), (3, "custom.note")]
+    assert [(e["seq"], e["type"]) for e in events] == expected
     assert events[0]["data"] == {"state": {"a": 1}, "version": 1, "channel": "api"}
     assert events[1]["data"] == {"state": {"a": 2}, "version": 2}
-    assert [e["seq"] for e in store.list_events("session", "s", after=2)] == [3, 4]
+    assert [e["seq"] for e in store.list_events("session", "s", after=2)] == [3]
     assert [e["type"] for e in store.list_events("session", "s", event_type="custom.note")] == ["custom.note"]
     assert store.list_events("session", "other") == []
+
+
+def test_a_deleted_session_s_log_keeps_only_its_end(store: Store) -> None:
+    # The log held every state the session had (session.created/updated carry it): a
+    # DELETE left all of it readable, over REST too, for ever.
+    store.create_session("s", {"card": "4111"}, None)
+    store.save_session("s", {"card": "4111", "secret": "x"}, 1)
+    store.create_session("kept", {"a": 1}, None)
+    assert store.delete_session("s") is True
+    assert [(e["seq"], e["type"], e["data"]) for e in store.list_events("session", "s")] == [(3, "session.deleted", {})]
+    assert store.last_event_seq("session", "s") == 3  # a cursor never sees a seq again
+    assert [e["type"] for e in store.list_events("session", "kept")] == ["session.created"]
+    assert store.delete_session("s") is False
+
+
+def test_expired_sessions_are_purged_with_their_logs_by_their_own_host_first(store: Store) -> None:
+    for sid in ("mine", "theirs", "live"):
+        store.create_session(sid, {"secret": sid}, ttl_s=0.05 if sid != "live" else 60)
+    time.sleep(0.1)
+    assert store.purge_expired_sessions(lambda sid: sid == "mine") == 1
+    assert [e["type"] for e in store.list_events("session", "mine")] == ["session.expired"]
+    assert [e["type"] for e in store.list_events("session", "theirs")] == ["session.created"]  # its host's to do
+    assert store.purge_expired_sessions(lambda sid: sid == "mine", orphan_after_s=0.0) == 1  # an orphan by now
+    assert [e["type"] for e in store.list_events("session", "theirs")] == ["session.expired"]
+    assert store.get_session("live") is not None and store.purge_expired_sessions() == 0
+    assert [e["type"] for e in store.list_events("session", "live")] == ["session.created"]
 
 
 def test_a_sqlite_store_that_cannot_open_names_its_path_and_the_setting(tmp_path: Path) -> None:
