@@ -34,6 +34,8 @@ from nexus_ray.testing.sample import double_plus_one  # noqa: E402
 from nexus_ray.workflow import NodeStatus, RunStatus  # noqa: E402
 from nexus_ray.workflow.events import node_event  # noqa: E402
 
+DEFINITION = double_plus_one().fingerprints  # the node digests a host records with each run
+
 
 def _node(store: Store, run_id: str, node: str, value: int) -> None:
     """A node's start and completion, as a host records them (its node.* events)."""
@@ -46,7 +48,9 @@ def _group_of_runs(store: Store, runs: int) -> None:
     ids = [new_run_id() for _ in range(runs)]
     with store.transaction(write=True):
         for run_id in ids:
-            store.create_run(run_id, "double_plus_one", {"double": {"x": 5}}, owner="bench", lease_s=10)
+            store.create_run(
+                run_id, "double_plus_one", {"double": {"x": 5}}, owner="bench", lease_s=10, definition=DEFINITION
+            )
     with store.transaction(write=True):
         for run_id in ids:
             _node(store, run_id, "double", 10)

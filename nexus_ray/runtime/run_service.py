@@ -206,8 +206,7 @@ class RunService:
     ) -> bool:
         """Check the workflow exists and store the new run with its inputs (and the version
         of its session's state it read), owned here; False when a run with this id exists."""
-        if name not in self.workflows:  # the common case costs no await
-            await self._workflow(name)
+        workflow = self.workflows.get(name) or await self._workflow(name)  # the common case: no await
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
@@ -225,6 +224,7 @@ class RunService:
                 session_id=session_id,
                 max_active_per_tenant=self.max_runs_per_tenant,
                 session_version=session_version,
+                definition=workflow.fingerprints,
             )
         except NexusError:
             if not known:
@@ -374,6 +374,9 @@ class RunService:
         workflow = self.workflows.get(plan.workflow)
         if workflow is None:  # adopted after the app stopped registering it
             return await self._finish(plan, RunStatus.FAILED, _no_longer_registered(plan.workflow))
+        changed = _changed_since_start(plan, workflow)
+        if changed:  # its completed nodes' outputs came from nodes the workflow no longer has
+            return await self._finish(plan, RunStatus.FAILED, _workflow_changed(plan.workflow, changed))
         try:
             outcome = await self._run_engine(plan, workflow)
         except TimeoutError:
@@ -527,7 +530,7 @@ class RunService:
         resumed = {"host": self.host_id, "done": sorted(restored)}
         self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
         plan = _RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored)
-        self._start(replace(plan, session_version=record.session_version))
+        self._start(replace(plan, session_version=record.session_version, definition=record.definition))
 
     async def health(self) -> dict[str, Any]:
         """This host and its store: ``{"host_id", "store": "ok" | what is wrong}``."""
@@ -590,6 +593,7 @@ class _RunPlan:
     session_id: str | None = None
     restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]] = field(default_factory=dict)
     session_version: int | None = None  # of the session state the run read
+    definition: dict[str, str] | None = None  # the nodes' definition digests when it started
 
     def elapsed_ms(self) -> float:
         """Wall time since the run was created."""
@@ -598,6 +602,24 @@ class _RunPlan:
 
 def _no_longer_registered(name: str) -> dict[str, Any]:
     return {"node": "", "type": "WorkflowNotFoundError", "message": f"workflow {name!r} is no longer registered"}
+
+
+def _changed_since_start(plan: _RunPlan, workflow: Workflow) -> list[str]:
+    """The restored (completed or skipped) nodes whose definition is not the one the run
+    started with, or that the workflow no longer has (runs stored before digests: none)."""
+    if plan.definition is None:
+        return []
+    now = workflow.fingerprints
+    return sorted(n for n in plan.restored if n not in now or plan.definition.get(n) != now[n])
+
+
+def _workflow_changed(name: str, nodes: list[str]) -> dict[str, Any]:
+    message = (
+        f"workflow {name!r} changed since this run started: node(s) {', '.join(map(repr, nodes))} completed "
+        "under a definition the workflow no longer has, so their outputs cannot feed its nodes now; "
+        "start the run again"
+    )
+    return {"node": nodes[0], "type": "WorkflowChangedError", "message": message}
 
 
 def _run_timeout(timeout_s: float | None) -> dict[str, Any]:

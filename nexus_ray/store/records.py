@@ -45,6 +45,7 @@ class RunRecord:
     session_id: str | None = None
     nodes: dict[str, NodeCheckpoint] = field(default_factory=dict)
     session_version: int | None = None  # of the session state the run read, when in a session
+    definition: dict[str, str] | None = None  # node id → definition digest when it started
 
     @property
     def done(self) -> bool:

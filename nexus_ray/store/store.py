@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -176,12 +176,14 @@ class Store(SecurityTables):
         session_id: str | None = None,
         max_active_per_tenant: int | None = None,
         session_version: int | None = None,
+        definition: Mapping[str, str] | None = None,
     ) -> bool:
         """Store a new run with its inputs (before any node starts), owned by ``owner``.
         False when a run with this id already exists (nothing is changed then). With
         ``max_active_per_tenant``, 429 when the run's tenant already has that many runs
         pending or running. ``session_version``: of the session state the run read (kept in
-        its run.started event, for a resumed run's write-back)."""
+        its run.started event, for a resumed run's write-back); ``definition``: the nodes'
+        definition digests, kept there too (see workflow/fingerprint.py)."""
         now = time.time()
         status = RunStatus.RUNNING if owner else RunStatus.PENDING
         lease = now + lease_s if owner else None
@@ -194,7 +196,8 @@ class Store(SecurityTables):
             if not self.backend.changes(_RUN_INSERT, row):
                 return False
             self.seqs.wrote(("run", run_id), 0)  # a new run: its log starts here
-            self.append_event("run", run_id, "run.started", run_started(workflow, session_id, session_version))
+            started = run_started(workflow, session_id, session_version, definition)
+            self.append_event("run", run_id, "run.started", started)
             return True
 
         return self._transact(insert, write=True)  # write: it may count runs before it inserts
@@ -242,7 +245,8 @@ class Store(SecurityTables):
                 (run_id,),
             ):
                 if event_type == "run.started":
-                    run.session_version = _load(data).get("session_version")
+                    started = _load(data)
+                    run.session_version, run.definition = started.get("session_version"), started.get("definition")
                     continue
                 checkpoint = _checkpoint(event_type, _load(data), created_at, run.nodes)
                 run.nodes[checkpoint.node_id] = checkpoint

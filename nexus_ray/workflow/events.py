@@ -3,6 +3,7 @@ each change; a host without a store publishes the same ones from memory)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidRequestError
@@ -43,12 +44,20 @@ def node_event(
     return _NODE_EVENT[status], data
 
 
-def run_started(workflow: str, session_id: str | None, session_version: int | None = None) -> dict[str, Any]:
+def run_started(
+    workflow: str,
+    session_id: str | None,
+    session_version: int | None = None,
+    definition: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The data of a run's run.started event; a run in a session also records the version
-    of the state it read (its write-back is refused if the session changed since)."""
+    of the state it read (its write-back is refused if the session changed since), and a
+    stored run its nodes' definition digests (a resumed run checks its completed nodes)."""
     data: dict[str, Any] = {"workflow": workflow, "session_id": session_id}
     if session_id is not None and session_version is not None:
         data["session_version"] = session_version
+    if definition is not None:
+        data["definition"] = dict(definition)
     return data
 
 

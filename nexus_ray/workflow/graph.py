@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from ..checks import seconds
 from ..errors import WorkflowError
+from .fingerprint import node_fingerprints
 from .graph_types import Connection
 from .inputs import WorkflowInputs
 from .node import Node
@@ -54,6 +56,12 @@ class Workflow:
         connected = {(c.target, c.target_input) for c in connections}
         self.inputs = WorkflowInputs(self.nodes, connected)
         check_input_names(nodes, {n: [f.name for f in fs] for n, fs in self.inputs.open_fields.items()})
+
+    @functools.cached_property
+    def fingerprints(self) -> Mapping[str, str]:
+        """Node id → digest of the node's definition (see fingerprint.py): a run records
+        them when it starts, and a resumed run checks its completed nodes against them."""
+        return MappingProxyType(node_fingerprints(self.nodes, self.incoming))
 
     def policy(self, node_id: str) -> NodePolicy:
         """The retries/timeout policy of a node."""

@@ -85,6 +85,7 @@ class Node:
 
     def __init__(self, node_id: str, **params: Any) -> None:
         self.node_id = node_id
+        self.definition: dict[str, Any] = dict(params)  # as given to add_node (see fingerprint.py)
         self.setup(**{k: params.pop(k) for k in list(params) if k in self.config_params})
         declared = self.declare_inputs()
         unknown = sorted(set(params) - set(declared))

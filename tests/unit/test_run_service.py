@@ -14,7 +14,7 @@ from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
-from nexus_ray.workflow import NodeStatus, RunStatus, WorkflowBuilder
+from nexus_ray.workflow import NodeStatus, RunStatus, Workflow, WorkflowBuilder
 from nexus_ray.workflow.events import node_event
 
 from .helpers import CALLS, double_plus_one, two_steps
@@ -77,6 +77,43 @@ async def test_orphaned_run_is_adopted_and_resumed_without_rerunning_completed_n
     assert CALLS == ["two"]  # the completed node did not run again; the in-flight one did
     record = await svc.get_run("run-b")
     assert record["status"] == RunStatus.COMPLETED and record["nodes"]["one"]["duration_ms"] == 1.0
+    svc.close()
+
+
+def crashed_two_step_run(path: Path, definition: Workflow) -> None:
+    """What a host that died mid-run of ``definition`` left behind: 'one' completed."""
+    crashed = Store(SQLiteBackend(path))
+    inputs = {"one": {"x": 4}, "two": {}}
+    crashed.create_run("run-d", "two", inputs, owner="dead-host", lease_s=0.01, definition=definition.fingerprints)
+    crashed.append_event("run", "run-d", *node_event("one", NodeStatus.COMPLETED, outputs={"result": 5}))
+    crashed.close()
+    time.sleep(0.02)
+
+
+async def test_a_run_resumed_after_its_completed_node_changed_fails_saying_so(tmp_path: Path) -> None:
+    # It used to feed the old node's stored outputs to the new nodes, or fail with an
+    # error about a missing input or output that did not say the workflow had changed.
+    crashed_two_step_run(tmp_path / "s.db", two_steps())
+    changed = WorkflowBuilder().add_node(lambda x: x - 1, "one").add_node(two_steps().nodes["two"].function, "two")
+    changed.add_connection("one", "result", "two", "y")
+    CALLS.clear()
+    svc = RunService("h0", {"two": changed.build()}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    assert await svc.maintain_once() == ["run-d"]
+    result = await svc.wait_for("run-d")
+    assert result["status"] == "failed" and result["error"]["type"] == "WorkflowChangedError"
+    assert result["error"]["node"] == "one" and "changed since this run started" in result["error"]["message"]
+    assert CALLS == [] and (await svc.get_run("run-d"))["status"] == "failed"
+    svc.close()
+
+
+async def test_a_run_resumed_after_a_node_it_had_not_reached_changed_runs_the_new_one(tmp_path: Path) -> None:
+    crashed_two_step_run(tmp_path / "s.db", two_steps())
+    fixed = WorkflowBuilder().add_node(two_steps().nodes["one"].function, "one").add_node(lambda y: y * 100, "two")
+    fixed.add_connection("one", "result", "two", "y")
+    svc = RunService("h0", {"two": fixed.build()}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    assert await svc.maintain_once() == ["run-d"]
+    result = await svc.wait_for("run-d")
+    assert result["status"] == "completed" and result["outputs"]["two"] == {"result": 500}
     svc.close()
 
 
