@@ -10,12 +10,14 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import ray
 
 from ..errors import RuntimeUnavailableError
 from ..settings import Settings
+from .haproxy_fate import bind_haproxy_to_its_parent
 from .named_actors import NAMESPACE
 
 logger = logging.getLogger("nexus_ray.runtime")
@@ -57,9 +59,10 @@ class RayRuntime:
             ray.init(address=self.settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
             self.mode = "address"
             return
+        self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
         if self.ingress == "haproxy":  # this machine's HAProxy: its side ports must be free here
             move_taken_haproxy_ports()
-        self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
+            bind_haproxy_to_its_parent(Path(self._temp_dir))  # a crash must not leave it on the port
         ray.init(
             address="local",
             num_cpus=self.settings.num_cpus,

@@ -3,6 +3,8 @@ every process it started within 10 s; SIGKILL of the whole tree loses no run."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -26,8 +28,10 @@ def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
         server.stop()
 
 
-def start(servers: list[ServerProcess], app: Path, tmp_path: Path, port: int) -> ServerProcess:
-    env = {"NEXUS_INGRESS": "default", "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_LEASE_S": "2"}
+def start(
+    servers: list[ServerProcess], app: Path, tmp_path: Path, port: int, ingress: str = "default"
+) -> ServerProcess:
+    env = {"NEXUS_INGRESS": ingress, "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_LEASE_S": "2"}
     server = ServerProcess(app, port, tmp_path, env, tmp_path / f"serve-{len(servers)}.log")
     servers.append(server)
     return server
@@ -75,6 +79,31 @@ def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[Ser
     assert run["outputs"]["last"]["result"] == "abc"
     steps = log.read_text().split()
     assert steps.count("first") == 1 and steps.count("last") == 1 and steps.count("slow") == 2
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs the haproxy ingress")
+def test_a_server_killed_alone_leaves_no_haproxy_on_its_port(servers: list[ServerProcess], tmp_path: Path) -> None:
+    # HAProxy outlived a SIGKILLed server and kept the port: the restart died with
+    # "HAProxy crashed during startup ... Address already in use".
+    port = free_port()
+    first = start(servers, DURABLE_APP, tmp_path, port, ingress="haproxy")
+    first.wait_for_banner()
+    tree = first.tree()
+    haproxies = [p for p in tree if p.name() == "haproxy"]
+    assert haproxies, "the haproxy ingress runs HAProxy"
+    first.proc.kill()  # the server process alone: Ray's processes follow it, HAProxy must too
+    first.proc.wait()
+    try:
+        _, alive = psutil.wait_procs(haproxies, timeout=10)
+        assert alive == [], f"HAProxy outlived the server: {alive}"
+    finally:
+        for p in tree:  # whatever else is left of it (Ray's agents exit on their own, later)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(tree, timeout=10)
+    second = start(servers, DURABLE_APP, tmp_path, port, ingress="haproxy")
+    second.wait_for_banner()
+    assert httpx.get(f"{second.url}/health", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
