@@ -18,6 +18,7 @@ from pathlib import Path
 
 logger = logging.getLogger("nexus_ray.runtime")
 BINARY_VARIABLE = "RAY_SERVE_HAPROXY_BINARY_PATH"
+SHEBANG_MAX = 120  # older kernels cut a "#!" line at 127 bytes
 _WRAPPER = """#!{python} -I
 # Written by nexus_ray (runtime/haproxy_fate.py): HAProxy dies with its parent.
 import ctypes, os, signal, sys
@@ -46,6 +47,11 @@ def bind_haproxy_to_its_parent(directory: Path) -> Path | None:
     apply: not Linux, or ``RAY_SERVE_HAPROXY_BINARY_PATH`` set by the user (left alone)."""
     current = os.environ.get(BINARY_VARIABLE)
     if sys.platform != "linux" or (current is not None and current not in _set_here):
+        return None
+    if " " in sys.executable or len(sys.executable) > SHEBANG_MAX:  # a "#!" line could not start it
+        logger.warning(
+            "HAProxy runs unwrapped (a crash can leave it on the port): %s cannot be a #! line", sys.executable
+        )
         return None
     from ray.serve._private.haproxy import get_haproxy_binary
 

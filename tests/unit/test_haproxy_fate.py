@@ -77,3 +77,12 @@ def test_serve_is_pointed_at_the_wrapper_unless_the_user_chose_a_binary(
     monkeypatch.setenv(BINARY_VARIABLE, "/opt/haproxy/bin/haproxy")
     assert bind_haproxy_to_its_parent(tmp_path) is None
     assert os.environ[BINARY_VARIABLE] == "/opt/haproxy/bin/haproxy"
+
+
+def test_a_python_path_no_shebang_can_hold_leaves_haproxy_unwrapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BINARY_VARIABLE, raising=False)
+    monkeypatch.setattr(haproxy_fate, "_set_here", [])
+    monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python")
+    assert bind_haproxy_to_its_parent(tmp_path) is None and BINARY_VARIABLE not in os.environ
