@@ -375,8 +375,8 @@ class RunService:
         if workflow is None:  # adopted after the app stopped registering it
             return await self._finish(plan, RunStatus.FAILED, _no_longer_registered(plan.workflow))
         changed = _changed_since_start(plan, workflow)
-        if changed:  # its completed nodes' outputs came from nodes the workflow no longer has
-            return await self._finish(plan, RunStatus.FAILED, _workflow_changed(plan.workflow, changed))
+        if changed is not None:  # resumed under a workflow it cannot go on with
+            return await self._finish(plan, RunStatus.FAILED, changed)
         try:
             outcome = await self._run_engine(plan, workflow)
         except TimeoutError:
@@ -604,22 +604,30 @@ def _no_longer_registered(name: str) -> dict[str, Any]:
     return {"node": "", "type": "WorkflowNotFoundError", "message": f"workflow {name!r} is no longer registered"}
 
 
-def _changed_since_start(plan: _RunPlan, workflow: Workflow) -> list[str]:
-    """The restored (completed or skipped) nodes whose definition is not the one the run
-    started with, or that the workflow no longer has (runs stored before digests: none)."""
-    if plan.definition is None:
-        return []
+def _changed_since_start(plan: _RunPlan, workflow: Workflow) -> dict[str, Any] | None:
+    """The error of a resumed run that cannot go on under the workflow registered now
+    (None when it can, and for runs stored before digests): a node it completed or
+    skipped has another definition now or is gone (its stored outputs would feed nodes
+    they were not made for), or a node it has not run needs an input it was not given."""
+    if plan.definition is None or dict(plan.definition) == dict(workflow.fingerprints):
+        return None
     now = workflow.fingerprints
-    return sorted(n for n in plan.restored if n not in now or plan.definition.get(n) != now[n])
+    done = sorted(n for n in plan.restored if n not in now or plan.definition.get(n) != now[n])
+    if done:
+        what = f"node(s) {', '.join(map(repr, done))} completed under a definition the workflow no longer has"
+        return _workflow_changed(plan.workflow, done[0], what)
+    for node_id, fields in workflow.inputs.open_fields.items():
+        given = plan.node_inputs.get(node_id, {})
+        missing = [f.name for f in fields if f.required and f.name not in given]
+        if node_id not in plan.restored and missing:
+            what = f"node {node_id!r} now needs input(s) {', '.join(map(repr, missing))}, which the run was not given"
+            return _workflow_changed(plan.workflow, node_id, what)
+    return None
 
 
-def _workflow_changed(name: str, nodes: list[str]) -> dict[str, Any]:
-    message = (
-        f"workflow {name!r} changed since this run started: node(s) {', '.join(map(repr, nodes))} completed "
-        "under a definition the workflow no longer has, so their outputs cannot feed its nodes now; "
-        "start the run again"
-    )
-    return {"node": nodes[0], "type": "WorkflowChangedError", "message": message}
+def _workflow_changed(name: str, node: str, what: str) -> dict[str, Any]:
+    message = f"workflow {name!r} changed since this run started: {what}; start the run again"
+    return {"node": node, "type": "WorkflowChangedError", "message": message}
 
 
 def _run_timeout(timeout_s: float | None) -> dict[str, Any]:

@@ -117,6 +117,21 @@ async def test_a_run_resumed_after_a_node_it_had_not_reached_changed_runs_the_ne
     svc.close()
 
 
+async def test_a_run_resumed_after_a_node_it_had_not_reached_got_a_new_input_fails_naming_it(
+    tmp_path: Path,
+) -> None:
+    # The node used to fail with its own error about a missing value (NameError, TypeError).
+    crashed_two_step_run(tmp_path / "s.db", two_steps())
+    grown = WorkflowBuilder().add_node(two_steps().nodes["one"].function, "one").add_node(lambda y, z: y * z, "two")
+    grown.add_connection("one", "result", "two", "y")
+    svc = RunService("h0", {"two": grown.build()}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    assert await svc.maintain_once() == ["run-d"]
+    result = await svc.wait_for("run-d")
+    assert result["status"] == "failed" and result["error"]["type"] == "WorkflowChangedError"
+    assert result["error"]["node"] == "two" and "now needs input(s) 'z'" in result["error"]["message"]
+    svc.close()
+
+
 async def test_a_lost_lease_stops_the_copy_here_and_its_caller_gets_the_adopting_host_s_result(tmp_path: Path) -> None:
     svc = service(tmp_path / "s.db", lease_s=0.05)
     task = asyncio.ensure_future(svc.execute("nap", {"nap": {"seconds": 5}}, "run-c"))
