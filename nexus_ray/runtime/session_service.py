@@ -5,10 +5,11 @@ dropped from memory (passivated) and re-activated from the store on their next m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,8 +216,7 @@ class SessionService:
     async def sync(self, session_id: str, channel: str) -> dict[str, Any]:
         """The current session, recording that ``channel`` synced it (a ``session.synced`` event)."""
         _check_channel(channel)
-        active = await self._activate(session_id)
-        async with active.lock:
+        async with self._locked(session_id) as active:
             await self.store.call("append_event", "session", session_id, "session.synced", {"channel": channel})
             return active.record.to_dict()
 
@@ -226,11 +226,20 @@ class SessionService:
         check_custom_event(event_type, data)
         if session_id is None:
             return await self.store.call("append_event", "global", "", event_type, data)  # type: ignore[no-any-return]
-        active = await self._activate(session_id)
-        async with active.lock:
-            if self._active.get(session_id) is not active:  # deleted (or moved) while we waited
-                active = await self._activate(session_id)
+        async with self._locked(session_id):
             return await self.store.call("append_event", "session", session_id, event_type, data)  # type: ignore[no-any-return]
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, session_id: str) -> AsyncIterator[_Active]:
+        """The live session, its lock held (no turn runs meanwhile). One deleted (or moved)
+        while this waited for the lock is looked up again, so it raises NotFoundError (or
+        HostMovedError) instead of getting an event after its end."""
+        while True:
+            active = await self._activate(session_id)
+            async with active.lock:
+                if self._active.get(session_id) is active:
+                    yield active
+                    return
 
     async def events(
         self, session_id: str | None, event_type: str | None = None, after: int = 0, limit: int = 100
@@ -275,10 +284,15 @@ class SessionService:
         """Whether this host serves ``session_id`` (and so its followers: it purges it)."""
         if session_id.endswith(DEDICATED_SUFFIX) or self.host_id.startswith(DEDICATED_HOST_PREFIX):
             return self.host_id == DEDICATED_HOST_PREFIX + session_id
+        return self._ring_gives_me(session_id)
+
+    def _ring_gives_me(self, session_id: str) -> bool:
+        """Whether the pool's ring places ``session_id`` here (no ring: everything is)."""
         return self.ring is None or self.ring.member_for(session_id) == self.host_id
 
     def _check_owner(self, session_id: str | None) -> None:
-        if self.ring is not None and session_id is not None and self.ring.member_for(session_id) != self.host_id:
+        if session_id is not None and not self._ring_gives_me(session_id):
+            assert self.ring is not None  # no ring gives every session to this host
             raise HostMovedError(
                 f"Session {session_id!r} is now hosted by {self.ring.member_for(session_id)}; ask it there.",
                 session_id=session_id,
@@ -291,7 +305,7 @@ class SessionService:
         if version <= self.ring_version:
             return 0
         self.ring, self.ring_version = HashRing(members), version
-        moved = [(sid, active) for sid, active in self._active.items() if self.ring.member_for(sid) != self.host_id]
+        moved = [(sid, active) for sid, active in self._active.items() if not self._ring_gives_me(sid)]
         for session_id, _ in moved:
             del self._active[session_id]
         for _, active in moved:  # no new turn can reach them now; the last one commits
@@ -299,7 +313,7 @@ class SessionService:
                 await asyncio.wait([active.draining])
             async with active.lock:
                 pass
-        self.feed.forget_unless(lambda sid: self.ring is None or self.ring.member_for(sid) == self.host_id)
+        self.feed.forget_unless(self._ring_gives_me)
         return len(moved)
 
     async def _activate(self, session_id: str) -> _Active:

@@ -120,19 +120,20 @@ async def test_an_expired_session_s_followers_see_it_end_and_its_history_goes(se
     assert [e["type"] for e in await sessions.events(sid)] == ["session.expired"]
 
 
-async def test_an_event_emitted_while_its_session_is_deleted_is_refused_not_appended_after_the_end(
-    sessions: SessionService,
+@pytest.mark.parametrize(("call", "args"), [("emit", ("note.added", {})), ("sync", ("cli",))])
+async def test_an_event_appended_while_its_session_is_deleted_is_refused_not_written_after_the_end(
+    sessions: SessionService, call: str, args: tuple[Any, ...]
 ) -> None:
     sid = (await sessions.create({}))["session_id"]
     active = await sessions._activate(sid)
     async with active.lock:  # a turn in progress: both calls queue behind it, delete first
         deleting = asyncio.ensure_future(sessions.delete(sid))
         await asyncio.sleep(0.01)
-        emitting = asyncio.ensure_future(sessions.emit(sid, "note.added", {}))
+        appending = asyncio.ensure_future(getattr(sessions, call)(sid, *args))
         await asyncio.sleep(0.01)
     await deleting
     with pytest.raises(NotFoundError):
-        await emitting
+        await appending
     assert [e["type"] for e in await sessions.events(sid)] == ["session.deleted"]
 
 
