@@ -609,9 +609,9 @@ def _changed_since_start(plan: _RunPlan, workflow: Workflow) -> dict[str, Any] |
     (None when it can, and for runs stored before digests): a node it completed or
     skipped has another definition now or is gone (its stored outputs would feed nodes
     they were not made for), or a node it has not run needs an input it was not given."""
-    if plan.definition is None or dict(plan.definition) == dict(workflow.fingerprints):
-        return None
     now = workflow.fingerprints
+    if plan.definition is None or plan.definition == now:
+        return None
     done = sorted(n for n in plan.restored if n not in now or plan.definition.get(n) != now[n])
     if done:
         what = f"node(s) {', '.join(map(repr, done))} completed under a definition the workflow no longer has"

@@ -37,13 +37,13 @@ def _definition(node: Node, incoming: Iterable[Connection]) -> list[Any]:
 def _class_code(cls: type[Node]) -> str:
     function = getattr(cls, "function", None)
     if function is not None:  # a node made from a function
-        return code_identity(function)
+        return _code_identity(function)
     if cls.__module__.startswith("nexus_ray."):  # built in: its parameters say what it does
         return ""
-    return code_identity(cls.run)
+    return _code_identity(cls.run)
 
 
-def code_identity(obj: Any) -> str:
+def _code_identity(obj: Any) -> str:
     """A digest of what a callable does (its bytecode, constants and names), the same in
     every process; a callable without Python code is named by its type."""
     target = inspect.unwrap(obj) if callable(obj) else obj
@@ -77,7 +77,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(map(repr, value))
     if callable(value):
-        return code_identity(value)
+        return _code_identity(value)
     return f"<{type(value).__module__}.{type(value).__qualname__}>"  # no address: the same everywhere
 
 
