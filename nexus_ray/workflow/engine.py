@@ -20,9 +20,9 @@ from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, NodeContext
 from .paths import PathError, get_path
-from .policy import NodeTimeoutError
 from .progress import CURRENT_NODE, NodeEvents
 from .result import NodeRecord, NodeStatus, RunStatus
+from .stopping import stop, within
 
 
 class EngineHooks:
@@ -135,6 +135,7 @@ class _Run:
         self.records = {n: NodeRecord() for n in workflow.nodes}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.running: dict[asyncio.Task[dict[str, Any]], str] = {}
+        self.node_events: dict[str, NodeEvents] = {}  # each running node's current attempt
         self.ready: deque[str] = deque(n for n in workflow.order if self.waiting[n] == 0)
 
     async def execute(self) -> RunOutcome:
@@ -202,7 +203,7 @@ class _Run:
             try:
                 return await self._attempt(node_id, attempt, policy.timeout_s)
             except Exception as exc:
-                if not policy.should_retry(exc, attempt):
+                if not policy.should_retry(exc, attempt) or _being_cancelled():
                     if attempt > 1:
                         exc.add_note(f"after {attempt} attempts")
                     raise
@@ -214,7 +215,7 @@ class _Run:
     async def _attempt(self, node_id: str, attempt: int, timeout_s: float | None) -> dict[str, Any]:
         ctx = NodeContext(self.run_id, node_id, self.workflow_name, self.engine.executor, attempt)
         # This attempt runs in its own task, so the variable is this node's alone.
-        events = NodeEvents(asyncio.get_running_loop(), self.hooks, node_id)
+        events = self.node_events[node_id] = NodeEvents(asyncio.get_running_loop(), self.hooks, node_id)
         CURRENT_NODE.set(events)
         node, resources = self.workflow.nodes[node_id], self.workflow.resources.get(node_id)
         if resources is None:
@@ -224,11 +225,7 @@ class _Run:
         else:
             work = self.engine.remote.run_node(node, self.values[node_id], ctx, resources)
         try:
-            outputs = await (asyncio.wait_for(work, timeout_s) if timeout_s is not None else work)
-        except TimeoutError:
-            if timeout_s is None:
-                raise
-            raise NodeTimeoutError(f"node {node_id!r} timed out after {timeout_s} s") from None
+            outputs = await (within(work, timeout_s, node_id) if timeout_s is not None else work)
         finally:
             events.close()  # its last progress goes out before the node's end
         if not isinstance(outputs, dict):
@@ -275,11 +272,20 @@ class _Run:
             self.ready.append(conn.target)
 
     async def _cancel_running(self) -> None:
-        for task, node_id in self.running.items():
-            task.cancel()
+        for node_id in self.running.values():
             self.records[node_id].status = NodeStatus.CANCELLED
-        await asyncio.gather(*self.running, return_exceptions=True)
-        self.running.clear()
+        running, self.running = self.running, {}
+        await stop(running)
+        for node_id in running.values():  # what a node left behind reports later is dropped
+            if node_id in self.node_events:
+                self.node_events[node_id].close()
+
+
+def _being_cancelled() -> bool:
+    """Whether this node's task was cancelled (its code caught that and raised something
+    else): a stopped run's node is not tried again."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _check_json(outputs: dict[str, Any]) -> None:
