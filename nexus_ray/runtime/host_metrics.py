@@ -32,6 +32,12 @@ class RunHostMetrics:
         self.delivered = Counter(
             "nexus_run_events_delivered", "Run events sent to subscribers.", ["host"], registry=self.registry
         ).labels(**labels)
+        self.left_behind = Gauge(
+            "nexus_node_threads_left_behind",
+            "Threads still running synchronous node code that timed out or was cancelled.",
+            ["host"],
+            registry=self.registry,
+        ).labels(**labels)
 
     def run_finished(self, result: dict[str, object]) -> None:
         """Count a finished run and its nodes' durations."""
@@ -43,9 +49,10 @@ class RunHostMetrics:
             if duration_ms is not None:
                 self.nodes(workflow, node_id).observe(duration_ms / 1000)
 
-    def text(self, active_runs: int) -> str:
+    def text(self, active_runs: int, threads_left_behind: int = 0) -> str:
         """The registry in Prometheus text format."""
         self.active_for_host.set(active_runs)
+        self.left_behind.set(threads_left_behind)
         return generate_latest(self.registry).decode()
 
 

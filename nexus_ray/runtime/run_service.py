@@ -15,7 +15,6 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from ..workflow.nodes import session_patches
 from .checkpoints import RunEvents, RunHooks
 from .event_feed import EventFeed
 from .host_metrics import RunHostMetrics, check_store
+from .node_threads import NodeThreads
 
 logger = logging.getLogger("nexus_ray.runtime")
 
@@ -84,7 +84,7 @@ class RunService:
         self.max_runs_per_tenant = max_runs_per_tenant
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
         self.workflows = dict(workflows)
-        self.executor = ThreadPoolExecutor(max_workers=node_threads, thread_name_prefix=f"{host_id}-node")
+        self.executor = NodeThreads(node_threads, name=f"{host_id}-node")
         self.engine = WorkflowEngine(self.executor, remote)
         self.feed = EventFeed("run_id", lambda event: event["type"] in RUN_TERMINAL)
         self._result_ttl_s = RESULT_TTL_S if store_factory is None else DURABLE_RESULT_TTL_S
@@ -538,7 +538,7 @@ class RunService:
 
     def metrics_text(self) -> str:
         """This host's metrics in Prometheus text format."""
-        return self.metrics.text(sum(1 for t in self._tasks.values() if not t.done()))
+        return self.metrics.text(sum(1 for t in self._tasks.values() if not t.done()), self.executor.left_behind)
 
     def info(self) -> dict[str, Any]:
         """Host id, process id, workflows and runs in flight."""
@@ -552,10 +552,11 @@ class RunService:
         }
 
     def close(self) -> None:
-        """Stop maintenance and close the store."""
+        """Stop maintenance, the node threads and the store."""
         for task in (self._maintenance, self._purging):
             if task is not None:
                 task.cancel()
+        self.executor.shutdown(wait=False)
         if self.store is not None:
             self.store.close()
 
