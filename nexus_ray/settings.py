@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="Batched calls a caller keeps in flight per host actor (see runtime/batching.py)."
     )
     node_threads: int = Field(64, ge=1, description="Threads per RunHost for synchronous node code.")
+    crash_retries: int = Field(
+        3,
+        ge=0,
+        description="How many times a node that was running when its host died runs again; at the next such "
+        "death its run fails (NodeCrashedError), so a node that kills its host takes down no more.",
+    )
     resource_wait_s: float | None = Field(
         None,
         ge=0,

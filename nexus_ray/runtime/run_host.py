@@ -56,6 +56,7 @@ class RunHost(BatchTarget):
             config.max_runs_per_tenant,
             self._lookup,
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
+            crash_retries=config.crash_retries,
         )
         self.service.start_maintenance()
         self._cpu: ProcessCpu = ProcessCpu()

@@ -23,7 +23,7 @@ from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
-from ..workflow.events import RUN_TERMINAL, run_end_event, run_started
+from ..workflow.events import RUN_TERMINAL, node_event, run_end_event, run_started
 from ..workflow.nodes import session_patches
 from .checkpoints import RunEvents, RunHooks
 from .event_feed import EventFeed
@@ -62,6 +62,9 @@ class RunService:
         max_runs_per_tenant: Runs a tenant may have pending or running (429 above).
         lookup: Finds a workflow registered after this host loaded its set (the catalog).
         retention_s: Finished runs older than this are deleted from the store (None: kept).
+        crash_retries: How many times a node that was running when its host died runs
+            again; at the next such death its run fails (a node that kills its host, by
+            ``os._exit``, a crash in native code or running out of memory, takes down no more).
     """
 
     def __init__(
@@ -76,9 +79,11 @@ class RunService:
         max_runs_per_tenant: int | None = None,
         lookup: Callable[[str], Awaitable[Workflow | None]] | None = None,
         retention_s: float | None = None,
+        crash_retries: int = 3,
     ) -> None:
         self.host_id = host_id
         self.retention_s = retention_s
+        self.crash_retries = crash_retries
         self._purging: asyncio.Task[None] | None = None
         self.lookup = lookup
         self.max_runs_per_tenant = max_runs_per_tenant
@@ -377,6 +382,8 @@ class RunService:
         changed = _changed_since_start(plan, workflow)
         if changed is not None:  # resumed under a workflow it cannot go on with
             return await self._finish(plan, RunStatus.FAILED, changed)
+        if plan.crashed is not None:  # its node would most likely take this host down too
+            return await self._fail_crashed(plan, *plan.crashed)
         try:
             outcome = await self._run_engine(plan, workflow)
         except TimeoutError:
@@ -530,7 +537,18 @@ class RunService:
         resumed = {"host": self.host_id, "done": sorted(restored)}
         self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
         plan = _RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored)
-        self._start(replace(plan, session_version=record.session_version, definition=record.definition))
+        crashed = _crashed_too_often(record, self.crash_retries)
+        self._start(
+            replace(plan, session_version=record.session_version, definition=record.definition, crashed=crashed)
+        )
+
+    async def _fail_crashed(self, plan: _RunPlan, nodes: list[str], error: dict[str, Any]) -> dict[str, Any]:
+        """Fail a run whose ``nodes`` were running at too many host deaths, recording them
+        as failed too."""
+        assert self.store is not None  # only runs in the store are resumed
+        for node_id in nodes:
+            self.store.submit("append_event", "run", plan.run_id, *node_event(node_id, NodeStatus.FAILED, error=error))
+        return await self._finish(plan, RunStatus.FAILED, error)
 
     async def health(self) -> dict[str, Any]:
         """This host and its store: ``{"host_id", "store": "ok" | what is wrong}``."""
@@ -595,10 +613,28 @@ class _RunPlan:
     restored: dict[str, tuple[NodeRecord, dict[str, Any] | None]] = field(default_factory=dict)
     session_version: int | None = None  # of the session state the run read
     definition: dict[str, str] | None = None  # the nodes' definition digests when it started
+    crashed: tuple[list[str], dict[str, Any]] | None = None  # resumed once too often: the nodes, the error
 
     def elapsed_ms(self) -> float:
         """Wall time since the run was created."""
         return round((time.time() - self.created_at) * 1000, 3)
+
+
+def _crashed_too_often(record: RunRecord, crash_retries: int) -> tuple[list[str], dict[str, Any]] | None:
+    """The nodes of a resumed run that were running at more than ``crash_retries`` host
+    deaths, this one included, and the run's error (None when they may run again)."""
+    deaths = {n: record.crashes.get(n, 0) + 1 for n in record.running_nodes()}
+    over = sorted(n for n, count in deaths.items() if count > crash_retries)
+    if not over:
+        return None
+    named = ", ".join(f"{n!r}" for n in over)
+    return over, {
+        "node": over[0],
+        "type": "NodeCrashedError",
+        "message": f"node(s) {named} were running when their host died {deaths[over[0]]} times "
+        f"(NEXUS_CRASH_RETRIES={crash_retries}); such a node may be what kills its host (os._exit, a crash in "
+        "native code, running out of memory), so the run failed rather than take down another host",
+    }
 
 
 def _no_longer_registered(name: str) -> dict[str, Any]:

@@ -46,11 +46,17 @@ class RunRecord:
     nodes: dict[str, NodeCheckpoint] = field(default_factory=dict)
     session_version: int | None = None  # of the session state the run read, when in a session
     definition: dict[str, str] | None = None  # node id → definition digest when it started
+    crashes: dict[str, int] = field(default_factory=dict)  # node id → resumes while it was running
 
     @property
     def done(self) -> bool:
         """True once the run reached a terminal status."""
         return self.status in TERMINAL
+
+    def running_nodes(self) -> list[str]:
+        """The nodes whose last recorded state is running (in flight, or in flight when
+        their host died)."""
+        return [n for n, c in self.nodes.items() if c.status == NodeStatus.RUNNING]
 
     def result(self) -> RunResult:
         """As a RunResult (outputs of completed nodes, node records)."""

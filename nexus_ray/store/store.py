@@ -241,12 +241,16 @@ class Store(SecurityTables):
             run = _run(rows[0])
             for event_type, data, created_at in self.backend.execute(
                 f"SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
-                f" AND type IN ('run.started', {_NODE_EVENT_TYPES}) ORDER BY seq",
+                f" AND type IN ('run.started', 'run.resumed', {_NODE_EVENT_TYPES}) ORDER BY seq",
                 (run_id,),
             ):
                 if event_type == "run.started":
                     started = _load(data)
                     run.session_version, run.definition = started.get("session_version"), started.get("definition")
+                    continue
+                if event_type == "run.resumed":  # its host died (or lost the lease) while these ran
+                    for node_id in run.running_nodes():
+                        run.crashes[node_id] = run.crashes.get(node_id, 0) + 1
                     continue
                 checkpoint = _checkpoint(event_type, _load(data), created_at, run.nodes)
                 run.nodes[checkpoint.node_id] = checkpoint

@@ -60,9 +60,10 @@ def add_test_workflows(app: Nexus) -> None:
     failing.add_connection("prepare", "result", "explode", "zero")
     app.register("fails", failing)
     app.register("whoami", whoami)
-    from .durable_app import three_steps
+    from .durable_app import kill_host, three_steps
 
     app.register("three_steps", three_steps())
+    app.register("poison", WorkflowBuilder(description="Kills its host.").add_node(kill_host, "kill"))
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +73,7 @@ def app() -> Iterator[Nexus]:
         port=free_port(),
         max_body_bytes=BODY_LIMIT,
         lease_s=2.0,
+        crash_retries=1,
         resource_wait_s=1.0,
         ingress="haproxy" if shutil.which("haproxy") else "default",
     )

@@ -28,6 +28,15 @@ def last(path: str, prev: str) -> str:
     return prev + "c"
 
 
+def kill_host(path: str) -> str:
+    """Ends the process it runs in at once, as a crash in native code or the OOM killer
+    would: a poison node."""
+    import os
+
+    log_step(path, "kill_host")
+    os._exit(1)
+
+
 def three_steps() -> WorkflowBuilder:
     b = WorkflowBuilder(description="first -> slow -> last, each logging to `path`")
     b.add_node(first, "first").add_node(slow, "slow").add_node(last, "last")

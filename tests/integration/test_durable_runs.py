@@ -92,6 +92,24 @@ def test_runhost_sigkill_mid_run_completes_each_node_once(app: Nexus, http: http
     assert sync_response.json()["outputs"]["last"]["result"] == "abc"
 
 
+def test_a_node_that_kills_its_host_fails_its_run_after_crash_retries(
+    app: Nexus, http: httpx.Client, tmp_path: Path
+) -> None:
+    """Resumed after each host death, a poison node would take down host after host for
+    ever; with crash_retries=1 it runs twice, then the run fails naming it."""
+    log = tmp_path / "steps.log"
+    (host,) = app._pool.info()
+    r = http.post("/workflows/poison/execute", json={"inputs": {"path": str(log)}, "mode": "async"})
+    body = wait_for(http, r.json()["run_id"], lambda b: b["status"] in ("completed", "failed"), timeout=120)
+    assert body["status"] == "failed" and body["error"]["type"] == "NodeCrashedError", body
+    assert body["error"]["node"] == "kill" and "died 2 times (NEXUS_CRASH_RETRIES=1)" in body["error"]["message"]
+    assert body["nodes"]["kill"]["status"] == "failed"
+    assert log.read_text().split() == ["kill_host", "kill_host"]
+    (new_host,) = app._pool.info()
+    assert new_host["pid"] != host["pid"]
+    assert http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": 1}}).json()["status"] == "completed"
+
+
 def test_two_hundred_concurrent_runs(http: httpx.Client) -> None:
     def one(x: int) -> int:
         r = http.post("/workflows/double_plus_one/execute", json={"inputs": {"x": x}})

@@ -88,6 +88,46 @@ async def test_an_orphaned_run_is_resumed_from_its_last_committed_node(
     assert CALLS == ["two"]  # the completed node did not run again; the in-flight one did
 
 
+@pytest.mark.parametrize("resumed_before", [2, 3])
+async def test_a_node_running_at_more_host_deaths_than_crash_retries_fails_its_run_instead_of_running_again(
+    services: tuple[RunService, SessionService], make_backend: Callable[[], object], resumed_before: int
+) -> None:
+    """A node that kills its host (os._exit, a native crash, out of memory) would be
+    resumed and kill host after host for ever. Deaths are counted per node: ``one`` was
+    running at two of them and then completed, which does not count against ``two``."""
+    runs, _ = services
+    assert runs.crash_retries == 3
+    crashed = Store(make_backend())  # type: ignore[arg-type]  # what hosts that died mid-run left behind
+    crashed.create_run("run-p", "two", {"one": {"x": 4}, "two": {}}, owner="dead-host", lease_s=0.01)
+    resumed = ("run.resumed", {"host": "h-old", "done": []})
+    for _ in range(2):
+        crashed.append_event("run", "run-p", *node_event("one", NodeStatus.RUNNING))
+        crashed.append_event("run", "run-p", *resumed)
+    crashed.append_event("run", "run-p", *node_event("one", NodeStatus.COMPLETED, outputs={"result": 5}))
+    crashed.append_event("run", "run-p", *node_event("two", NodeStatus.RUNNING))
+    for _ in range(resumed_before):  # its host died, and the next one died too
+        crashed.append_event("run", "run-p", *resumed)
+        crashed.append_event("run", "run-p", *node_event("two", NodeStatus.RUNNING))
+    assert crashed.get_run("run-p").crashes == {"one": 2, "two": resumed_before}  # type: ignore[union-attr]
+    crashed.backend.commit()
+    crashed.close()
+    time.sleep(0.02)
+    CALLS.clear()
+    assert await runs.maintain_once() == ["run-p"]  # the host running it died once more
+    result = await runs.wait_for("run-p")
+    if resumed_before < 3:  # ran again: 3 deaths in all, as many as crash_retries allows
+        assert result["status"] == "completed" and CALLS == ["two"]
+        return
+    assert CALLS == []  # not run a 4th time
+    assert result["status"] == "failed" and result["error"]["type"] == "NodeCrashedError"
+    assert result["error"]["node"] == "two" and "died 4 times (NEXUS_CRASH_RETRIES=3)" in result["error"]["message"]
+    stored = await runs.get_run("run-p")
+    assert stored["status"] == "failed" and stored["nodes"]["two"]["status"] == "failed"
+    assert stored["nodes"]["one"]["status"] == "completed"
+    events = await runs.store.call("list_events", "run", "run-p", None, 0, 100)  # type: ignore[union-attr]
+    assert [e["type"] for e in events][-3:] == ["run.resumed", "node.failed", "run.failed"]
+
+
 async def test_a_resumed_session_run_still_refuses_to_overwrite_a_change(
     services: tuple[RunService, SessionService], make_backend: Callable[[], object]
 ) -> None:
