@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         gt=0,
         allow_inf_nan=False,
         description="Delete finished runs (with their events and idempotency keys) this many days after they "
-        "finished; unset: keep every run.",
+        "finished, and global events (broadcast without a session) this many days old; unset: keep them all.",
     )
     ingress: Literal["auto", "haproxy", "default"] = Field(
         "auto",

@@ -522,7 +522,10 @@ class RunService:
         the runs being written wait for one chunk at most); how many. Every host does
         this: a chunk another host deleted first is found empty."""
         assert self.store is not None and self.retention_s is not None
-        return await self.store.drain("purge_finished_runs", time.time() - self.retention_s, chunk=PURGE_CHUNK)
+        cutoff = time.time() - self.retention_s
+        runs: int = await self.store.drain("purge_finished_runs", cutoff, chunk=PURGE_CHUNK)
+        await self.store.drain("purge_global_events", cutoff, chunk=PURGE_CHUNK)  # broadcasts without a session
+        return runs
 
     async def _resume(self, run_id: str) -> None:
         record = await self._load(run_id)

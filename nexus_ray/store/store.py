@@ -4,6 +4,7 @@ are its ``node.*`` events) and idempotency keys. One implementation over either 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -545,6 +546,28 @@ class Store(SecurityTables):
                 self.backend.execute(f"DELETE FROM idempotency_keys WHERE run_id IN ({marks})", ids)
                 self.backend.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", ids)
             return len(ids)
+
+        return self._transact(purge, write=True)
+
+    def purge_global_events(self, created_before: float, limit: int = 200) -> int:
+        """Delete up to ``limit`` of the oldest events of the global log (events broadcast
+        without a session) created before ``created_before``; how many. The log's newest
+        event is always kept, so its sequence numbers go on from there (a follower's
+        cursor never sees a number twice). Walks the primary key from the oldest event
+        only as far as the cutoff."""
+
+        def purge() -> int:
+            rows = self.backend.execute(
+                "SELECT seq, created_at FROM events WHERE scope = 'global' AND scope_id = '' ORDER BY seq LIMIT ?",
+                (limit + 1,),
+            )
+            # Oldest first; stop at the first newer one (hosts' clocks may differ a little).
+            old = list(itertools.takewhile(lambda row: row[1] < created_before, rows[:-1]))  # the newest is kept
+            if old:
+                self.backend.execute(
+                    "DELETE FROM events WHERE scope = 'global' AND scope_id = '' AND seq <= ?", (old[-1][0],)
+                )
+            return len(old)
 
         return self._transact(purge, write=True)
 

@@ -181,6 +181,9 @@ async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
         aged.create_run(run_id, "dpo", {"double": {"x": 1}}, owner="gone", lease_s=1)
         aged.finish_run(run_id, RunStatus.COMPLETED, {}, None)
     aged.backend.execute("UPDATE runs SET finished_at = finished_at - 2 * 86400")
+    for n in range(3):  # three broadcasts without a session, two days old
+        aged.append_event("global", "", "news", {"n": n})
+    aged.backend.execute("UPDATE events SET created_at = created_at - 2 * 86400 WHERE scope = 'global'")
     aged.backend.commit()
     aged.close()
     keeper = RunService("h1", {"dpo": double_plus_one()}, store_factory=lambda: Store(SQLiteBackend(db)))
@@ -197,6 +200,12 @@ async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
         if len(await purger.list_runs(limit=10)) == 1:
             break
     assert [r["run_id"] for r in await purger.list_runs(limit=10)] == [recent]
+    for _ in range(100):
+        news = await purger.store.call("list_events", "global", "")  # type: ignore[union-attr]
+        if len(news) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [e["data"] for e in news] == [{"n": 2}]  # the newest stays: numbers go on from it
     purger.close()
 
 

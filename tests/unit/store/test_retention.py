@@ -58,3 +58,32 @@ def test_a_purge_deletes_at_most_its_limit_oldest_first(store: Store) -> None:
     assert store.purge_finished_runs(time.time() - DAY, limit=2) == 2
     assert store.purge_finished_runs(time.time() - DAY, limit=2) == 1
     assert all(store.get_run(r) is None for r in ids)
+
+
+def global_events(store: Store, *days_ago: float) -> None:
+    """Events broadcast without a session, created ``days_ago`` (oldest first)."""
+    for n, ago in enumerate(days_ago):
+        store.append_event("global", "", "news", {"n": n})
+        store.backend.execute(
+            "UPDATE events SET created_at = ? WHERE scope = 'global' AND seq = ?", (time.time() - ago * DAY, n + 1)
+        )
+    store.backend.commit()
+
+
+def test_global_events_past_the_cutoff_are_purged_oldest_first_a_chunk_at_a_time(store: Store) -> None:
+    global_events(store, 30, 20, 10, 9, 1, 0)
+    assert store.purge_global_events(time.time() - 7 * DAY, limit=3) == 3
+    assert [e["seq"] for e in store.list_events("global", "")] == [4, 5, 6]
+    assert store.purge_global_events(time.time() - 7 * DAY, limit=3) == 1
+    assert store.purge_global_events(time.time() - 7 * DAY, limit=3) == 0
+    assert [e["data"]["n"] for e in store.list_events("global", "")] == [4, 5]
+
+
+def test_the_newest_global_event_is_kept_so_its_numbers_go_on(store: Store) -> None:
+    """Sequence numbers are the last one + 1: had every event gone, the next broadcast
+    would be number 1 again, and a follower at 3 would never see it."""
+    global_events(store, 30, 20, 10)
+    assert store.purge_global_events(time.time()) == 2
+    store.append_event("global", "", "news", {"n": 3})
+    store.backend.commit()
+    assert [e["seq"] for e in store.list_events("global", "", after=0)] == [3, 4]
