@@ -94,11 +94,19 @@ class NodeThreads(Executor):
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop the idle threads once the work queued has run (a thread running code that
-        was given up on ends when that code returns; threads are daemons, so it never
-        holds up the process's exit)."""
+        """Stop the threads once the work queued has run (with ``cancel_futures``, that
+        work is cancelled instead). A thread running code that was given up on ends when
+        that code returns; threads are daemons, so it never holds up the process's exit."""
         with self._lock:
             self._shut = True
+            while cancel_futures:
+                try:
+                    work = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if work is not None:
+                    self._counts.queued -= 1
+                    work.future.cancel()
             waited_for = self._counts.threads - self._counts.left_behind - {threading.current_thread()}
             for _ in range(self._counts.counted):
                 self._queue.put(None)

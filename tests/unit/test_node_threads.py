@@ -131,3 +131,12 @@ async def test_a_host_whose_nodes_timed_out_in_hung_calls_still_runs_other_workf
     assert result["status"] == "completed" and result["outputs"]["add_one"] == {"result": {"value": 9}}
     assert 'nexus_node_threads_left_behind{host="h0"} 6.0' in svc.metrics_text()
     svc.close()
+
+
+def test_shutdown_can_cancel_the_work_still_queued() -> None:
+    pool, ran = NodeThreads(1), []
+    busy = pool.submit(time.sleep, 0.2)
+    time.sleep(0.05)  # the thread took it
+    queued = [pool.submit(ran.append, n) for n in range(3)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert busy.result() is None and all(f.cancelled() for f in queued) and ran == []
