@@ -30,6 +30,7 @@ class ServerInfo:
     health_url: str
     ingress: str
     ray: str
+    logs_dir: str | None = None  # an embedded Ray's logs (the hosts' warnings), while it runs
 
 
 class Nexus:
@@ -201,6 +202,7 @@ class Nexus:
             health_url=f"{url}/health",
             ingress="HAProxy" if runtime.ingress == "haproxy" else "Serve default proxy",
             ray="embedded local Ray" if runtime.started_here else "joined Ray cluster",
+            logs_dir=runtime.logs_dir,
         )
         _SERVING[:] = [self]
         info = self._server

@@ -182,6 +182,7 @@ def _print_banner(info: object, workflows: list[str]) -> None:
         f"  REST docs: {info.docs_url}",
         f"  workflows: {info.workflows_url}",
         f"  health:    {info.health_url}",
+        *([f"  host logs: {info.logs_dir} (worker-*.err)"] if info.logs_dir else []),
         "Press Ctrl-C to stop.",
     ]
     typer.echo("\n".join(lines))

@@ -45,6 +45,12 @@ class RayRuntime:
         """True when this process started the local Ray instance."""
         return self.mode == "embedded"
 
+    @property
+    def logs_dir(self) -> str | None:
+        """Where an embedded Ray keeps its processes' logs (the hosts' warnings are in its
+        ``worker-*.err``); None when Ray was not started here. Removed when it stops."""
+        return str(Path(self._temp_dir) / "session_latest" / "logs") if self._temp_dir else None
+
     def start(self) -> None:
         """Start an embedded Ray or join ``settings.ray_address`` / an initialised one."""
         self.ingress = choose_ingress(self.settings.ingress)

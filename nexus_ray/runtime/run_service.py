@@ -28,6 +28,7 @@ from ..workflow.nodes import session_patches
 from .checkpoints import RunEvents, RunHooks
 from .event_feed import EventFeed
 from .host_metrics import RunHostMetrics, check_store
+from .loop_watch import LoopWatch
 from .node_threads import NodeThreads
 
 logger = logging.getLogger("nexus_ray.runtime")
@@ -101,6 +102,7 @@ class RunService:
         self._cancelled: set[str] = set()  # cancelled by a user (not by losing the lease)
         self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
         self._maintenance: asyncio.Task[None] | None = None
+        self._watch: LoopWatch | None = None
 
     # -- registry -----------------------------------------------------------------------
     def register(self, name: str, workflow: Workflow) -> None:
@@ -481,7 +483,11 @@ class RunService:
     # -- ownership ----------------------------------------------------------------------
     def start_maintenance(self) -> None:
         """Renew this host's leases and adopt orphaned runs, every lease_s / 3, and with a
-        retention delete the runs past it, every minute (call once, from the host's loop)."""
+        retention delete the runs past it, every minute; watch the loop for code that
+        blocks it (call once, from the host's loop)."""
+        if self._watch is None:
+            self._watch = LoopWatch(asyncio.get_event_loop(), self.host_id)
+            self._watch.start()
         if self.store is not None and self._maintenance is None:
             self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
             if self.retention_s is not None:
@@ -578,6 +584,8 @@ class RunService:
             if task is not None:
                 task.cancel()
         self.executor.shutdown(wait=False)
+        if self._watch is not None:
+            self._watch.stop()
         if self.store is not None:
             self.store.close()
 

@@ -25,6 +25,7 @@ from .event_feed import EventFeed
 from .hashing import HashRing
 from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
+from .loop_watch import LoopWatch
 from .merge_patch import merge_patch
 
 logger = logging.getLogger("nexus_ray.runtime")
@@ -71,6 +72,7 @@ class SessionService:
         self.idle_s = idle_s
         self._active: dict[str, _Active] = {}
         self._maintenance: asyncio.Task[None] | None = None
+        self._watch: LoopWatch | None = None
         # The pool's ring as the PoolManager last pushed it; None: this host owns every
         # session it is asked about (a fixed pool, or a dedicated host).
         self.ring: HashRing | None = None
@@ -331,9 +333,12 @@ class SessionService:
 
     # -- housekeeping -------------------------------------------------------------------
     def start_maintenance(self, every_s: float = 10.0) -> None:
-        """Passivate idle sessions and purge expired ones every ``every_s`` (call once)."""
+        """Passivate idle sessions and purge expired ones every ``every_s``; watch the
+        loop for code that blocks it (a slow function turn) (call once)."""
         if self._maintenance is None:
             self._maintenance = asyncio.get_event_loop().create_task(self._maintain(every_s))
+            self._watch = LoopWatch(asyncio.get_event_loop(), self.host_id)
+            self._watch.start()
 
     async def _maintain(self, every_s: float) -> None:
         while True:
@@ -376,9 +381,11 @@ class SessionService:
         return {"host_id": self.host_id, "active_sessions": len(self._active)}
 
     def close(self) -> None:
-        """Stop maintenance and close the store."""
+        """Stop maintenance and the loop watch, and close the store."""
         if self._maintenance is not None:
             self._maintenance.cancel()
+        if self._watch is not None:
+            self._watch.stop()
         self.store.close()
 
 

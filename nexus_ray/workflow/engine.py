@@ -22,7 +22,7 @@ from .node import Node, NodeContext
 from .paths import PathError, get_path
 from .progress import CURRENT_NODE, NodeEvents
 from .result import NodeRecord, NodeStatus, RunStatus
-from .stopping import stop, within
+from .stopping import node_task_name, stop, within
 
 
 class EngineHooks:
@@ -167,7 +167,7 @@ class _Run:
             record = self.records[node_id]
             record.status, record.started_at = NodeStatus.RUNNING, time.time()
             await self.hooks.node_started(node_id)
-            task = asyncio.create_task(self._run_node(node_id), name=f"node:{node_id}")
+            task = asyncio.create_task(self._run_node(node_id), name=node_task_name(self.run_id, node_id))
             self.running[task] = node_id
 
     def _restore(self, node_id: str, record: NodeRecord, outputs: dict[str, Any] | None) -> None:
@@ -225,7 +225,9 @@ class _Run:
         else:
             work = self.engine.remote.run_node(node, self.values[node_id], ctx, resources)
         try:
-            outputs = await (within(work, timeout_s, node_id) if timeout_s is not None else work)
+            if timeout_s is not None:
+                work = within(work, timeout_s, node_id, node_task_name(self.run_id, node_id))
+            outputs = await work
         finally:
             events.close()  # its last progress goes out before the node's end
         if not isinstance(outputs, dict):

@@ -23,10 +23,17 @@ STOP_GRACE_S = 1.0  # how long a cancelled node may take to stop before it is le
 _left_behind: set[asyncio.Future[Any]] = set()  # strong references, so they are not collected mid-flight
 
 
-async def within(work: Coroutine[Any, Any, dict[str, Any]], timeout_s: float, node_id: str) -> dict[str, Any]:
+def node_task_name(run_id: str, node_id: str) -> str:
+    """The name of the asyncio task running a node (what a blocked loop's report names)."""
+    return f"run {run_id} node {node_id!r}"
+
+
+async def within(
+    work: Coroutine[Any, Any, dict[str, Any]], timeout_s: float, node_id: str, task_name: str
+) -> dict[str, Any]:
     """``work``'s outputs if it finishes within ``timeout_s``, else ``NodeTimeoutError``
     (also when it ignores the cancellation and finishes later)."""
-    task = asyncio.ensure_future(work)
+    task = asyncio.get_running_loop().create_task(work, name=task_name)
     try:
         done, _ = await asyncio.wait({task}, timeout=timeout_s)
     except asyncio.CancelledError:

@@ -44,6 +44,9 @@ def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_
     assert f"REST docs: {server.url}/docs" in banner
     r = httpx.post(f"{server.url}/workflows/double_plus_one/execute", json={"inputs": {"x": 5}}, timeout=30)
     assert r.json()["outputs"]["add_one"]["result"]["value"] == 11
+    (logs_line,) = [line for line in banner.splitlines() if line.startswith("  host logs: ")]
+    logs = Path(logs_line.removeprefix("  host logs: ").removesuffix(" (worker-*.err)"))
+    assert list(logs.glob("worker-*.err")), f"no worker logs in {logs}"  # where the hosts' warnings go
 
     tree = server.tree()
     assert {"raylet", "gcs_server"} <= {p.name() for p in tree}
@@ -55,6 +58,7 @@ def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_
     left = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"left behind: {[(p.pid, p.name()) for p in left]}"
     assert "Stopped." in server.log.read_text()
+    assert not logs.exists()  # the embedded Ray's temp dir goes with it
 
 
 def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[ServerProcess], tmp_path: Path) -> None:
