@@ -10,6 +10,7 @@ committed node.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import secrets
@@ -18,9 +19,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ..errors import ConflictError, NexusError, NotFoundError, RateLimitedError, WorkflowNotFoundError
+from ..errors import (
+    ConflictError,
+    NexusError,
+    NotFoundError,
+    RateLimitedError,
+    RuntimeUnavailableError,
+    WorkflowNotFoundError,
+)
 from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
+from ..store.async_store import is_store_failure
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
 from ..workflow.events import RUN_TERMINAL, node_event, run_end_event, run_started
@@ -47,6 +56,8 @@ RESULT_TTL_S = 300.0
 DURABLE_RESULT_TTL_S = 10.0
 PURGE_EVERY_S = 60.0  # how often a host deletes the runs past the retention
 PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
+STORE_RECOVERY_S = 30.0  # how long a run whose store write failed waits for the store to answer
+STORE_RECOVERIES = 5  # store failures a run goes on after, on this host
 
 
 class RunService:
@@ -378,6 +389,51 @@ class RunService:
             self.feed.forget(run_id)
 
     async def _run(self, plan: _RunPlan) -> dict[str, Any]:
+        for recovery in itertools.count(1):
+            try:
+                return await self._run_once(plan)
+            except RuntimeUnavailableError as failure:
+                if self.store is None or not is_store_failure(failure) or recovery > STORE_RECOVERIES:
+                    raise
+                reloaded = await self._reload_after_store_failure(plan, failure)
+                if isinstance(reloaded, dict):
+                    return reloaded
+                plan = reloaded
+        raise AssertionError("unreachable")
+
+    async def _reload_after_store_failure(
+        self, plan: _RunPlan, failure: RuntimeUnavailableError
+    ) -> _RunPlan | dict[str, Any]:
+        """After a store write of a run failed (a lost connection, a locked or full disk),
+        what the store holds is its state: once the store answers, the run resumes from
+        there as after a crash (its callers wait meanwhile), or it is found finished or
+        adopted elsewhere, and then its result. Up to STORE_RECOVERY_S; then the failure
+        is the caller's, and the run is resumed later, when its lease expires."""
+        logger.warning("run %s: a store write failed (%s); resuming it from the store", plan.run_id, failure)
+        deadline, delay = time.monotonic() + STORE_RECOVERY_S, 0.05
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                record = await self._load(plan.run_id)
+                if record.done:
+                    return record.result().to_dict()
+                if record.owner != self.owner:  # adopted by another host meanwhile
+                    return await self._stored_result(plan.run_id)
+                return await self._resumed_plan(record, cause="store")
+            except RuntimeUnavailableError as again:
+                if not is_store_failure(again) or time.monotonic() > deadline:
+                    raise failure from again
+                delay = min(delay * 2, 1.0)
+
+    async def _stored_result(self, run_id: str) -> dict[str, Any]:
+        """The run's result from the store, once it has finished (wherever it runs)."""
+        delay = 0.02
+        while not (record := await self._load(run_id)).done:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return record.result().to_dict()
+
+    async def _run_once(self, plan: _RunPlan) -> dict[str, Any]:
         workflow = self.workflows.get(plan.workflow)
         if workflow is None:  # adopted after the app stopped registering it
             return await self._finish(plan, RunStatus.FAILED, _no_longer_registered(plan.workflow))
@@ -534,7 +590,13 @@ class RunService:
         return runs
 
     async def _resume(self, run_id: str) -> None:
-        record = await self._load(run_id)
+        self._start(await self._resumed_plan(await self._load(run_id)))
+
+    async def _resumed_plan(self, record: RunRecord, cause: str | None = None) -> _RunPlan:
+        """How a stored run goes on: from its last committed node. ``cause``: None after
+        its host died (its nodes in flight count towards crash_retries), "store" after a
+        store write of it failed on this live host (they do not)."""
+        run_id = record.run_id
         restored = {
             node_id: (c.record(), c.outputs)
             for node_id, c in record.nodes.items()
@@ -543,13 +605,13 @@ class RunService:
         logger.info("resuming run %s of %s (%d nodes already done)", run_id, record.workflow, len(restored))
         assert self.store is not None  # only runs in the store are resumed
         self.feed.track(run_id, await self.store.call("last_event_seq", "run", run_id))
-        resumed = {"host": self.host_id, "done": sorted(restored)}
+        resumed: dict[str, Any] = {"host": self.host_id, "done": sorted(restored)}
+        if cause is not None:
+            resumed["cause"] = cause
         self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
         plan = _RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored)
-        crashed = _crashed_too_often(record, self.crash_retries)
-        self._start(
-            replace(plan, session_version=record.session_version, definition=record.definition, crashed=crashed)
-        )
+        crashed = _crashed_too_often(record, self.crash_retries) if cause is None else None
+        return replace(plan, session_version=record.session_version, definition=record.definition, crashed=crashed)
 
     async def _fail_crashed(self, plan: _RunPlan, nodes: list[str], error: dict[str, Any]) -> dict[str, Any]:
         """Fail a run whose ``nodes`` were running at too many host deaths, recording them

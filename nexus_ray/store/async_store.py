@@ -205,5 +205,10 @@ def store_failure(exc: BaseException) -> BaseException:
     return error
 
 
+def is_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a caller got for a database error (see store_failure)."""
+    return isinstance(exc, RuntimeUnavailableError) and exc.__cause__ is not None and _is_database_error(exc.__cause__)
+
+
 def _is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")

@@ -250,6 +250,8 @@ class Store(SecurityTables):
                     run.session_version, run.definition = started.get("session_version"), started.get("definition")
                     continue
                 if event_type == "run.resumed":  # its host died (or lost the lease) while these ran
+                    if _load(data).get("cause") == "store":  # no host died: a store write failed
+                        continue
                     for node_id in run.running_nodes():
                         run.crashes[node_id] = run.crashes.get(node_id, 0) + 1
                     continue

@@ -150,7 +150,7 @@ class _Run:
         except NodeFailure as failure:
             await self._cancel_running()
             return RunOutcome(RunStatus.FAILED, self.outputs, self.records, failure.error)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, Exception):  # a hook failed (the store), or the run was stopped
             await self._cancel_running()
             raise
 

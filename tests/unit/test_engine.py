@@ -229,3 +229,29 @@ def test_outputs_that_cannot_be_written_as_json_fail_their_node_by_name() -> Non
     assert outcome.error is not None and outcome.error["node"] == "opaque" and outcome.error["type"] == "TypeError"
     assert "cannot be written as JSON (Unable to serialize unknown type: <class" in outcome.error["message"]
     assert "Opaque" in outcome.error["message"]
+
+
+async def test_a_hook_that_fails_stops_the_nodes_still_running() -> None:
+    """A durable run's checkpoint write failing (the store) ends the run's execution:
+    its other nodes must not run on unseen, writing events for a run that is being resumed."""
+    finished: list[str] = []
+
+    async def slow() -> int:
+        await asyncio.sleep(0.5)
+        finished.append("slow")
+        return 1
+
+    class FailingCheckpoint(Recorder):
+        async def node_completed(self, node_id: str, outputs: dict[str, Any], duration_ms: float) -> None:
+            raise RuntimeError("checkpoint write failed")
+
+    b = WorkflowBuilder().add_node("PythonCodeNode", "fast", {"code": "result = 1"}).add_node(slow, "slow")
+    wf = b.build()
+    try:
+        await WorkflowEngine().execute(wf, wf.resolve_inputs({}), run_id="r", hooks=FailingCheckpoint())
+    except RuntimeError as exc:
+        assert str(exc) == "checkpoint write failed"
+    else:
+        raise AssertionError("the hook's failure was swallowed")
+    await asyncio.sleep(0.6)
+    assert finished == []

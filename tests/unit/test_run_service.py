@@ -4,15 +4,18 @@ checkpoints, idempotent re-execution, adoption and resumption of orphaned runs."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from nexus_ray import NotFoundError
+from nexus_ray import NotFoundError, RuntimeUnavailableError
 from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
+from nexus_ray.store.async_store import store_failure
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus, RunStatus, Workflow, WorkflowBuilder
 from nexus_ray.workflow.events import node_event
@@ -227,4 +230,54 @@ async def test_a_node_whose_outputs_cannot_be_stored_fails_the_run_in_the_store(
     assert stored["status"] == "failed" and stored["nodes"]["fit"]["status"] == "failed"
     events = await svc.store.call("list_events", "run", "run-o", None, 0, 100)  # type: ignore[union-attr]
     assert [e["type"] for e in events] == ["run.started", "node.started", "node.failed", "run.failed"]
+    svc.close()
+
+
+class FlakyStore(Store):
+    """Fails writing a node's checkpoint ``failures`` times (a lost connection, a locked disk)."""
+
+    failures = 0
+
+    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
+        if event_type == "node.completed" and data["node"] == "one" and FlakyStore.failures:
+            FlakyStore.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().append_event(scope, scope_id, event_type, data)
+
+
+async def test_a_run_whose_checkpoint_write_failed_resumes_from_the_store_and_its_caller_gets_the_result(
+    tmp_path: Path,
+) -> None:
+    FlakyStore.failures = 2  # its group commit, then the write alone
+    svc = RunService("h0", {"two": two_steps()}, store_factory=lambda: FlakyStore(SQLiteBackend(tmp_path / "s.db")))
+    CALLS.clear()
+    result = await svc.execute("two", {"one": {"x": 1}}, "r-flaky")  # before: RuntimeUnavailableError (503)
+    assert result["status"] == "completed" and result["outputs"]["two"] == {"result": 20}
+    assert CALLS == ["one", "one", "two"]  # its outputs were never stored: it ran again, as after a crash
+    events = await svc.store.call("list_events", "run", "r-flaky")  # type: ignore[union-attr]
+    resumed = [e["data"] for e in events if e["type"] == "run.resumed"]
+    assert resumed == [{"host": "h0", "done": [], "cause": "store"}]
+    stored = await svc.store.call("get_run", "r-flaky")  # type: ignore[union-attr]
+    assert stored.status == RunStatus.COMPLETED and stored.crashes == {}  # a store failure is no host death
+    svc.close()
+
+
+async def test_a_store_that_stays_down_fails_the_caller_after_the_recovery_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("nexus_ray.runtime.run_service.STORE_RECOVERY_S", 0.3)
+    FlakyStore.failures = 2
+    svc = RunService("h0", {"two": two_steps()}, store_factory=lambda: FlakyStore(SQLiteBackend(tmp_path / "s.db")))
+    original = svc._load
+
+    async def store_down(run_id: str) -> Any:
+        raise store_failure(sqlite3.OperationalError("unable to open database file"))
+
+    svc._load = store_down  # type: ignore[method-assign]
+    started = time.perf_counter()
+    with pytest.raises(RuntimeUnavailableError, match="The store failed: disk I/O error"):
+        await svc.execute("two", {"one": {"x": 1}}, "r-down")
+    assert 0.3 <= time.perf_counter() - started < 3
+    svc._load = original  # type: ignore[method-assign]
+    assert (await svc.get_run("r-down"))["status"] == "running"  # resumed once its lease expires
     svc.close()
