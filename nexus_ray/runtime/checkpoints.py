@@ -41,13 +41,17 @@ class RunEvents:
 
 
 class RunHooks(EngineHooks):
-    """A run's node events; ``gates`` (nodes with dependents) wait for their commit."""
+    """A run's node events; ``gates`` (nodes with dependents) wait for their commit, and
+    with ``commit_starts`` (a resumed run) so does each node's start."""
 
-    def __init__(self, events: RunEvents, gates: frozenset[str] = frozenset()) -> None:
-        self.events, self.gates = events, gates
+    def __init__(self, events: RunEvents, gates: frozenset[str] = frozenset(), commit_starts: bool = False) -> None:
+        self.events, self.gates, self.commit_starts = events, gates, commit_starts
 
     async def node_started(self, node_id: str) -> None:
-        self.events.emit(*node_event(node_id, NodeStatus.RUNNING))
+        if self.commit_starts:  # stored before it runs: a node that kills its host is then counted
+            await self.events.commit(*node_event(node_id, NodeStatus.RUNNING))
+        else:
+            self.events.emit(*node_event(node_id, NodeStatus.RUNNING))
 
     async def node_completed(self, node_id: str, outputs: dict[str, Any], duration_ms: float) -> None:
         event = node_event(node_id, NodeStatus.COMPLETED, outputs=outputs, duration_ms=duration_ms)

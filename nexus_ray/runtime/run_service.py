@@ -457,7 +457,7 @@ class RunService:
 
     async def _run_engine(self, plan: _RunPlan, workflow: Workflow) -> RunOutcome:
         events = RunEvents(plan.run_id, self.store, self.feed)
-        hooks = RunHooks(events, workflow.feeds_others)
+        hooks = RunHooks(events, workflow.feeds_others, commit_starts=plan.resumed)
         work = self.engine.execute(
             workflow,
             plan.node_inputs,
@@ -608,10 +608,18 @@ class RunService:
         resumed: dict[str, Any] = {"host": self.host_id, "done": sorted(restored)}
         if cause is not None:
             resumed["cause"] = cause
-        self.store.submit("append_event", "run", run_id, "run.resumed", resumed)
+        # Stored before any node runs again (and so is each node's start, see RunHooks), so
+        # a node that kills its host at once is counted all the same.
+        await self.store.call("append_event", "run", run_id, "run.resumed", resumed)
         plan = _RunPlan(run_id, record.workflow, record.inputs, record.created_at, record.session_id, restored)
         crashed = _crashed_too_often(record, self.crash_retries) if cause is None else None
-        return replace(plan, session_version=record.session_version, definition=record.definition, crashed=crashed)
+        return replace(
+            plan,
+            session_version=record.session_version,
+            definition=record.definition,
+            crashed=crashed,
+            resumed=True,
+        )
 
     async def _fail_crashed(self, plan: _RunPlan, nodes: list[str], error: dict[str, Any]) -> dict[str, Any]:
         """Fail a run whose ``nodes`` were running at too many host deaths, recording them
@@ -687,6 +695,7 @@ class _RunPlan:
     session_version: int | None = None  # of the session state the run read
     definition: dict[str, str] | None = None  # the nodes' definition digests when it started
     crashed: tuple[list[str], dict[str, Any]] | None = None  # resumed once too often: the nodes, the error
+    resumed: bool = False  # after a crash or a failed store write
 
     def elapsed_ms(self) -> float:
         """Wall time since the run was created."""

@@ -281,3 +281,43 @@ async def test_a_store_that_stays_down_fails_the_caller_after_the_recovery_time(
     svc._load = original  # type: ignore[method-assign]
     assert (await svc.get_run("r-down"))["status"] == "running"  # resumed once its lease expires
     svc.close()
+
+
+class SlowStore(Store):
+    """Takes 50 ms to write a node start or a resumption (a busy disk): a write that is
+    not waited for lands after the node has run."""
+
+    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
+        if event_type in ("node.started", "run.resumed"):
+            time.sleep(0.05)
+        return super().append_event(scope, scope_id, event_type, data)
+
+
+def starts_stored(db: str, run_id: str) -> int:
+    """How many node starts and resumptions of this run the store holds (read as another
+    process would)."""
+    with sqlite3.connect(db) as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM events WHERE scope = 'run' AND scope_id = ?"
+            " AND type IN ('node.started', 'run.resumed')",
+            (run_id,),
+        ).fetchone()
+    return int(count)
+
+
+async def test_a_resumed_run_stores_its_resumption_and_each_node_start_before_the_node_runs(tmp_path: Path) -> None:
+    """A node that kills its host at once must still be counted towards crash_retries: on
+    a first run its start may not be stored yet when the process dies, after a resume it is."""
+    db = tmp_path / "s.db"
+    crashed = Store(SQLiteBackend(db))
+    crashed.create_run("run-s", "peek", {"peek": {"db": str(db), "run_id": "run-s"}}, owner="dead-host", lease_s=0.01)
+    crashed.append_event("run", "run-s", *node_event("peek", NodeStatus.RUNNING))
+    crashed.close()
+    time.sleep(0.02)
+    flow = WorkflowBuilder().add_node(starts_stored, "peek").build()
+    svc = RunService("h0", {"peek": flow}, store_factory=lambda: SlowStore(SQLiteBackend(db)))
+    assert await svc.maintain_once() == ["run-s"]
+    result = await svc.wait_for("run-s")
+    # the first start, the resumption and the new start were in the store when it ran
+    assert result["status"] == "completed" and result["outputs"]["peek"] == {"result": 3}
+    svc.close()
