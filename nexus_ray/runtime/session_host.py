@@ -36,6 +36,8 @@ class SessionHost(BatchTarget):
         self.service: SessionService = SessionService(
             host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s
         )
+        if ray.get_runtime_context().was_current_actor_reconstructed:  # calls in flight come again
+            self.service.expect_retries()
         self.service.start_maintenance()
         self._cpu: ProcessCpu = ProcessCpu()
 
@@ -61,13 +63,19 @@ class SessionHost(BatchTarget):
     async def get(self, session_id: str) -> dict[str, Any]:
         return await self.service.get(session_id)
 
-    async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None) -> dict[str, Any]:
-        return await self.service.patch(session_id, patch, if_version)
+    async def patch(
+        self, session_id: str, patch: dict[str, Any], if_version: int | None, turn_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self.service.patch(session_id, patch, if_version, turn_id)
 
     async def turn(
-        self, session_id: str, change: Callable[[dict[str, Any]], dict[str, Any]], if_version: int | None
+        self,
+        session_id: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        if_version: int | None,
+        turn_id: str | None = None,
     ) -> dict[str, Any]:
-        return await self.service.turn(session_id, change, if_version)
+        return await self.service.turn(session_id, change, if_version, turn_id)
 
     async def complete_run(
         self,

@@ -32,6 +32,7 @@ logger = logging.getLogger("nexus_ray.runtime")
 DEDICATED_HOST_PREFIX = "dedicated-"  # a dedicated session's host id: this + the session id
 PURGE_CHUNK = 200  # expired sessions deleted per transaction
 ORPHAN_AFTER_S = 60.0  # any host purges a session expired this long (its own host did not)
+RETRY_WINDOW_S = 60.0  # how long after a restart calls that were in flight may come again
 
 
 @dataclass
@@ -41,6 +42,7 @@ class _Turn:
     change: Callable[[dict[str, Any]], dict[str, Any]]
     if_version: int | None
     future: asyncio.Future[dict[str, Any]]
+    turn_id: str | None = None  # the same on every retry of the call that made it
 
 
 @dataclass
@@ -53,6 +55,7 @@ class _Active:
     last_used: float = field(default_factory=time.monotonic)
     queued: list[_Turn] = field(default_factory=list)
     draining: asyncio.Task[None] | None = None
+    applied: dict[str, SessionRecord] = field(default_factory=dict)  # turn id → its record, after a restart
 
 
 class SessionService:
@@ -77,6 +80,14 @@ class SessionService:
         # session it is asked about (a fixed pool, or a dedicated host).
         self.ring: HashRing | None = None
         self.ring_version = 0
+        self._retries_until = 0.0  # monotonic time until which a turn may be a retry
+
+    def expect_retries(self, window_s: float = RETRY_WINDOW_S) -> None:
+        """This host was restarted after its process died: Ray sends the calls that were in
+        flight again. For ``window_s``, a session loaded from the store brings the ids of
+        its recent turns, so a turn that was committed before the death is answered with
+        its result instead of being applied twice."""
+        self._retries_until = time.monotonic() + window_s
 
     async def create(
         self,
@@ -103,27 +114,32 @@ class SessionService:
         """The session's state and version."""
         return (await self._activate(session_id)).record.to_dict()
 
-    async def patch(self, session_id: str, patch: dict[str, Any], if_version: int | None = None) -> dict[str, Any]:
+    async def patch(
+        self, session_id: str, patch: dict[str, Any], if_version: int | None = None, turn_id: str | None = None
+    ) -> dict[str, Any]:
         """Apply a JSON merge patch in one turn; with ``if_version``, only if still current."""
         if not isinstance(patch, dict):
             raise InvalidRequestError("A session patch must be a JSON object (RFC 7396 merge patch).")
-        return await self.turn(session_id, lambda state: merge_patch(state, patch), if_version)
+        return await self.turn(session_id, lambda state: merge_patch(state, patch), if_version, turn_id)
 
     async def turn(
         self,
         session_id: str,
         change: Callable[[dict[str, Any]], dict[str, Any]],
         if_version: int | None = None,
+        turn_id: str | None = None,
     ) -> dict[str, Any]:
         """One turn: ``change`` maps the current state to the new one, which is stored before
         the reply and before the next turn of this session sees it. Turns that queue up
         while one commits are applied in order and committed together (one write, a version
-        and event each), so one busy session is not limited to one commit per turn."""
+        and event each), so one busy session is not limited to one commit per turn.
+        ``turn_id`` (stored in the turn's event) makes a retry of the same call after a
+        restart return the first one's result (see expect_retries)."""
         if if_version is not None:
             whole_number(if_version, "if_version", low=1, hint=" (a session version)", field="if_version")
         active = await self._activate(session_id)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        active.queued.append(_Turn(change, if_version, future))
+        active.queued.append(_Turn(change, if_version, future, turn_id))
         if active.draining is None:
             active.draining = asyncio.ensure_future(self._drain(session_id, active))
         return await future
@@ -147,6 +163,10 @@ class SessionService:
         accepted, states = [], []
         state, version = base.state, base.version
         for turn in turns:
+            done = active.applied.get(turn.turn_id) if turn.turn_id is not None else None
+            if done is not None:  # a retry of a turn committed before this host restarted
+                settle(turn.future, result=done.to_dict())
+                continue
             try:
                 state = _apply(session_id, turn, state, version)
             except Exception as exc:  # this turn's own mistake: the others go on
@@ -158,7 +178,8 @@ class SessionService:
         if not accepted:
             return
         try:
-            saved = await self.store.call("save_session_states", session_id, states, base.version)
+            turn_ids = [turn.turn_id for turn in accepted]
+            saved = await self.store.call("save_session_states", session_id, states, base.version, turn_ids)
             if saved is None:
                 self._active.pop(session_id, None)
                 gone = await self.store.call("get_session", session_id) is None
@@ -306,6 +327,8 @@ class SessionService:
         latest state; from now on calls for them get HostMovedError. How many moved away."""
         if version <= self.ring_version:
             return 0
+        if self.ring is not None:  # sessions move: a call whose old host died comes here again
+            self.expect_retries()
         self.ring, self.ring_version = HashRing(members), version
         moved = [(sid, active) for sid, active in self._active.items() if not self._ring_gives_me(sid)]
         for session_id, _ in moved:
@@ -329,7 +352,10 @@ class SessionService:
         if record is None:
             self._active.pop(session_id, None)
             raise _not_found(session_id)
-        return self._active.setdefault(session_id, _Active(record))
+        applied = {}
+        if time.monotonic() < self._retries_until:
+            applied = await self.store.call("applied_turns", session_id)
+        return self._active.setdefault(session_id, _Active(record, applied=applied))
 
     # -- housekeeping -------------------------------------------------------------------
     def start_maintenance(self, every_s: float = 10.0) -> None:

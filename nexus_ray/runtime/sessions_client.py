@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -29,6 +30,14 @@ def _backoff(attempt: int) -> float:
 
 # Quick, non-blocking SessionHost methods that are batched (long polls are sent alone).
 SESSION_BATCHED = frozenset({"create", "get", "patch", "turn", "sync", "emit", "delete", "complete_run"})
+# Calls that change a session's state carry a turn id, the same on every retry of the call
+# (Ray's after a host died, or ours), so a host applies each at most once.
+TURN_METHODS = frozenset({"patch", "turn"})
+
+
+def with_turn_id(method: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` of ``method``, with a new turn id last when it changes a session's state."""
+    return (*args, secrets.token_hex(8)) if method in TURN_METHODS else args
 
 
 class SessionsClient(FollowsMembers):
@@ -78,6 +87,7 @@ class SessionsClient(FollowsMembers):
         """``method`` on the host of ``session_id``; quick methods are batched with
         concurrent calls to the same host (see batching.py), others sent alone."""
         self.members.follow()
+        args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             host = self.host_for(session_id)
             try:
@@ -95,6 +105,7 @@ class SessionsClient(FollowsMembers):
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
         """The same from synchronous code."""
         self.members.refresh_blocking()
+        args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
                 return ray.get(getattr(self.host_for(session_id), method).remote(*args))

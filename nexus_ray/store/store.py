@@ -318,11 +318,16 @@ class Store(SecurityTables):
         return None if saved is None else saved[0]
 
     def save_session_states(
-        self, session_id: str, states: list[dict[str, Any]], expected_version: int
+        self,
+        session_id: str,
+        states: list[dict[str, Any]],
+        expected_version: int,
+        turn_ids: list[str | None] | None = None,
     ) -> list[SessionRecord] | None:
         """Store several consecutive turns of a session at once: the last state is kept,
-        each turn gets its version and ``session.updated`` event. The records, else None
-        (the session is no longer at ``expected_version``, deleted or expired)."""
+        each turn gets its version and ``session.updated`` event (with its turn id, when
+        it has one). The records, else None (the session is no longer at
+        ``expected_version``, deleted or expired)."""
         now = time.time()
         with self.transaction():
             rows = self.backend.execute(
@@ -339,8 +344,33 @@ class Store(SecurityTables):
             for i, state in enumerate(states, start=1):
                 version = expected_version + i
                 saved.append(dataclasses.replace(last, state=state, version=version))
-                self.append_event("session", session_id, "session.updated", {"state": state, "version": version})
+                event: dict[str, Any] = {"state": state, "version": version}
+                if turn_ids is not None and turn_ids[i - 1] is not None:
+                    event["turn"] = turn_ids[i - 1]
+                self.append_event("session", session_id, "session.updated", event)
         return saved
+
+    def applied_turns(self, session_id: str, limit: int = 64) -> dict[str, SessionRecord]:
+        """The session's last ``limit`` turns that carried a turn id: id → the record that
+        turn produced (state and version; the rest as the session is now)."""
+        current = self.get_session(session_id)
+        if current is None:
+            return {}
+
+        def read() -> dict[str, SessionRecord]:
+            rows = self.backend.execute(
+                "SELECT data FROM events WHERE scope = 'session' AND scope_id = ? AND type = 'session.updated'"
+                " ORDER BY seq DESC LIMIT ?",
+                (session_id, limit),
+            )
+            turns = (_load(data) for (data,) in rows)
+            return {
+                t["turn"]: dataclasses.replace(current, state=t["state"], version=t["version"])
+                for t in turns
+                if "turn" in t
+            }
+
+        return self._transact(read)
 
     def finish_run_in_session(
         self,

@@ -161,6 +161,40 @@ async def test_passivation_round_trip(sessions: SessionService, tmp_path: Path) 
     other.close()
 
 
+def increment(state: dict[str, Any]) -> dict[str, Any]:
+    return {**state, "n": state["n"] + 1}
+
+
+async def test_a_turn_sent_again_after_its_host_restarted_is_answered_not_applied_twice(
+    sessions: SessionService, tmp_path: Path
+) -> None:
+    """A host dies after committing a turn but before replying; Ray sends the call again
+    to the restarted host (same arguments, so the same turn id)."""
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    first = await sessions.turn(sid, increment, None, "t-1")
+    assert first["state"] == {"n": 1} and first["version"] == 2
+    await sessions.patch(sid, {"x": 1}, 2, "t-2")  # If-Match: 2
+    restarted = SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    restarted.expect_retries()
+    again = await restarted.turn(sid, increment, None, "t-1")
+    assert again["state"] == {"n": 1} and again["version"] == 2  # the first call's result
+    retried = await restarted.patch(sid, {"x": 1}, 2, "t-2")  # its If-Match is stale now: a 412 without the id
+    assert retried["state"] == {"n": 1, "x": 1} and retried["version"] == 3
+    new = await restarted.turn(sid, increment, None, "t-3")
+    assert new["state"] == {"n": 2, "x": 1} and new["version"] == 4
+    events = await restarted.events(sid, "session.updated", 0, 10)
+    assert [e["data"]["turn"] for e in events] == ["t-1", "t-2", "t-3"]
+    restarted.close()
+
+
+async def test_a_host_not_restarted_applies_every_turn(sessions: SessionService) -> None:
+    """Only calls that may be retries are looked up: a host that did not restart has had
+    every call once."""
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    await sessions.turn(sid, increment, None, "same")
+    assert (await sessions.turn(sid, increment, None, "same"))["state"] == {"n": 2}
+
+
 async def test_bad_input_is_named(sessions: SessionService) -> None:
     with pytest.raises(InvalidRequestError, match="ttl_s"):
         await sessions.create({}, ttl_s=0)
@@ -224,3 +258,12 @@ async def test_seed_api_sync_emit_events(sessions: SessionService) -> None:
         await sessions.emit(sid, "session.fake", {})
     with pytest.raises(InvalidRequestError, match="JSON object"):
         await sessions.emit(sid, "x", [1])  # type: ignore[arg-type]
+
+
+def test_calls_that_change_a_session_carry_a_turn_id_and_others_do_not() -> None:
+    from nexus_ray.runtime.sessions_client import with_turn_id
+
+    patched = with_turn_id("patch", ("s-1", {"a": 1}, None))
+    assert patched[:3] == ("s-1", {"a": 1}, None) and len(patched[3]) == 16 and int(patched[3], 16) >= 0
+    assert with_turn_id("turn", ("s-1", len, None))[3] != with_turn_id("turn", ("s-1", len, None))[3]
+    assert with_turn_id("get", ("s-1",)) == ("s-1",)
