@@ -104,11 +104,20 @@ class SessionService:
         _check_channel(channel, optional=True)
         event = {"channel": channel} if channel else None
         self._check_owner(session_id)
-        record: SessionRecord = await self.store.call(
-            "create_session", session_id or new_run_id(), state or {}, ttl_s, event
-        )
+        session_id = session_id or new_run_id()
+        record: SessionRecord | None = await self.store.call("create_session", session_id, state or {}, ttl_s, event)
+        if record is None:  # the id is taken: by this very call before a restart, or else a conflict
+            return await self._created_before(session_id)
         self._active[record.session_id] = _Active(record)
         return record.to_dict()
+
+    async def _created_before(self, session_id: str) -> dict[str, Any]:
+        """The answer to a create whose session id exists: after a restart, the session that
+        the same call, sent again by Ray, created before the host died."""
+        existing = await self.store.call("get_session", session_id)
+        if existing is None or time.monotonic() >= self._retries_until:
+            raise ConflictError(f"A session with id {session_id!r} exists already.", session_id=session_id)
+        return (await self._activate(session_id)).record.to_dict()
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """The session's state and version."""

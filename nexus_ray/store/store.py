@@ -27,7 +27,10 @@ from .security_tables import SecurityTables
 
 T = TypeVar("T")
 _SESSION_COLUMNS = "session_id, state, version, created_at, updated_at, expires_at, ttl_s"
-_SESSION_INSERT = f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_SESSION_INSERT = (
+    f"INSERT INTO sessions ({_SESSION_COLUMNS}, tenant_tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (session_id) DO NOTHING"
+)
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _FINISHED = (RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
 _NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
@@ -291,15 +294,15 @@ class Store(SecurityTables):
     # -- sessions -----------------------------------------------------------------------
     def create_session(
         self, session_id: str, state: dict[str, Any], ttl_s: float | None, event: dict[str, Any] | None = None
-    ) -> SessionRecord:
-        """A new session at version 1 (and its ``session.created`` event, with ``event`` added)."""
+    ) -> SessionRecord | None:
+        """A new session at version 1 (and its ``session.created`` event, with ``event``
+        added); None, and nothing written, when a session with this id exists."""
         now = time.time()
         record = SessionRecord(session_id, state, 1, now, now, now + ttl_s if ttl_s else None, ttl_s)
         with self.transaction():
-            self.backend.execute(
-                _SESSION_INSERT,
-                (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s, tag_of(session_id)),
-            )
+            row = (session_id, _dump(state), 1, now, now, record.expires_at, ttl_s, tag_of(session_id))
+            if not self.backend.changes(_SESSION_INSERT, row):
+                return None
             self.append_event("session", session_id, "session.created", {"state": state, "version": 1, **(event or {})})
         return record
 

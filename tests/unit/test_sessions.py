@@ -267,3 +267,22 @@ def test_calls_that_change_a_session_carry_a_turn_id_and_others_do_not() -> None
     assert patched[:3] == ("s-1", {"a": 1}, None) and len(patched[3]) == 16 and int(patched[3], 16) >= 0
     assert with_turn_id("turn", ("s-1", len, None))[3] != with_turn_id("turn", ("s-1", len, None))[3]
     assert with_turn_id("get", ("s-1",)) == ("s-1",)
+
+
+async def test_a_create_sent_again_after_a_restart_gets_the_session_it_made(
+    sessions: SessionService, tmp_path: Path
+) -> None:
+    """Before, the retried create hit the session's primary key: a 503 "The store failed:
+    UNIQUE constraint failed" for a session that had been created."""
+    from nexus_ray import ConflictError
+
+    made = await sessions.create({"a": 1}, session_id="s-made")
+    with pytest.raises(ConflictError, match="'s-made' exists already"):
+        await sessions.create({"a": 1}, session_id="s-made")  # no restart: a real conflict
+    restarted = SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    restarted.expect_retries()
+    again = await restarted.create({"a": 1}, session_id="s-made")
+    assert again == made
+    events = await restarted.events("s-made", None, 0, 10)
+    assert [e["type"] for e in events] == ["session.created"]  # created once
+    restarted.close()
