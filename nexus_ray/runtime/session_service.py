@@ -111,6 +111,10 @@ class SessionService:
         self._active[record.session_id] = _Active(record)
         return record.to_dict()
 
+    async def _deleted(self, session_id: str) -> bool:
+        """Whether the session's log ends with its deletion."""
+        return bool(await self.store.call("list_events", "session", session_id, "session.deleted", 0, 1))
+
     async def _created_before(self, session_id: str) -> dict[str, Any]:
         """The answer to a create whose session id exists: after a restart, the session that
         the same call, sent again by Ray, created before the host died."""
@@ -299,8 +303,14 @@ class SessionService:
         return await self.store.call("list_events", "session", session_id, None, after, 1000)  # type: ignore[no-any-return]
 
     async def delete(self, session_id: str) -> None:
-        """Delete the session (404 when there is none)."""
-        active = await self._activate(session_id)
+        """Delete the session (404 when there is none, except for a delete that Ray sends
+        again after a restart, which deleted it before the host died)."""
+        try:
+            active = await self._activate(session_id)
+        except NotFoundError:
+            if time.monotonic() < self._retries_until and await self._deleted(session_id):
+                return
+            raise
         async with active.lock:
             self._active.pop(session_id, None)
             if not await self.store.call("delete_session", session_id):

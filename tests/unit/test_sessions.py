@@ -286,3 +286,18 @@ async def test_a_create_sent_again_after_a_restart_gets_the_session_it_made(
     events = await restarted.events("s-made", None, 0, 10)
     assert [e["type"] for e in events] == ["session.created"]  # created once
     restarted.close()
+
+
+async def test_a_delete_sent_again_after_a_restart_succeeds_and_others_still_get_404(
+    sessions: SessionService, tmp_path: Path
+) -> None:
+    sid = (await sessions.create({}))["session_id"]
+    await sessions.delete(sid)
+    with pytest.raises(NotFoundError):
+        await sessions.delete(sid)  # no restart: it is gone
+    restarted = SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    restarted.expect_retries()
+    await restarted.delete(sid)  # the same call again: it did delete it
+    with pytest.raises(NotFoundError):
+        await restarted.delete("never-was")
+    restarted.close()
