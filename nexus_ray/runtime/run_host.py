@@ -58,6 +58,8 @@ class RunHost(BatchTarget):
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
             crash_retries=config.crash_retries,
         )
+        if ray.get_runtime_context().was_current_actor_reconstructed:  # calls in flight come again
+            self.service.expect_retries()
         self.service.start_maintenance()
         self._cpu: ProcessCpu = ProcessCpu()
 

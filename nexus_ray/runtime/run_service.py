@@ -58,6 +58,7 @@ PURGE_EVERY_S = 60.0  # how often a host deletes the runs past the retention
 PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
 STORE_RECOVERY_S = 30.0  # how long a run whose store write failed waits for the store to answer
 STORE_RECOVERIES = 5  # store failures a run goes on after, on this host
+RETRY_WINDOW_S = 60.0  # how long after a restart calls that were in flight may come again
 
 
 class RunService:
@@ -114,6 +115,13 @@ class RunService:
         self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
         self._maintenance: asyncio.Task[None] | None = None
         self._watch: LoopWatch | None = None
+        self._retries_until = 0.0  # monotonic time until which a call may be one sent again
+
+    def expect_retries(self, window_s: float = RETRY_WINDOW_S) -> None:
+        """This host was restarted after its process died, and Ray sends the calls that were
+        in flight again: for ``window_s``, a cancel of a run that is cancelled already is
+        taken for such a call (which did cancel it) and answered with the run."""
+        self._retries_until = time.monotonic() + window_s
 
     # -- registry -----------------------------------------------------------------------
     def register(self, name: str, workflow: Workflow) -> None:
@@ -286,6 +294,7 @@ class RunService:
         task = self._tasks.get(run_id)
         if task is not None and not task.done():
             self._cancelled.add(run_id)
+            await asyncio.sleep(0)  # a task cancelled before its first step would never record it
             task.cancel()
             return await asyncio.shield(task)
         if self.store is None:
@@ -293,6 +302,8 @@ class RunService:
                 raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
             raise _already_finished(run_id, task.result()["status"])
         record = await self._load(run_id)
+        if record.done and record.status == RunStatus.CANCELLED and time.monotonic() < self._retries_until:
+            return record.result().to_dict()  # a cancel sent again after a restart: it did cancel it
         if record.done:
             raise _already_finished(run_id, record.status.value)
         # Executing on another host: mark it cancelled there; that host loses its lease and stops.
@@ -395,7 +406,10 @@ class RunService:
             except RuntimeUnavailableError as failure:
                 if self.store is None or not is_store_failure(failure) or recovery > STORE_RECOVERIES:
                     raise
-                reloaded = await self._reload_after_store_failure(plan, failure)
+                try:
+                    reloaded = await self._reload_after_store_failure(plan, failure)
+                except asyncio.CancelledError:
+                    return await self._cancelled_by_user(plan)
                 if isinstance(reloaded, dict):
                     return reloaded
                 plan = reloaded
@@ -425,6 +439,15 @@ class RunService:
                     raise failure from again
                 delay = min(delay * 2, 1.0)
 
+    async def _cancelled_by_user(self, plan: _RunPlan) -> dict[str, Any]:
+        """Record the run as cancelled when a user cancelled it (called while handling the
+        CancelledError); when it was stopped because this host lost its lease, re-raise:
+        the run goes on elsewhere, and the store is left alone."""
+        if plan.run_id not in self._cancelled:
+            raise asyncio.CancelledError
+        self._cancelled.discard(plan.run_id)
+        return await self._finish(plan, RunStatus.CANCELLED, None)
+
     async def _stored_result(self, run_id: str) -> dict[str, Any]:
         """The run's result from the store, once it has finished (wherever it runs)."""
         delay = 0.02
@@ -447,10 +470,7 @@ class RunService:
         except TimeoutError:
             return await self._finish(plan, RunStatus.FAILED, _run_timeout(workflow.timeout_s))
         except asyncio.CancelledError:
-            if plan.run_id not in self._cancelled:
-                raise  # lost the lease: the run goes on elsewhere; leave the store alone
-            self._cancelled.discard(plan.run_id)
-            return await self._finish(plan, RunStatus.CANCELLED, None)
+            return await self._cancelled_by_user(plan)
         status, error = await self._record_end(plan, workflow, outcome)
         result = RunResult(plan.run_id, plan.workflow, status, outcome.outputs, plan.elapsed_ms(), error, outcome.nodes)
         return result.to_dict()

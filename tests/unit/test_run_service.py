@@ -321,3 +321,30 @@ async def test_a_resumed_run_stores_its_resumption_and_each_node_start_before_th
     # the first start, the resumption and the new start were in the store when it ran
     assert result["status"] == "completed" and result["outputs"]["peek"] == {"result": 3}
     svc.close()
+
+
+async def test_a_cancel_sent_again_after_a_restart_gets_the_cancelled_run(tmp_path: Path) -> None:
+    from nexus_ray import ConflictError
+
+    svc = service(tmp_path / "s.db")
+    await svc.start("nap", {"nap": {"seconds": 5}}, "r-nap")
+    assert (await svc.cancel("r-nap"))["status"] == "cancelled"
+    with pytest.raises(ConflictError, match="already finished"):
+        await svc.cancel("r-nap")  # no restart: it was cancelled by someone
+    svc.close()
+    restarted = service(tmp_path / "s.db")
+    restarted.expect_retries()
+    again = await restarted.cancel("r-nap")  # the same call again: it did cancel it (before: 409)
+    assert again["status"] == "cancelled" and again["run_id"] == "r-nap"
+    restarted.close()
+
+
+async def test_a_run_cancelled_right_after_it_started_is_recorded_cancelled(tmp_path: Path) -> None:
+    """Its task had not taken its first step: cancelled then, it never ran the code that
+    records the cancellation; the canceller got a CancelledError and the run stayed
+    'running' in the store until its lease expired."""
+    svc = service(tmp_path / "s.db")
+    await svc.start("nap", {"nap": {"seconds": 5}}, "r-quick")
+    assert (await svc.cancel("r-quick"))["status"] == "cancelled"
+    assert (await svc.get_run("r-quick"))["status"] == "cancelled"
+    svc.close()
