@@ -39,6 +39,7 @@ from .event_feed import EventFeed
 from .host_metrics import RunHostMetrics, check_store
 from .loop_watch import LoopWatch
 from .node_threads import NodeThreads
+from .retry_window import RETRY_WINDOW_S, RetryWindow
 
 logger = logging.getLogger("nexus_ray.runtime")
 
@@ -58,7 +59,6 @@ PURGE_EVERY_S = 60.0  # how often a host deletes the runs past the retention
 PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
 STORE_RECOVERY_S = 30.0  # how long a run whose store write failed waits for the store to answer
 STORE_RECOVERIES = 5  # store failures a run goes on after, on this host
-RETRY_WINDOW_S = 60.0  # how long after a restart calls that were in flight may come again
 
 
 class RunService:
@@ -115,13 +115,13 @@ class RunService:
         self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
         self._maintenance: asyncio.Task[None] | None = None
         self._watch: LoopWatch | None = None
-        self._retries_until = 0.0  # monotonic time until which a call may be one sent again
+        self.retries = RetryWindow()
 
     def expect_retries(self, window_s: float = RETRY_WINDOW_S) -> None:
         """This host was restarted after its process died, and Ray sends the calls that were
         in flight again: for ``window_s``, a cancel of a run that is cancelled already is
         taken for such a call (which did cancel it) and answered with the run."""
-        self._retries_until = time.monotonic() + window_s
+        self.retries.open_for(window_s)
 
     # -- registry -----------------------------------------------------------------------
     def register(self, name: str, workflow: Workflow) -> None:
@@ -302,7 +302,7 @@ class RunService:
                 raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
             raise _already_finished(run_id, task.result()["status"])
         record = await self._load(run_id)
-        if record.done and record.status == RunStatus.CANCELLED and time.monotonic() < self._retries_until:
+        if record.done and record.status == RunStatus.CANCELLED and self.retries.is_open:
             return record.result().to_dict()  # a cancel sent again after a restart: it did cancel it
         if record.done:
             raise _already_finished(run_id, record.status.value)

@@ -27,12 +27,12 @@ from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
 from .loop_watch import LoopWatch
 from .merge_patch import merge_patch
+from .retry_window import RETRY_WINDOW_S, RetryWindow
 
 logger = logging.getLogger("nexus_ray.runtime")
 DEDICATED_HOST_PREFIX = "dedicated-"  # a dedicated session's host id: this + the session id
 PURGE_CHUNK = 200  # expired sessions deleted per transaction
 ORPHAN_AFTER_S = 60.0  # any host purges a session expired this long (its own host did not)
-RETRY_WINDOW_S = 60.0  # how long after a restart calls that were in flight may come again
 
 
 @dataclass
@@ -80,14 +80,14 @@ class SessionService:
         # session it is asked about (a fixed pool, or a dedicated host).
         self.ring: HashRing | None = None
         self.ring_version = 0
-        self._retries_until = 0.0  # monotonic time until which a turn may be a retry
+        self.retries = RetryWindow()
 
     def expect_retries(self, window_s: float = RETRY_WINDOW_S) -> None:
         """This host was restarted after its process died: Ray sends the calls that were in
         flight again. For ``window_s``, a session loaded from the store brings the ids of
         its recent turns, so a turn that was committed before the death is answered with
         its result instead of being applied twice."""
-        self._retries_until = time.monotonic() + window_s
+        self.retries.open_for(window_s)
 
     async def create(
         self,
@@ -119,7 +119,7 @@ class SessionService:
         """The answer to a create whose session id exists: after a restart, the session that
         the same call, sent again by Ray, created before the host died."""
         existing = await self.store.call("get_session", session_id)
-        if existing is None or time.monotonic() >= self._retries_until:
+        if existing is None or not self.retries.is_open:
             raise ConflictError(f"A session with id {session_id!r} exists already.", session_id=session_id)
         return (await self._activate(session_id)).record.to_dict()
 
@@ -308,7 +308,7 @@ class SessionService:
         try:
             active = await self._activate(session_id)
         except NotFoundError:
-            if time.monotonic() < self._retries_until and await self._deleted(session_id):
+            if self.retries.is_open and await self._deleted(session_id):
                 return
             raise
         async with active.lock:
@@ -372,7 +372,7 @@ class SessionService:
             self._active.pop(session_id, None)
             raise _not_found(session_id)
         applied = {}
-        if time.monotonic() < self._retries_until:
+        if self.retries.is_open:
             applied = await self.store.call("applied_turns", session_id)
         return self._active.setdefault(session_id, _Active(record, applied=applied))
 
