@@ -320,12 +320,13 @@ class RunService:
             raise ConflictError("Listing runs needs the store (NEXUS_DURABLE=true).")
         return [_summary(r) for r in await self.store.call("list_runs", **filters)]
 
-    async def wait_for(self, run_id: str) -> dict[str, Any]:
+    async def wait_for(self, run_id: str, *, here: bool = True) -> dict[str, Any]:
         """The result of a run: from this host when it runs or ran it recently, else from
-        the store once the run (wherever it executes) has finished."""
+        the store once the run (wherever it executes) has finished. ``here=False``: from
+        the store only (for the run's own task, which must not wait for itself)."""
         delay = 0.02
         while True:
-            task = self._tasks.get(run_id)
+            task = self._tasks.get(run_id) if here else None
             if task is not None and not task.cancelled():
                 return await self._outcome(run_id, task)
             record = await self._load(run_id)
@@ -432,7 +433,7 @@ class RunService:
                 if record.done:
                     return record.result().to_dict()
                 if record.owner != self.owner:  # adopted by another host meanwhile
-                    return await self._stored_result(plan.run_id)
+                    return await self.wait_for(plan.run_id, here=False)
                 return await self._resumed_plan(record, cause="store")
             except RuntimeUnavailableError as again:
                 if not is_store_failure(again) or time.monotonic() > deadline:
@@ -447,14 +448,6 @@ class RunService:
             raise asyncio.CancelledError
         self._cancelled.discard(plan.run_id)
         return await self._finish(plan, RunStatus.CANCELLED, None)
-
-    async def _stored_result(self, run_id: str) -> dict[str, Any]:
-        """The run's result from the store, once it has finished (wherever it runs)."""
-        delay = 0.02
-        while not (record := await self._load(run_id)).done:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        return record.result().to_dict()
 
     async def _run_once(self, plan: _RunPlan) -> dict[str, Any]:
         workflow = self.workflows.get(plan.workflow)

@@ -348,3 +348,24 @@ async def test_a_run_cancelled_right_after_it_started_is_recorded_cancelled(tmp_
     assert (await svc.cancel("r-quick"))["status"] == "cancelled"
     assert (await svc.get_run("r-quick"))["status"] == "cancelled"
     svc.close()
+
+
+async def test_a_run_adopted_elsewhere_while_its_store_failed_gives_its_caller_that_host_s_result(
+    tmp_path: Path,
+) -> None:
+    FlakyStore.failures = 2
+    db = tmp_path / "s.db"
+    svc = RunService("h0", {"two": two_steps()}, store_factory=lambda: FlakyStore(SQLiteBackend(db)))
+    caller = asyncio.ensure_future(svc.execute("two", {"one": {"x": 1}}, "r-moved"))
+    while FlakyStore.failures:  # the checkpoint write has failed twice: the host waits for the store
+        await asyncio.sleep(0.001)
+    other = Store(SQLiteBackend(db))  # another host adopted it meanwhile
+    other.backend.execute("UPDATE runs SET owner = 'h1/1/aa' WHERE run_id = 'r-moved'")
+    other.backend.commit()
+    await asyncio.sleep(0.2)
+    assert not caller.done()  # not resumed here: it waits for the other host
+    assert other.finish_run("r-moved", RunStatus.COMPLETED, {"two": {"result": 20}}, None)
+    result = await asyncio.wait_for(caller, 5)
+    assert result["status"] == "completed" and result["outputs"] == {"two": {"result": 20}}
+    other.close()
+    svc.close()
