@@ -118,10 +118,13 @@ class SessionService:
     async def _created_before(self, session_id: str) -> dict[str, Any]:
         """The answer to a create whose session id exists: after a restart, the session that
         the same call, sent again by Ray, created before the host died."""
-        existing = await self.store.call("get_session", session_id)
-        if existing is None or not self.retries.is_open:
-            raise ConflictError(f"A session with id {session_id!r} exists already.", session_id=session_id)
-        return (await self._activate(session_id)).record.to_dict()
+        taken = ConflictError(f"A session with id {session_id!r} exists already.", session_id=session_id)
+        if not self.retries.is_open:
+            raise taken
+        try:
+            return (await self._activate(session_id)).record.to_dict()
+        except NotFoundError:  # it exists but has expired
+            raise taken from None
 
     async def get(self, session_id: str) -> dict[str, Any]:
         """The session's state and version."""
@@ -373,7 +376,7 @@ class SessionService:
             raise _not_found(session_id)
         applied = {}
         if self.retries.is_open:
-            applied = await self.store.call("applied_turns", session_id)
+            applied = await self.store.call("applied_turns", record)
         return self._active.setdefault(session_id, _Active(record, applied=applied))
 
     # -- housekeeping -------------------------------------------------------------------

@@ -353,18 +353,15 @@ class Store(SecurityTables):
                 self.append_event("session", session_id, "session.updated", event)
         return saved
 
-    def applied_turns(self, session_id: str, limit: int = 64) -> dict[str, SessionRecord]:
-        """The session's last ``limit`` turns that carried a turn id: id → the record that
-        turn produced (state and version; the rest as the session is now)."""
-        current = self.get_session(session_id)
-        if current is None:
-            return {}
+    def applied_turns(self, current: SessionRecord, limit: int = 64) -> dict[str, SessionRecord]:
+        """The last ``limit`` turns of the session ``current`` that carried a turn id: id →
+        the record that turn produced (its state and version; the rest as ``current``)."""
 
         def read() -> dict[str, SessionRecord]:
             rows = self.backend.execute(
                 "SELECT data FROM events WHERE scope = 'session' AND scope_id = ? AND type = 'session.updated'"
                 " ORDER BY seq DESC LIMIT ?",
-                (session_id, limit),
+                (current.session_id, limit),
             )
             turns = (_load(data) for (data,) in rows)
             return {
