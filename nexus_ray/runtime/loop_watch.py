@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from ..workflow.stopping import NODE_TASK_PREFIX
+
 logger = logging.getLogger("nexus_ray.runtime")
 # Python's own modules and installed packages (nexus_ray among them): not the app's code.
 LIBRARY_PATHS = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}) + (
@@ -83,7 +85,7 @@ class LoopWatch:
         """What holds the loop: the node running (when it is one) and the line."""
         task = asyncio.current_task(self.loop)  # read from this thread: good enough for a log line
         name = task.get_name() if task is not None else ""
-        by = f" by {name}" if name.startswith("run ") else ""
+        by = f" by {name}" if name.startswith(NODE_TASK_PREFIX) else ""
         frame = sys._current_frames().get(self._loop_thread) if self._loop_thread is not None else None
         return by + (describe(frame) if frame is not None else "")
 

@@ -23,9 +23,12 @@ STOP_GRACE_S = 1.0  # how long a cancelled node may take to stop before it is le
 _left_behind: set[asyncio.Future[Any]] = set()  # strong references, so they are not collected mid-flight
 
 
+NODE_TASK_PREFIX = "run "  # every node task's name starts so (see node_task_name)
+
+
 def node_task_name(run_id: str, node_id: str) -> str:
     """The name of the asyncio task running a node (what a blocked loop's report names)."""
-    return f"run {run_id} node {node_id!r}"
+    return f"{NODE_TASK_PREFIX}{run_id} node {node_id!r}"
 
 
 async def within(
@@ -50,10 +53,11 @@ async def stop(tasks: Mapping[NodeTask, str], grace_s: float | None = None) -> N
     those that do not behind, their results discarded."""
     if not tasks:
         return
+    grace_s = STOP_GRACE_S if grace_s is None else grace_s
     for task in tasks:
         task.cancel()
     try:
-        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S if grace_s is None else grace_s)
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
     except asyncio.CancelledError:  # our caller is stopped too: keep what still runs referenced
         for task in tasks:
             _keep(task)
@@ -63,7 +67,7 @@ async def stop(tasks: Mapping[NodeTask, str], grace_s: float | None = None) -> N
             "node %r did not stop within %s s of being cancelled (does it catch CancelledError?); "
             "it is left to finish and its result is discarded",
             tasks[task],
-            STOP_GRACE_S if grace_s is None else grace_s,
+            grace_s,
         )
         _keep(task)
 
