@@ -27,6 +27,7 @@ _EXPORTS = {
     "PayloadTooLargeError": ".errors",
     "ResourcesUnavailableError": ".errors",
     "RuntimeUnavailableError": ".errors",
+    "StoreUnavailableError": ".errors",
     "WorkflowError": ".errors",
     "WorkflowNotFoundError": ".errors",
     "Settings": ".settings",
@@ -71,6 +72,7 @@ __all__ = [
     "ScalingPolicy",
     "ServerInfo",
     "Settings",
+    "StoreUnavailableError",
     "SwitchNode",
     "Workflow",
     "WorkflowBuilder",
@@ -111,6 +113,7 @@ if TYPE_CHECKING:
         RateLimitedError,
         ResourcesUnavailableError,
         RuntimeUnavailableError,
+        StoreUnavailableError,
         WorkflowError,
         WorkflowNotFoundError,
     )

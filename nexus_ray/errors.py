@@ -10,6 +10,8 @@
     ├── ConflictError               409  MCP -32600  exit 6   e.g. a duplicate workflow name
     │   └── PreconditionFailedError 412  MCP -32600  exit 6   If-Match names a stale version
     ├── RuntimeUnavailableError     503  MCP -32603  exit 5   Ray / Serve / host pool not reachable
+    │   ├── ResourcesUnavailableError   no live node has what a node's resources= asks for
+    │   └── StoreUnavailableError       the store failed a call (connection lost, disk full)
     ├── ConfigurationError          500  MCP -32603  exit 2   settings that cannot work (refuses to start)
     ├── AuthenticationError         401  MCP -32001  exit 9   no valid credential
     ├── PermissionDeniedError       403  MCP -32001  exit 9   a permission is missing
@@ -170,6 +172,13 @@ class RuntimeUnavailableError(NexusError):
 class ResourcesUnavailableError(RuntimeUnavailableError):
     """No node of the Ray cluster has the resources a node asks for (and none joined in
     time): the node fails with this instead of waiting for ever."""
+
+
+class StoreUnavailableError(RuntimeUnavailableError):
+    """The store failed a call (a lost or refused PostgreSQL connection, a full or locked
+    disk): nothing of it was written; retry later. A type of its own, because it crosses
+    Ray's process boundaries without its cause, and a host must still tell it apart
+    (a run whose write failed waits for the store instead of failing its caller)."""
 
 
 class ConfigurationError(NexusError):

@@ -25,6 +25,7 @@ from ..errors import (
     NotFoundError,
     RateLimitedError,
     RuntimeUnavailableError,
+    StoreUnavailableError,
     WorkflowNotFoundError,
 )
 from ..security.tenancy import tag_of
@@ -566,6 +567,8 @@ class RunService:
         while True:
             try:
                 await self.maintain_once()
+            except StoreUnavailableError as exc:  # an outage: one line a round, not a traceback
+                logger.warning("lease maintenance on %s: %s; retrying", self.host_id, exc)
             except Exception:
                 logger.exception("lease maintenance on %s failed; retrying", self.host_id)
             await asyncio.sleep(self.lease_s / 3)
@@ -588,6 +591,8 @@ class RunService:
         while True:  # its own task: a long backlog must not hold back lease renewal
             try:
                 await self.purge_expired_runs()
+            except StoreUnavailableError as exc:
+                logger.warning("purging expired runs on %s: %s; retrying", self.host_id, exc)
             except Exception:
                 logger.exception("purging expired runs on %s failed; retrying", self.host_id)
             await asyncio.sleep(PURGE_EVERY_S)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checks import seconds, whole_number
-from ..errors import ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError
+from ..errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PreconditionFailedError,
+    StoreUnavailableError,
+)
 from ..security.tenancy import DEDICATED_SUFFIX
 from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
@@ -394,6 +400,8 @@ class SessionService:
             try:
                 self.passivate_idle()
                 await self.purge_expired()
+            except StoreUnavailableError as exc:  # an outage: one line a round, not a traceback
+                logger.warning("session maintenance on %s: %s; retrying", self.host_id, exc)
             except Exception:
                 logger.exception("session maintenance on %s failed; retrying", self.host_id)
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import RuntimeUnavailableError
+from ..errors import StoreUnavailableError
 from .store import Store
 
 logger = logging.getLogger("nexus_ray.store")
@@ -114,17 +114,19 @@ class AsyncStore:
                 store.appended.clear()
                 try:
                     with store.transaction(write=_writes([call])):
-                        outcomes.append((call, True, call[0]()))
-                    events.extend(store.appended)
-                except Exception as exc:
+                        result = call[0]()
+                except Exception as exc:  # the call, or its commit (where held events are written)
                     outcomes.append((call, False, exc))
+                else:
+                    outcomes.append((call, True, result))
+                    events.extend(store.appended)
             return outcomes, events
 
     def _settle(self, outcomes: list[tuple[_Call, bool, Any]], events: list[dict[str, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         failures = []
         for (fn, loop, future), ok, value in outcomes:
-            if not ok and (future is None or _is_database_error(value)):  # not a caller's own mistake
+            if not ok and (future is None or _is_store_error(value)):  # not a caller's own mistake
                 failures.append((fn, value))
             if loop is not None:
                 by_loop.setdefault(loop, [])
@@ -196,18 +198,23 @@ def _resolve(
 
 def store_failure(exc: BaseException) -> BaseException:
     """What a caller gets for a failed call: a database error (disk full, connection lost)
-    becomes a RuntimeUnavailableError naming it (503: retry later; nothing was written),
+    becomes a StoreUnavailableError naming it (503: retry later; nothing was written),
     chained to the original; any other error as it is."""
     if not _is_database_error(exc):
         return exc
-    error = RuntimeUnavailableError(f"The store failed: {str(exc).strip()}", store_error=type(exc).__name__)
+    error = StoreUnavailableError(f"The store failed: {str(exc).strip()}", store_error=type(exc).__name__)
     error.__cause__ = exc
     return error
 
 
 def is_store_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is what a caller got for a database error (see store_failure)."""
-    return isinstance(exc, RuntimeUnavailableError) and exc.__cause__ is not None and _is_database_error(exc.__cause__)
+    """Whether ``exc`` says the store failed (not the call): a database error as
+    store_failure gives it, or a connection the backend could not open again."""
+    return isinstance(exc, StoreUnavailableError)
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    return _is_database_error(exc) or isinstance(exc, StoreUnavailableError)
 
 
 def _is_database_error(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import RuntimeUnavailableError
+from ..errors import RuntimeUnavailableError, StoreUnavailableError
 
 logger = logging.getLogger("nexus_ray.store")
 
@@ -189,8 +189,8 @@ class PostgresBackend:
 
         try:
             return psycopg.connect(self.url, autocommit=False)
-        except psycopg.OperationalError as exc:
-            raise RuntimeUnavailableError(
+        except psycopg.OperationalError as exc:  # a store failure: a run waiting on it waits for the store
+            raise StoreUnavailableError(
                 f"Cannot connect to the PostgreSQL store at {_redact(self.url)}: {str(exc).strip()}",
                 store=_redact(self.url),
             ) from None

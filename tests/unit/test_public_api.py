@@ -28,6 +28,7 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "ScalingPolicy",
         "ServerInfo",
         "Settings",
+        "StoreUnavailableError",
         "SwitchNode",
         "Workflow",
         "WorkflowBuilder",

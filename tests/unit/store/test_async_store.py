@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus_ray import NexusError, RuntimeUnavailableError
+from nexus_ray import NexusError, RuntimeUnavailableError, StoreUnavailableError
 from nexus_ray.store import AsyncStore, Store
 from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus
@@ -113,4 +113,24 @@ async def test_store_failures_are_logged_at_most_once_every_few_seconds(
     assert len(lines) == 1 and lines[0].startswith("1 store call(s) failed since the last report, e.g. create_run:")
     assert "database or disk is full" in lines[0]
     conn.execute("PRAGMA max_page_count=1073741823")
+    store.close()
+
+
+async def test_a_write_whose_commit_fails_fails_its_caller_even_when_the_call_itself_ran(
+    store: AsyncStore, tmp_path: Path
+) -> None:
+    """An event is held in memory and written at its transaction's commit: before, a group
+    that failed was tried again call by call, each call was counted a success as soon as it
+    ran, and the commit that then failed was ignored. A node's checkpoint lost that way
+    was reported committed, and the nodes that depend on it started (found with a
+    PostgreSQL server stopped under load)."""
+    await store.call("create_run", "r", "w", {})
+    await store.call("append_event", "run", "r", "node.started", {"node": "a"})  # the log's seq is known
+    conn = store.store.backend.conn  # type: ignore[attr-defined]
+    conn.execute(f"PRAGMA max_page_count={conn.execute('PRAGMA page_count').fetchone()[0]}")
+    checkpoint = node_event("a", NodeStatus.COMPLETED, outputs={"blob": "x" * 80_000})
+    with pytest.raises(StoreUnavailableError, match="database or disk is full"):
+        await store.call("append_event", "run", "r", *checkpoint)
+    conn.execute("PRAGMA max_page_count=1073741823")
+    assert [e["type"] for e in await store.call("list_events", "run", "r")] == ["run.started", "node.started"]
     store.close()
