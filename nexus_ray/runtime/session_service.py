@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..security.tenancy import DEDICATED_SUFFIX
 from ..store import AsyncStore, SessionRecord, Store
+from ..store.async_store import is_store_failure
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
@@ -62,6 +63,7 @@ class _Active:
     queued: list[_Turn] = field(default_factory=list)
     draining: asyncio.Task[None] | None = None
     applied: dict[str, SessionRecord] = field(default_factory=dict)  # turn id → its record, after a restart
+    stale: bool = False  # a commit failed: it may have been stored all the same (a lost reply)
 
 
 class SessionService:
@@ -181,6 +183,13 @@ class SessionService:
             active.draining = None
 
     async def _commit_turns(self, session_id: str, active: _Active, turns: list[_Turn]) -> None:
+        if active.stale:
+            try:
+                await self._reload(session_id, active)
+            except Exception as exc:
+                for turn in turns:
+                    settle(turn.future, error=exc)
+                return
         base = active.record
         accepted, states = [], []
         state, version = base.state, base.version
@@ -207,12 +216,22 @@ class SessionService:
                 gone = await self.store.call("get_session", session_id) is None
                 raise _not_found(session_id) if gone else _changed_elsewhere(session_id)
         except Exception as exc:
+            active.stale = is_store_failure(exc)
             for turn in accepted:
                 settle(turn.future, error=exc)
             return
         active.record, active.last_used = saved[-1], time.monotonic()
         for turn, record in zip(accepted, saved, strict=True):
             settle(turn.future, result=record.to_dict())
+
+    async def _reload(self, session_id: str, active: _Active) -> None:
+        """Read the session again after a failed commit (which the store may hold)."""
+        record = await self.store.call("get_session", session_id)
+        if record is None:
+            if self._active.get(session_id) is active:
+                del self._active[session_id]
+            raise _not_found(session_id)
+        active.record, active.stale = record, False
 
     async def complete_run(
         self,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import StoreUnavailableError
+from .backends import CommitUnknownError
 from .store import Store
 
 logger = logging.getLogger("nexus_ray.store")
@@ -107,6 +108,10 @@ class AsyncStore:
             with store.transaction(write=_writes(group)):
                 results = [fn() for fn, _, _ in group]
             return [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
+        except CommitUnknownError as exc:
+            # Not tried again call by call: the group may be stored, and its writes made
+            # twice would duplicate events or fail as conflicts (a session "changed elsewhere").
+            return [(call, False, exc) for call in group], []
         except Exception:
             # One call failed and took the shared transaction with it: run each alone.
             outcomes, events = [], []
@@ -218,4 +223,4 @@ def _is_store_error(exc: BaseException) -> bool:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")
+    return isinstance(exc, sqlite3.Error | CommitUnknownError) or type(exc).__module__.startswith("psycopg")

@@ -16,6 +16,11 @@ from ..errors import RuntimeUnavailableError, StoreUnavailableError
 logger = logging.getLogger("nexus_ray.store")
 
 
+class CommitUnknownError(Exception):
+    """The connection was lost while the database committed: the transaction may be stored
+    or not, so its writes must not be made again as if they were not."""
+
+
 class Backend(Protocol):
     """What the store needs from a database: run SQL written with ``?`` placeholders."""
 
@@ -46,7 +51,7 @@ class Backend(Protocol):
         ...
 
     def commit(self) -> None:
-        """Commit the current transaction."""
+        """Commit the current transaction (CommitUnknownError: whether it did is unknown)."""
         ...
 
     def rollback(self) -> None:
@@ -243,7 +248,14 @@ class PostgresBackend:
         self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
     def commit(self) -> None:
-        self.conn.commit()
+        import psycopg
+
+        try:
+            self.conn.commit()
+        except psycopg.OperationalError as exc:
+            if not self.conn.closed:
+                raise
+            raise CommitUnknownError(f"the connection was lost while committing: {str(exc).strip()}") from exc
 
     def rollback(self) -> None:
         if not self.conn.closed:

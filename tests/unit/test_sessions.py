@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from nexus_ray import InvalidRequestError, NotFoundError
-from nexus_ray.errors import PreconditionFailedError
+from nexus_ray.errors import PreconditionFailedError, StoreUnavailableError
 from nexus_ray.runtime.merge_patch import merge_patch
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
-from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.store.backends import CommitUnknownError, SQLiteBackend
 
 
 @pytest.mark.parametrize(
@@ -301,3 +301,25 @@ async def test_a_delete_sent_again_after_a_restart_succeeds_and_others_still_get
     with pytest.raises(NotFoundError):
         await restarted.delete("never-was")
     restarted.close()
+
+
+async def test_a_turn_whose_commit_reply_was_lost_does_not_leave_the_host_a_version_behind(
+    sessions: SessionService,
+) -> None:
+    """A connection lost after COMMIT reached the database: the turn is stored, its caller
+    got a 503. Before, the host kept the state from before that turn, and the next turn
+    of the session got a 409 ("changed elsewhere") although nobody else had changed it."""
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    backend = sessions.store.store.backend  # type: ignore[union-attr]
+    commit = backend.commit
+
+    def commit_then_lose_the_reply() -> None:
+        backend.commit = commit
+        commit()
+        raise CommitUnknownError("the connection was lost while committing: server closed the connection")
+
+    backend.commit = commit_then_lose_the_reply
+    with pytest.raises(StoreUnavailableError):
+        await sessions.patch(sid, {"a": 1})
+    patched = await sessions.patch(sid, {"b": 2})
+    assert patched["state"] == {"n": 0, "a": 1, "b": 2} and patched["version"] == 3

@@ -11,7 +11,7 @@ import pytest
 
 from nexus_ray import NexusError, RuntimeUnavailableError, StoreUnavailableError
 from nexus_ray.store import AsyncStore, Store
-from nexus_ray.store.backends import SQLiteBackend
+from nexus_ray.store.backends import CommitUnknownError, SQLiteBackend
 from nexus_ray.workflow import NodeStatus
 from nexus_ray.workflow.events import node_event
 
@@ -132,5 +132,26 @@ async def test_a_write_whose_commit_fails_fails_its_caller_even_when_the_call_it
     with pytest.raises(StoreUnavailableError, match="database or disk is full"):
         await store.call("append_event", "run", "r", *checkpoint)
     conn.execute("PRAGMA max_page_count=1073741823")
+    assert [e["type"] for e in await store.call("list_events", "run", "r")] == ["run.started", "node.started"]
+    store.close()
+
+
+async def test_a_group_whose_commit_outcome_is_unknown_is_not_written_again(store: AsyncStore) -> None:
+    """The connection was lost while the database committed (CommitUnknownError): the group
+    may be stored, so its callers get a 503 and nothing is written again. Before, each call
+    was made again on its own, and an event the lost commit had stored was stored twice."""
+    await store.call("create_run", "r", "w", {})
+    backend = store.store.backend  # type: ignore[attr-defined]
+    commit = backend.commit
+
+    def commit_then_lose_the_reply() -> None:
+        backend.commit = commit
+        commit()
+        raise CommitUnknownError("the connection was lost while committing: server closed the connection")
+
+    backend.commit = commit_then_lose_the_reply
+    with pytest.raises(StoreUnavailableError, match="lost while committing") as raised:
+        await store.call("append_event", "run", "r", "node.started", {"node": "a"})
+    assert raised.value.details == {"store_error": "CommitUnknownError"}
     assert [e["type"] for e in await store.call("list_events", "run", "r")] == ["run.started", "node.started"]
     store.close()

@@ -14,7 +14,7 @@ from nexus_ray import Nexus, WorkflowBuilder
 from nexus_ray.runtime.ids import new_run_id
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
-from nexus_ray.store.backends import PostgresBackend
+from nexus_ray.store.backends import CommitUnknownError, PostgresBackend
 
 _names = itertools.count()
 
@@ -76,3 +76,24 @@ async def test_a_run_outlives_a_store_that_refuses_connections_and_its_dependent
             assert "Cannot connect to the PostgreSQL store" in rounds[0].getMessage()
         finally:
             service.close()
+
+
+def test_a_connection_lost_at_commit_is_an_unknown_outcome_not_a_failed_write(postgres_server: str) -> None:
+    """PostgreSQL may have committed a transaction whose connection died at COMMIT: the
+    backend says so (CommitUnknownError) instead of a plain error the store would treat
+    as nothing written."""
+    name = f"commit{next(_names)}"
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        backend = PostgresBackend(f"{postgres_server}/{name}")
+        try:
+            backend.execute("CREATE TABLE t (x int)")
+            backend.commit()
+            pid = backend.execute("SELECT pg_backend_pid()")[0][0]
+            backend.execute("INSERT INTO t VALUES (1)")
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(CommitUnknownError, match="lost while committing"):
+                backend.commit()
+            assert backend.execute("SELECT COUNT(*) FROM t") == [(0,)]  # connected again
+        finally:
+            backend.close()
