@@ -114,6 +114,7 @@ class RunService:
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._cancelled: set[str] = set()  # cancelled by a user (not by losing the lease)
         self._keys: dict[str, tuple[str, str]] = {}  # idempotency keys without a store
+        self._key_of_run: dict[str, str] = {}
         self._maintenance: asyncio.Task[None] | None = None
         self._watch: LoopWatch | None = None
         self.retries = RetryWindow()
@@ -180,21 +181,23 @@ class RunService:
         """Execute (``wait``) or start a run under an idempotency key: the same key with the
         same request gives the same run, also while it runs; with another request, 409."""
         first = self.execute if wait else self.start
-        return await self._idempotent(key, digest, run_id, wait, lambda: first(name, node_inputs, run_id))
+        return await self._idempotent(key, digest, run_id, wait, lambda rid: first(name, node_inputs, rid))
 
     async def execute_idempotent_in_session(
         self, key: str, digest: str, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
     ) -> dict[str, Any]:
         """:meth:`execute_in_session` under an idempotency key (``digest`` covers the
         inputs as sent and the session, not the state they are resolved with)."""
-        first = lambda: self.execute_in_session(name, inputs, run_id, session_id, wait)  # noqa: E731
+        first = lambda rid: self.execute_in_session(name, inputs, rid, session_id, wait)  # noqa: E731
         return await self._idempotent(key, digest, run_id, wait, first)
 
     async def _idempotent(
-        self, key: str, digest: str, run_id: str, wait: bool, first: Callable[[], Awaitable[dict[str, Any]]]
+        self, key: str, digest: str, run_id: str, wait: bool, first: Callable[[str], Awaitable[dict[str, Any]]]
     ) -> dict[str, Any]:
-        """Bind ``key`` to ``run_id`` and run ``first()``, unless the key is bound already:
-        then the bound run (same request) or 409 (another request)."""
+        """Bind ``key`` to ``run_id`` and run ``first(run_id)``, unless the key is bound
+        already: then the bound run (same request) or 409 (another request). A bound run
+        that was never created (its request was refused after the key was bound: a 429, a
+        503) is created now, by this repeat of the request."""
         bound_run, bound_digest = await self._claim(key, digest, run_id)
         if bound_digest != digest:
             raise ConflictError(
@@ -202,14 +205,32 @@ class RunService:
                 idempotency_key=key,
                 run_id=bound_run,
             )
-        if bound_run != run_id:  # a repeat: the bound run exists, here or in the store
+        if bound_run != run_id and await self._exists(bound_run):  # a repeat of a request that ran
             return await self.wait_for(bound_run) if wait else await self._status(bound_run)
-        return await first()
+        try:
+            return await first(bound_run)  # creating a run is idempotent per id: a race creates it once
+        except Exception:
+            if self.store is None and bound_run not in self._tasks:  # refused before it ran: the key is free
+                self._release_key(bound_run)
+            raise
+
+    async def _exists(self, run_id: str) -> bool:
+        if run_id in self._tasks:
+            return True
+        return self.store is not None and await self.store.call("get_run", run_id) is not None
 
     async def _claim(self, key: str, digest: str, run_id: str) -> tuple[str, str]:
         if self.store is not None:
             return await self.store.call("claim_idempotency_key", key, digest, run_id)  # type: ignore[no-any-return]
-        return self._keys.setdefault(key, (run_id, digest))
+        bound = self._keys.setdefault(key, (run_id, digest))
+        self._key_of_run.setdefault(bound[0], key)
+        return bound
+
+    def _release_key(self, run_id: str) -> None:
+        """Without a store, a key lives as long as its run's result (see _forget)."""
+        key = self._key_of_run.pop(run_id, None)
+        if key is not None:
+            del self._keys[key]
 
     async def _status(self, run_id: str) -> dict[str, Any]:
         return {"run_id": run_id, "status": (await self.get_run(run_id))["status"]}
@@ -400,6 +421,7 @@ class RunService:
         if self._tasks.get(run_id) is task:
             del self._tasks[run_id]
             self.feed.forget(run_id)
+            self._release_key(run_id)
 
     async def _run(self, plan: _RunPlan) -> dict[str, Any]:
         for recovery in itertools.count(1):
