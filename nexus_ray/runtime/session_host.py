@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,8 @@ from ..workflow import RunStatus
 from .batching import BatchTarget
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
-from .session_service import SessionService
+from .idle_stop import IdleClock, check_every_s, counted
+from .session_service import DEDICATED_HOST_PREFIX, SessionService
 from .sessions_client import SESSION_BATCHED
 
 
@@ -38,36 +40,47 @@ class SessionHost(BatchTarget):
         )
         if ray.get_runtime_context().was_current_actor_reconstructed:  # calls in flight come again
             self.service.expect_retries()
-        self.service.start_maintenance()
+        self.service.start_maintenance(every_s=min(10.0, config.session_idle_s))
+        self.idle = IdleClock(config.session_idle_s)
+        if host_id.startswith(DEDICATED_HOST_PREFIX):
+            self._stopping = asyncio.get_event_loop().create_task(self._stop_when_idle())
         self._cpu: ProcessCpu = ProcessCpu()
 
+    @counted
     async def create(
         self, session_id: str, state: dict[str, Any] | None, ttl_s: float | None, channel: str | None = None
     ) -> dict[str, Any]:
         return await self.service.create(state, ttl_s, session_id=session_id, channel=channel)
 
+    @counted
     async def sync(self, session_id: str, channel: str) -> dict[str, Any]:
         return await self.service.sync(session_id, channel)
 
+    @counted
     async def emit(self, session_id: str | None, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         return await self.service.emit(session_id, event_type, data)
 
+    @counted
     async def events(
         self, session_id: str | None, event_type: str | None, after: int, limit: int
     ) -> list[dict[str, Any]]:
         return await self.service.events(session_id, event_type, after, limit)
 
+    @counted
     async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         return await self.service.wait_events(session_id, after, timeout_s)
 
+    @counted
     async def get(self, session_id: str) -> dict[str, Any]:
         return await self.service.get(session_id)
 
+    @counted
     async def patch(
         self, session_id: str, patch: dict[str, Any], if_version: int | None, turn_id: str | None = None
     ) -> dict[str, Any]:
         return await self.service.patch(session_id, patch, if_version, turn_id)
 
+    @counted
     async def turn(
         self,
         session_id: str,
@@ -77,6 +90,7 @@ class SessionHost(BatchTarget):
     ) -> dict[str, Any]:
         return await self.service.turn(session_id, change, if_version, turn_id)
 
+    @counted
     async def complete_run(
         self,
         session_id: str,
@@ -89,9 +103,11 @@ class SessionHost(BatchTarget):
     ) -> tuple[RunStatus, dict[str, Any] | None]:
         return await self.service.complete_run(session_id, run_id, status, outputs, error, patches, read_version)
 
+    @counted
     async def delete(self, session_id: str) -> None:
         await self.service.delete(session_id)
 
+    @counted
     async def list(self, limit: int, before: str | None, tenant_tag: str | None = None) -> list[dict[str, Any]]:
         return await self.service.list(limit, before, tenant_tag)
 
@@ -110,3 +126,13 @@ class SessionHost(BatchTarget):
 
     async def adopt_ring(self, version: int, members: Sequence[str]) -> int:
         return await self.service.adopt_ring(version, members)
+
+    async def _stop_when_idle(self) -> None:
+        """A dedicated host stops once its session has left memory and no call has come for
+        ``session_idle_s``; the next call for the session starts it again."""
+        while True:
+            await asyncio.sleep(check_every_s(self.idle.idle_s))
+            if self.idle.may_stop(self.service.info()["active_sessions"]):
+                self.service.close()
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+                return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 
 import httpx
 import pytest
@@ -93,3 +94,31 @@ def test_dedicated_session_has_its_own_actor(app: Nexus, http: httpx.Client) -> 
     assert visit.json()["status"] == "completed" and app.get_session(sid)["state"]["visits"] == 1
     app.delete_session(sid)
     assert http.get(f"/sessions/{sid}").status_code == 404
+
+
+def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_call(app: Nexus) -> None:
+    """Before, the actor of a dedicated session stayed up after its session was passivated
+    or expired: every dedicated session ever made kept a worker process."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    from nexus_ray.runtime.named_actors import NAMESPACE
+    from nexus_ray.runtime.session_host import SessionHost
+    from nexus_ray.runtime.session_service import DEDICATED_HOST_PREFIX
+
+    client = app._pool.sessions()
+    sid = client.new_session_id(dedicated=True)
+    host = SessionHost.options(  # type: ignore[attr-defined]
+        name=f"{client.prefix}-session-{sid}", namespace=NAMESPACE
+    ).remote(DEDICATED_HOST_PREFIX + sid, {**client.settings, "session_idle_s": 0.5})
+    assert ray.get(host.create.remote(sid, {"n": 1}, None))["version"] == 1
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ray.get(host.info.remote(), timeout=5)
+        except RayActorError:
+            break  # it stopped itself
+        assert time.monotonic() < deadline, "the idle dedicated host is still up"
+        time.sleep(0.2)
+    assert app.get_session(sid)["state"] == {"n": 1}  # a new actor, the state from the store
+    app.delete_session(sid)
