@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import RuntimeUnavailableError, StoreUnavailableError
+from ..errors import ConfigurationError, RuntimeUnavailableError, StoreUnavailableError
 
 logger = logging.getLogger("nexus_ray.store")
 
@@ -191,9 +191,10 @@ class PostgresBackend:
 
     def _connect(self) -> Any:
         import psycopg
+        from psycopg.conninfo import make_conninfo
 
         try:
-            return psycopg.connect(self.url, autocommit=False)
+            return psycopg.connect(make_conninfo("", **connection_settings(self.url)), autocommit=False)
         except psycopg.OperationalError as exc:  # a store failure: a run waiting on it waits for the store
             raise StoreUnavailableError(
                 f"Cannot connect to the PostgreSQL store at {_redact(self.url)}: {str(exc).strip()}",
@@ -263,6 +264,35 @@ class PostgresBackend:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# Without these, libpq waits for ever: for a server that accepts connections and never
+# answers, and on a connection whose server vanished without closing it (a machine that
+# died, a failover), until the kernel gives up hours later. The host's store thread, and
+# with it every durable run on the host, would wait as long.
+CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",  # seconds
+    "keepalives": "1",
+    "keepalives_idle": "30",  # seconds idle before the first probe
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # ms that sent data may stay unacknowledged
+}
+
+
+def connection_settings(url: str) -> dict[str, str]:
+    """libpq settings for ``url``: its own, and CONNECTION_DEFAULTS for those it leaves out."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        own = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
+    except ProgrammingError as exc:
+        raise ConfigurationError(
+            f"NEXUS_STORE_URL is not a PostgreSQL URL libpq accepts ({_redact(url)}): {str(exc).strip()}",
+            store=_redact(url),
+        ) from None
+    return {**CONNECTION_DEFAULTS, **own}
 
 
 MAX_ROWS_PER_STATEMENT = 128
