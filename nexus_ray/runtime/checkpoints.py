@@ -28,14 +28,14 @@ class RunEvents:
     def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Record an event (queued; ordered with the run's other writes)."""
         if self.store is not None:
-            self.store.submit("append_event", "run", self.run_id, event_type, data)
+            self.store.submit_for(self.run_id, "append_event", "run", self.run_id, event_type, data)
         else:
             self.feed.append(self.run_id, event_type, data)
 
     async def commit(self, event_type: str, data: dict[str, Any]) -> None:
         """Record an event and, with a store, wait until it is committed."""
         if self.store is not None:
-            await self.store.call("append_event", "run", self.run_id, event_type, data)
+            await self.store.call_for(self.run_id, "append_event", "run", self.run_id, event_type, data)
         else:
             self.feed.append(self.run_id, event_type, data)
 

@@ -515,7 +515,9 @@ class RunService:
             patches = session_patches(dict(workflow.nodes), workflow.order, outcome.outputs) if completed else []
             return await self._end_in_session(plan, outcome.status, outcome.outputs, outcome.error, patches)
         if self.store is not None:
-            await self.store.call("finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error)
+            await self.store.call_for(
+                plan.run_id, "finish_run", plan.run_id, outcome.status, outcome.outputs, outcome.error
+            )
         else:
             self.feed.append(plan.run_id, *run_end_event(outcome.status, outcome.outputs, outcome.error))
         return outcome.status, outcome.error
@@ -533,7 +535,7 @@ class RunService:
         (status, error) it ended with."""
         assert plan.session_id is not None
         if self.store is not None:  # our queued events first: the session's host writes the run's last one
-            await self.store.call("ping")
+            await self.store.call_for(plan.run_id, "ping")
         status, error = await self._session_turn(
             plan.session_id, plan.run_id, status, outputs, error, patches, plan.session_version
         )
@@ -565,7 +567,7 @@ class RunService:
         if plan.session_id:  # in a turn of its session, whose log records the end too
             status, error = await self._end_in_session(plan, status, {}, error, [])
         elif self.store is not None:
-            await self.store.call("finish_run", plan.run_id, status, None, error)
+            await self.store.call_for(plan.run_id, "finish_run", plan.run_id, status, None, error)
         else:
             self.feed.append(plan.run_id, *run_end_event(status, None, error))
         if self.store is not None:
@@ -666,7 +668,9 @@ class RunService:
         as failed too."""
         assert self.store is not None  # only runs in the store are resumed
         for node_id in nodes:
-            self.store.submit("append_event", "run", plan.run_id, *node_event(node_id, NodeStatus.FAILED, error=error))
+            self.store.submit_for(
+                plan.run_id, "append_event", "run", plan.run_id, *node_event(node_id, NodeStatus.FAILED, error=error)
+            )
         return await self._finish(plan, RunStatus.FAILED, error)
 
     async def health(self) -> dict[str, Any]:

@@ -28,7 +28,9 @@ from .store import Store
 logger = logging.getLogger("nexus_ray.store")
 MAX_GROUP = 256
 REPORT_EVERY_S = 5.0
-_Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None"]
+# (the store method with its arguments, the caller's loop, its future or None when nobody
+# waits, the run or other owner whose writes these are, see call_for)
+_Call = tuple[Callable[[], Any], asyncio.AbstractEventLoop | None, "asyncio.Future[Any] | None", str | None]
 EventsCallback = Callable[[list[dict[str, Any]]], None]
 
 
@@ -39,6 +41,7 @@ class AsyncStore:
         self.on_events = on_events
         self._unreported, self._reported_at = 0, -math.inf
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._lost: set[str] = set()  # owners with a write nobody waited for that failed (store thread)
         ready: queue.SimpleQueue[BaseException | Store] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, args=(factory, ready), name="nexus-store", daemon=True)
         self._thread.start()
@@ -51,7 +54,16 @@ class AsyncStore:
         """``await store.call("get_run", run_id)``: run ``Store.method`` on the store thread."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future))
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future, None))
+        return await future
+
+    async def call_for(self, owner: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`call` for a write of ``owner`` (a run) that must not succeed while an
+        earlier write of it sent with :meth:`submit_for` was lost: then this call fails
+        instead, once, with a StoreUnavailableError (the owner reloads what the store has)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, future, owner))
         return await future
 
     async def drain(self, method: str, /, *args: Any, chunk: int) -> int:
@@ -69,7 +81,13 @@ class AsyncStore:
         """Queue a write without waiting for it (from the event loop). Calls commit in
         order, so it is durable no later than any call queued after it; a failure is logged."""
         loop = asyncio.get_running_loop()
-        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, None))
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, None, None))
+
+    def submit_for(self, owner: str, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """:meth:`submit` a write of ``owner``; if it fails, ``owner``'s next
+        :meth:`call_for` fails too (so a run is not stored finished without it)."""
+        loop = asyncio.get_running_loop()
+        self._queue.put((functools.partial(getattr(self.store, method), *args, **kwargs), loop, None, owner))
 
     def close(self) -> None:
         """Finish queued calls, close the connection, stop the thread."""
@@ -101,36 +119,72 @@ class AsyncStore:
             self._settle(outcomes, events)
         store.close()
 
-    @staticmethod
-    def _run_group(store: Store, group: list[_Call]) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
+    def _run_group(
+        self, store: Store, group: list[_Call]
+    ) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
+        outcomes: list[tuple[_Call, bool, Any]] = []
+        if self._lost:  # an owner with a lost write: its next awaited call is refused
+            kept = []
+            for call in group:
+                refusal = self._refusal(call)
+                if refusal is None:
+                    kept.append(call)
+                else:
+                    outcomes.append((call, False, refusal))
+            group = kept
         store.appended.clear()
         try:
             with store.transaction(write=_writes(group)):
-                results = [fn() for fn, _, _ in group]
-            return [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
+                results = [call[0]() for call in group]
+            return outcomes + [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
         except CommitUnknownError as exc:
             # Not tried again call by call: the group may be stored, and its writes made
             # twice would duplicate events or fail as conflicts (a session "changed elsewhere").
-            return [(call, False, exc) for call in group], []
+            for call in group:
+                self._note_if_lost(call)
+            return outcomes + [(call, False, exc) for call in group], []
         except Exception:
             # One call failed and took the shared transaction with it: run each alone.
-            outcomes, events = [], []
-            for call in group:
-                store.appended.clear()
-                try:
-                    with store.transaction(write=_writes([call])):
-                        result = call[0]()
-                except Exception as exc:  # the call, or its commit (where held events are written)
-                    outcomes.append((call, False, exc))
-                else:
-                    outcomes.append((call, True, result))
-                    events.extend(store.appended)
-            return outcomes, events
+            return self._run_each_alone(store, group, outcomes)
+
+    def _run_each_alone(
+        self, store: Store, group: list[_Call], outcomes: list[tuple[_Call, bool, Any]]
+    ) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
+        events: list[dict[str, Any]] = []
+        for call in group:
+            refusal = self._refusal(call)
+            if refusal is not None:  # a write of its owner before it, in this group, was lost
+                outcomes.append((call, False, refusal))
+                continue
+            store.appended.clear()
+            try:
+                with store.transaction(write=_writes([call])):
+                    result = call[0]()
+            except Exception as exc:  # the call, or its commit (where held events are written)
+                outcomes.append((call, False, exc))
+                self._note_if_lost(call)
+            else:
+                outcomes.append((call, True, result))
+                events.extend(store.appended)
+        return outcomes, events
+
+    def _note_if_lost(self, call: _Call) -> None:
+        """A failed call: when nobody waited for it, its owner's next awaited call fails."""
+        if call[2] is None and call[3] is not None:
+            self._lost.add(call[3])
+
+    def _refusal(self, call: _Call) -> StoreUnavailableError | None:
+        """The error for an awaited call of an owner with a lost write (once), else None."""
+        owner = call[3]
+        if owner is None or call[2] is None or owner not in self._lost:
+            return None
+        self._lost.discard(owner)
+        return StoreUnavailableError(f"The store failed: an earlier write of {owner} was lost.", owner=owner)
 
     def _settle(self, outcomes: list[tuple[_Call, bool, Any]], events: list[dict[str, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         failures = []
-        for (fn, loop, future), ok, value in outcomes:
+        for (fn, loop, future, _), ok, value in outcomes:
             if not ok and (future is None or _is_store_error(value)):  # not a caller's own mistake
                 failures.append((fn, value))
             if loop is not None:
@@ -181,7 +235,7 @@ READS = frozenset(
 
 def _writes(group: list[_Call]) -> bool:
     """Whether a group may write (a read first and a write later must lock at BEGIN)."""
-    return any(getattr(getattr(fn, "func", fn), "__name__", "") not in READS for fn, _, _ in group)
+    return any(getattr(getattr(call[0], "func", call[0]), "__name__", "") not in READS for call in group)
 
 
 def _resolve(

@@ -283,6 +283,36 @@ async def test_a_store_that_stays_down_fails_the_caller_after_the_recovery_time(
     svc.close()
 
 
+class LosesFinalCheckpoint(Store):
+    """Fails writing the final node's completion (which nobody waits for) ``failures`` times."""
+
+    failures = 0
+
+    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
+        if event_type == "node.completed" and data["node"] == "two" and LosesFinalCheckpoint.failures:
+            LosesFinalCheckpoint.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().append_event(scope, scope_id, event_type, data)
+
+
+async def test_a_run_is_not_recorded_finished_while_a_write_of_it_nobody_waited_for_was_lost(tmp_path: Path) -> None:
+    """A node's completion is not waited for when no node depends on it (it commits with
+    the run's end). Before, when its write failed and the run's end, in a later commit,
+    did not, the run was stored completed with that node still running."""
+    LosesFinalCheckpoint.failures = 2  # its group commit, then the write alone
+    factory = lambda: LosesFinalCheckpoint(SQLiteBackend(tmp_path / "s.db"))  # noqa: E731
+    svc = RunService("h0", {"two": two_steps()}, store_factory=factory)
+    CALLS.clear()
+    result = await svc.execute("two", {"one": {"x": 1}}, "r-lost")
+    assert result["status"] == "completed" and result["outputs"]["two"] == {"result": 20}
+    stored = await svc.get_run("r-lost")
+    assert stored["status"] == "completed" and stored["nodes"]["two"]["status"] == "completed"
+    assert CALLS == ["one", "two", "two"]  # resumed from the store: its lost completion ran again
+    events = await svc.store.call("list_events", "run", "r-lost")  # type: ignore[union-attr]
+    assert [e["data"]["cause"] for e in events if e["type"] == "run.resumed"] == ["store"]
+    svc.close()
+
+
 class SlowStore(Store):
     """Takes 50 ms to write a node start or a resumption (a busy disk): a write that is
     not waited for lands after the node has run."""

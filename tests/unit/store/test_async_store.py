@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nexus_ray import NexusError, RuntimeUnavailableError, StoreUnavailableError
 from nexus_ray.store import AsyncStore, Store
 from nexus_ray.store.backends import CommitUnknownError, SQLiteBackend
-from nexus_ray.workflow import NodeStatus
+from nexus_ray.workflow import NodeStatus, RunStatus
 from nexus_ray.workflow.events import node_event
 
 
@@ -154,4 +155,27 @@ async def test_a_group_whose_commit_outcome_is_unknown_is_not_written_again(stor
         await store.call("append_event", "run", "r", "node.started", {"node": "a"})
     assert raised.value.details == {"store_error": "CommitUnknownError"}
     assert [e["type"] for e in await store.call("list_events", "run", "r")] == ["run.started", "node.started"]
+    store.close()
+
+
+class LosesOneEvent(Store):
+    """Fails every write of a ``lost`` event (a write that hit a failing disk)."""
+
+    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
+        if event_type == "lost":
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().append_event(scope, scope_id, event_type, data)
+
+
+async def test_a_lost_write_nobody_waited_for_fails_its_owner_s_next_awaited_call_once(tmp_path: Path) -> None:
+    store = AsyncStore(lambda: LosesOneEvent(SQLiteBackend(tmp_path / "s.db")))
+    for run in ("a", "b"):
+        await store.call("create_run", run, "w", {})
+    store.submit_for("a", "append_event", "run", "a", "lost", {})
+    await store.call("ping")  # a later commit: the loss is known by now
+    assert await store.call_for("b", "append_event", "run", "b", "fine", {})  # another run's calls go on
+    with pytest.raises(StoreUnavailableError, match="an earlier write of a was lost"):
+        await store.call_for("a", "finish_run", "a", RunStatus.COMPLETED, {}, None)
+    assert (await store.call("get_run", "a")).status == RunStatus.PENDING  # refused, not written
+    assert await store.call_for("a", "finish_run", "a", RunStatus.COMPLETED, {}, None) is True  # refused once
     store.close()
