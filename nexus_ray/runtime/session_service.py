@@ -264,13 +264,19 @@ class SessionService:
                 await self.store.call("finish_run", run_id, RunStatus.FAILED, outputs, gone)
                 return RunStatus.FAILED, gone
             async with active.lock:
+                if active.stale:
+                    await self._reload(session_id, active)
                 current = active.record.version
                 if patches and read_version is not None and current != read_version:
                     status, error, patches = RunStatus.FAILED, _changed_meanwhile(session_id, read_version, current), []
                 state = functools.reduce(merge_patch, patches, active.record.state) if patches else None
-                saved = await self.store.call(
-                    "finish_run_in_session", run_id, status, outputs, error, session_id, state, current
-                )
+                try:
+                    saved = await self.store.call(
+                        "finish_run_in_session", run_id, status, outputs, error, session_id, state, current
+                    )
+                except Exception as exc:
+                    active.stale = is_store_failure(exc)
+                    raise
                 if saved is not None:
                     active.record, active.last_used = saved, time.monotonic()
                     return status, error
@@ -393,6 +399,8 @@ class SessionService:
         active = self._active.get(session_id)
         now = time.time()
         if active is not None and not active.record.expired(now):
+            if active.stale and not active.lock.locked():  # a read after a failed commit sees what it stored
+                await self._reload(session_id, active)
             active.last_used = time.monotonic()
             return active
         record = await self.store.call("get_session", session_id)

@@ -321,5 +321,7 @@ async def test_a_turn_whose_commit_reply_was_lost_does_not_leave_the_host_a_vers
     backend.commit = commit_then_lose_the_reply
     with pytest.raises(StoreUnavailableError):
         await sessions.patch(sid, {"a": 1})
+    read = await sessions.get(sid)  # what the store holds, not the state before that turn
+    assert read["state"] == {"n": 0, "a": 1} and read["version"] == 2
     patched = await sessions.patch(sid, {"b": 2})
     assert patched["state"] == {"n": 0, "a": 1, "b": 2} and patched["version"] == 3
