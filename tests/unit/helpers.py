@@ -5,10 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nexus_ray.store.backends import CommitUnknownError
 from nexus_ray.testing.sample import double_plus_one
 from nexus_ray.workflow import RunOutcome, Workflow, WorkflowBuilder, WorkflowEngine
 
-__all__ = ["CALLS", "TWO_NODE_EVENTS", "InProcessSessions", "double_plus_one", "run", "two_steps", "visit_workflow"]
+__all__ = [
+    "CALLS",
+    "TWO_NODE_EVENTS",
+    "InProcessSessions",
+    "double_plus_one",
+    "lose_the_next_commit_reply",
+    "run",
+    "two_steps",
+    "visit_workflow",
+]
 
 # The events of a 2-node run, in order.
 TWO_NODE_EVENTS = ["run.started", "node.started", "node.completed", "node.started", "node.completed", "run.completed"]
@@ -53,3 +63,16 @@ class InProcessSessions:
 def run(workflow: Workflow, inputs: dict[str, Any], **kwargs: Any) -> RunOutcome:
     node_inputs = workflow.resolve_inputs(inputs)
     return asyncio.run(WorkflowEngine().execute(workflow, node_inputs, run_id="test", **kwargs))
+
+
+def lose_the_next_commit_reply(backend: Any) -> None:
+    """Make ``backend``'s next commit, then report it lost (CommitUnknownError), as when a
+    PostgreSQL connection drops after COMMIT reached the server."""
+    commit = backend.commit
+
+    def commit_then_lose_the_reply() -> None:
+        backend.commit = commit
+        commit()
+        raise CommitUnknownError("the connection was lost while committing: server closed the connection")
+
+    backend.commit = commit_then_lose_the_reply

@@ -234,13 +234,16 @@ async def test_a_node_whose_outputs_cannot_be_stored_fails_the_run_in_the_store(
 
 
 class FlakyStore(Store):
-    """Fails writing a node's checkpoint ``failures`` times (a lost connection, a locked disk)."""
+    """Fails writing the checkpoint of ``node`` ``failures`` times (a lost connection, a
+    locked disk)."""
 
+    node = "one"
     failures = 0
 
     def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
-        if event_type == "node.completed" and data["node"] == "one" and FlakyStore.failures:
-            FlakyStore.failures -= 1
+        flaky = type(self)
+        if event_type == "node.completed" and data["node"] == flaky.node and flaky.failures:
+            flaky.failures -= 1
             raise sqlite3.OperationalError("disk I/O error")
         return super().append_event(scope, scope_id, event_type, data)
 
@@ -283,16 +286,10 @@ async def test_a_store_that_stays_down_fails_the_caller_after_the_recovery_time(
     svc.close()
 
 
-class LosesFinalCheckpoint(Store):
-    """Fails writing the final node's completion (which nobody waits for) ``failures`` times."""
+class LosesFinalCheckpoint(FlakyStore):
+    """Fails writing the final node's completion (which nobody waits for)."""
 
-    failures = 0
-
-    def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> Any:
-        if event_type == "node.completed" and data["node"] == "two" and LosesFinalCheckpoint.failures:
-            LosesFinalCheckpoint.failures -= 1
-            raise sqlite3.OperationalError("disk I/O error")
-        return super().append_event(scope, scope_id, event_type, data)
+    node = "two"
 
 
 async def test_a_run_is_not_recorded_finished_while_a_write_of_it_nobody_waited_for_was_lost(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from nexus_ray.errors import PreconditionFailedError, StoreUnavailableError
 from nexus_ray.runtime.merge_patch import merge_patch
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
-from nexus_ray.store.backends import CommitUnknownError, SQLiteBackend
+from nexus_ray.store.backends import SQLiteBackend
+
+from .helpers import lose_the_next_commit_reply
 
 
 @pytest.mark.parametrize(
@@ -311,14 +313,7 @@ async def test_a_turn_whose_commit_reply_was_lost_does_not_leave_the_host_a_vers
     of the session got a 409 ("changed elsewhere") although nobody else had changed it."""
     sid = (await sessions.create({"n": 0}))["session_id"]
     backend = sessions.store.store.backend  # type: ignore[union-attr]
-    commit = backend.commit
-
-    def commit_then_lose_the_reply() -> None:
-        backend.commit = commit
-        commit()
-        raise CommitUnknownError("the connection was lost while committing: server closed the connection")
-
-    backend.commit = commit_then_lose_the_reply
+    lose_the_next_commit_reply(backend)
     with pytest.raises(StoreUnavailableError):
         await sessions.patch(sid, {"a": 1})
     read = await sessions.get(sid)  # what the store holds, not the state before that turn

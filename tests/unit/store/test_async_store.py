@@ -12,9 +12,11 @@ import pytest
 
 from nexus_ray import NexusError, RuntimeUnavailableError, StoreUnavailableError
 from nexus_ray.store import AsyncStore, Store
-from nexus_ray.store.backends import CommitUnknownError, SQLiteBackend
+from nexus_ray.store.backends import SQLiteBackend
 from nexus_ray.workflow import NodeStatus, RunStatus
 from nexus_ray.workflow.events import node_event
+
+from ..helpers import lose_the_next_commit_reply
 
 
 @pytest.fixture
@@ -143,14 +145,7 @@ async def test_a_group_whose_commit_outcome_is_unknown_is_not_written_again(stor
     was made again on its own, and an event the lost commit had stored was stored twice."""
     await store.call("create_run", "r", "w", {})
     backend = store.store.backend  # type: ignore[attr-defined]
-    commit = backend.commit
-
-    def commit_then_lose_the_reply() -> None:
-        backend.commit = commit
-        commit()
-        raise CommitUnknownError("the connection was lost while committing: server closed the connection")
-
-    backend.commit = commit_then_lose_the_reply
+    lose_the_next_commit_reply(backend)
     with pytest.raises(StoreUnavailableError, match="lost while committing") as raised:
         await store.call("append_event", "run", "r", "node.started", {"node": "a"})
     assert raised.value.details == {"store_error": "CommitUnknownError"}
