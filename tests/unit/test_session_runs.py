@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nexus_ray import NotFoundError
+from nexus_ray import NotFoundError, StoreUnavailableError
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
@@ -132,3 +133,44 @@ async def test_every_end_of_a_session_s_run_is_in_the_session_s_log(
     ends = [(e["data"]["run_id"], e["data"]["status"]) for e in events if e["type"] == "session.run_completed"]
     assert ends == [("done", "completed"), ("here", "cancelled"), ("late", "failed"), ("away", "cancelled")]
     assert (await sessions.get(sid))["state"] == {"name": "ada", "visits": 1, "greeting": "hi ada"}
+
+
+class SessionStoreFails(InProcessSessions):
+    """The session's host fails a run's end once with a store failure, as it reaches the
+    RunHost over Ray: pickled, so without its cause. ``after_commit``: the store had
+    committed the turn (the reply was lost)."""
+
+    def __init__(self, service: Any, after_commit: bool) -> None:
+        super().__init__(service)
+        self.after_commit, self.failed = after_commit, False
+
+    async def call(self, method: str, session_id: str, *args: Any) -> Any:
+        if method == "complete_run" and not self.failed:
+            self.failed = True
+            if self.after_commit:
+                await super().call(method, session_id, *args)
+            raise pickle.loads(pickle.dumps(StoreUnavailableError("The store failed: server closed the connection")))
+        return await super().call(method, session_id, *args)
+
+
+@pytest.mark.parametrize("after_commit", [False, True], ids=["not-committed", "reply-lost"])
+async def test_a_session_run_whose_end_hit_a_store_failure_ends_once(tmp_path: Path, after_commit: bool) -> None:
+    """Before, a store failure from the session's host arrived without its cause and was not
+    taken for one: the caller got a 503 and the run stayed running until its lease expired."""
+    db = tmp_path / "s.db"
+    sessions = SessionService("s0", lambda: Store(SQLiteBackend(db)))
+    runs = RunService(
+        "h0",
+        {"visit": visit_workflow()},
+        store_factory=lambda: Store(SQLiteBackend(db)),
+        sessions=SessionStoreFails(sessions, after_commit),
+    )
+    try:
+        sid = (await sessions.create({"name": "ada", "visits": 0}))["session_id"]
+        result = await runs.execute_in_session("visit", {}, "r-store", sid, wait=True)
+        assert result["status"] == "completed"
+        assert (await sessions.get(sid))["state"]["visits"] == 1  # its write-back applied once
+        assert (await runs.get_run("r-store"))["status"] == "completed"
+    finally:
+        runs.close()
+        sessions.close()
