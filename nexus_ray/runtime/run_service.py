@@ -24,13 +24,11 @@ from ..errors import (
     NexusError,
     NotFoundError,
     RateLimitedError,
-    RuntimeUnavailableError,
     StoreUnavailableError,
     WorkflowNotFoundError,
 )
 from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
-from ..store.async_store import is_store_failure
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
 from ..workflow.events import RUN_TERMINAL, node_event, run_end_event, run_started
@@ -427,8 +425,8 @@ class RunService:
         for recovery in itertools.count(1):
             try:
                 return await self._run_once(plan)
-            except RuntimeUnavailableError as failure:
-                if self.store is None or not is_store_failure(failure) or recovery > STORE_RECOVERIES:
+            except StoreUnavailableError as failure:
+                if self.store is None or recovery > STORE_RECOVERIES:
                     raise
                 try:
                     reloaded = await self._reload_after_store_failure(plan, failure)
@@ -440,7 +438,7 @@ class RunService:
         raise AssertionError("unreachable")
 
     async def _reload_after_store_failure(
-        self, plan: _RunPlan, failure: RuntimeUnavailableError
+        self, plan: _RunPlan, failure: StoreUnavailableError
     ) -> _RunPlan | dict[str, Any]:
         """After a store write of a run failed (a lost connection, a locked or full disk),
         what the store holds is its state: once the store answers, the run resumes from
@@ -458,8 +456,8 @@ class RunService:
                 if record.owner != self.owner:  # adopted by another host meanwhile
                     return await self.wait_for(plan.run_id, here=False)
                 return await self._resumed_plan(record, cause="store")
-            except RuntimeUnavailableError as again:
-                if not is_store_failure(again) or time.monotonic() > deadline:
+            except StoreUnavailableError as again:
+                if time.monotonic() > deadline:
                     raise failure from again
                 delay = min(delay * 2, 1.0)
 

@@ -23,7 +23,6 @@ from ..errors import (
 )
 from ..security.tenancy import DEDICATED_SUFFIX
 from ..store import AsyncStore, SessionRecord, Store
-from ..store.async_store import is_store_failure
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
@@ -216,7 +215,7 @@ class SessionService:
                 gone = await self.store.call("get_session", session_id) is None
                 raise _not_found(session_id) if gone else _changed_elsewhere(session_id)
         except Exception as exc:
-            active.stale = is_store_failure(exc)
+            active.stale = isinstance(exc, StoreUnavailableError)
             for turn in accepted:
                 settle(turn.future, error=exc)
             return
@@ -275,7 +274,7 @@ class SessionService:
                         "finish_run_in_session", run_id, status, outputs, error, session_id, state, current
                     )
                 except Exception as exc:
-                    active.stale = is_store_failure(exc)
+                    active.stale = isinstance(exc, StoreUnavailableError)
                     raise
                 if saved is not None:
                     active.record, active.last_used = saved, time.monotonic()

@@ -122,38 +122,33 @@ class AsyncStore:
     def _run_group(
         self, store: Store, group: list[_Call]
     ) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
-        outcomes: list[tuple[_Call, bool, Any]] = []
-        if self._lost:  # an owner with a lost write: its next awaited call is refused
-            kept = []
-            for call in group:
-                refusal = self._refusal(call)
-                if refusal is None:
-                    kept.append(call)
-                else:
-                    outcomes.append((call, False, refusal))
-            group = kept
+        if self._lost and any(call[2] is not None and call[3] in self._lost for call in group):
+            return self._run_each_alone(store, group)  # (rare) an owner's awaited call is refused
         store.appended.clear()
         try:
             with store.transaction(write=_writes(group)):
                 results = [call[0]() for call in group]
-            return outcomes + [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
+            return [(call, True, r) for call, r in zip(group, results, strict=True)], list(store.appended)
         except CommitUnknownError as exc:
             # Not tried again call by call: the group may be stored, and its writes made
             # twice would duplicate events or fail as conflicts (a session "changed elsewhere").
             for call in group:
                 self._note_if_lost(call)
-            return outcomes + [(call, False, exc) for call in group], []
+            return [(call, False, exc) for call in group], []
         except Exception:
             # One call failed and took the shared transaction with it: run each alone.
-            return self._run_each_alone(store, group, outcomes)
+            return self._run_each_alone(store, group)
 
     def _run_each_alone(
-        self, store: Store, group: list[_Call], outcomes: list[tuple[_Call, bool, Any]]
+        self, store: Store, group: list[_Call]
     ) -> tuple[list[tuple[_Call, bool, Any]], list[dict[str, Any]]]:
+        """Each call in a transaction of its own; an awaited call of an owner whose write
+        nobody waited for was lost before it (in an earlier group or this one) is refused."""
+        outcomes: list[tuple[_Call, bool, Any]] = []
         events: list[dict[str, Any]] = []
         for call in group:
             refusal = self._refusal(call)
-            if refusal is not None:  # a write of its owner before it, in this group, was lost
+            if refusal is not None:
                 outcomes.append((call, False, refusal))
                 continue
             store.appended.clear()
@@ -264,12 +259,6 @@ def store_failure(exc: BaseException) -> BaseException:
     error = StoreUnavailableError(f"The store failed: {str(exc).strip()}", store_error=type(exc).__name__)
     error.__cause__ = exc
     return error
-
-
-def is_store_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says the store failed (not the call): a database error as
-    store_failure gives it, or a connection the backend could not open again."""
-    return isinstance(exc, StoreUnavailableError)
 
 
 def _is_store_error(exc: BaseException) -> bool:
