@@ -39,6 +39,7 @@ from .host_metrics import RunHostMetrics, check_store
 from .loop_watch import LoopWatch
 from .node_threads import NodeThreads
 from .retry_window import RETRY_WINDOW_S, RetryWindow
+from .rounds import repeat
 
 logger = logging.getLogger("nexus_ray.runtime")
 
@@ -581,19 +582,12 @@ class RunService:
             self._watch = LoopWatch(asyncio.get_event_loop(), self.host_id)
             self._watch.start()
         if self.store is not None and self._maintenance is None:
-            self._maintenance = asyncio.get_event_loop().create_task(self._maintain())
-            if self.retention_s is not None:
-                self._purging = asyncio.get_event_loop().create_task(self._purge())
-
-    async def _maintain(self) -> None:
-        while True:
-            try:
-                await self.maintain_once()
-            except StoreUnavailableError as exc:  # an outage: one line a round, not a traceback
-                logger.warning("lease maintenance on %s: %s; retrying", self.host_id, exc)
-            except Exception:
-                logger.exception("lease maintenance on %s failed; retrying", self.host_id)
-            await asyncio.sleep(self.lease_s / 3)
+            loop = asyncio.get_event_loop()
+            renewal = repeat(f"lease maintenance on {self.host_id}", self.maintain_once, self.lease_s / 3)
+            self._maintenance = loop.create_task(renewal)
+            if self.retention_s is not None:  # its own task: a long backlog must not hold back lease renewal
+                purge = repeat(f"purging expired runs on {self.host_id}", self.purge_expired_runs, PURGE_EVERY_S)
+                self._purging = loop.create_task(purge)
 
     async def maintain_once(self) -> list[str]:
         """One round: renew leases (cancel runs whose lease was lost), adopt orphans; the
@@ -608,16 +602,6 @@ class RunService:
         for run_id in adopted:
             await self._resume(run_id)
         return adopted
-
-    async def _purge(self) -> None:
-        while True:  # its own task: a long backlog must not hold back lease renewal
-            try:
-                await self.purge_expired_runs()
-            except StoreUnavailableError as exc:
-                logger.warning("purging expired runs on %s: %s; retrying", self.host_id, exc)
-            except Exception:
-                logger.exception("purging expired runs on %s failed; retrying", self.host_id)
-            await asyncio.sleep(PURGE_EVERY_S)
 
     async def purge_expired_runs(self) -> int:
         """Delete the finished runs older than the retention, a chunk per transaction (so

@@ -13,6 +13,7 @@ from typing import Any
 from ..security.api_keys import ApiKey
 from ..security.rate_limit import Bucket, Grant, RateSpec
 from ..store import AsyncStore, Store
+from .rounds import repeat
 
 logger = logging.getLogger("nexus_ray.security")
 KEY_POLL_S = 0.5  # keys created or revoked from another process (CLI) show within this
@@ -40,7 +41,8 @@ class SecurityService:
         await self.refresh_keys()
         self._poller = asyncio.get_running_loop().create_task(self._poll_keys())
         if self.audit_retention_s is not None:
-            self._purging = asyncio.get_running_loop().create_task(self._purge_audit())
+            purge = repeat("purging old audit entries", self.purge_audit, PURGE_EVERY_S)
+            self._purging = asyncio.get_running_loop().create_task(purge)
 
     async def refresh_keys(self) -> bool:
         """Re-read the keys when the store's changed; whether they did."""
@@ -96,14 +98,6 @@ class SecurityService:
     async def list_audit(self, tenant: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """A tenant's audit entries, newest first."""
         return await self.store.call("list_audit", tenant, **filters)  # type: ignore[no-any-return]
-
-    async def _purge_audit(self) -> None:
-        while True:
-            try:
-                await self.purge_audit()
-            except Exception:
-                logger.exception("purging old audit entries failed; retrying")
-            await asyncio.sleep(PURGE_EVERY_S)
 
     async def purge_audit(self) -> int:
         """Delete the audit entries older than the retention, a chunk per transaction; how many."""

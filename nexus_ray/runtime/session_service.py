@@ -34,6 +34,7 @@ from .ids import new_run_id
 from .loop_watch import LoopWatch
 from .merge_patch import merge_patch
 from .retry_window import RETRY_WINDOW_S, RetryWindow
+from .rounds import repeat
 
 logger = logging.getLogger("nexus_ray.runtime")
 DEDICATED_HOST_PREFIX = "dedicated-"  # a dedicated session's host id: this + the session id
@@ -416,20 +417,15 @@ class SessionService:
         """Passivate idle sessions and purge expired ones every ``every_s``; watch the
         loop for code that blocks it (a slow function turn) (call once)."""
         if self._maintenance is None:
-            self._maintenance = asyncio.get_event_loop().create_task(self._maintain(every_s))
+            rounds = repeat(f"session maintenance on {self.host_id}", self.maintain_once, every_s)
+            self._maintenance = asyncio.get_event_loop().create_task(rounds)
             self._watch = LoopWatch(asyncio.get_event_loop(), self.host_id)
             self._watch.start()
 
-    async def _maintain(self, every_s: float) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                self.passivate_idle()
-                await self.purge_expired()
-            except StoreUnavailableError as exc:  # an outage: one line a round, not a traceback
-                logger.warning("session maintenance on %s: %s; retrying", self.host_id, exc)
-            except Exception:
-                logger.exception("session maintenance on %s failed; retrying", self.host_id)
+    async def maintain_once(self) -> None:
+        """One round: passivate idle sessions, purge expired ones."""
+        self.passivate_idle()
+        await self.purge_expired()
 
     async def purge_expired(self) -> int:
         """Delete the expired sessions this host serves (and orphans, see the store), each

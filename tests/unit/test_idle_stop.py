@@ -22,10 +22,10 @@ class Host:
 async def test_a_host_may_stop_only_with_no_call_running_none_for_the_idle_time_and_no_session() -> None:
     host = Host(idle_s=0.2)
     assert not host.idle.may_stop(0)  # just started: not idle for 0.2 s yet
-    running = asyncio.ensure_future(host.call(0.4))
+    running = asyncio.ensure_future(host.call(1.0))
     await asyncio.sleep(0.3)
     assert host.idle.in_flight == 1 and not host.idle.may_stop(0)  # a long poll keeps it up
-    assert await running == 0.4
+    assert await running == 1.0
     assert not host.idle.may_stop(0)  # the call just ended
     await asyncio.sleep(0.25)
     assert host.idle.may_stop(0)
