@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequestError
-from .wire_json import RefusedJSONError, loads
+from .wire_json import OutOfRangeNumberError, RefusedJSONError, loads
 
 
 def parse_value(text: str) -> Any:
     """JSON when ``text`` is valid JSON (``5`` is a number, ``true`` a boolean), else the
-    string (``NaN`` is not JSON, so it is the string "NaN")."""
+    string (``NaN`` is not JSON, so it is the string "NaN"). A number too large for a float
+    is refused: read as a string it would look like a number that went through."""
     try:
         return loads(text)
+    except OutOfRangeNumberError as exc:
+        raise InvalidRequestError(f"{text!r}: {exc}.", value=text) from None
     except (json.JSONDecodeError, RefusedJSONError):
         return text
 

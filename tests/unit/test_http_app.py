@@ -323,14 +323,16 @@ def test_idempotency_key_while_running(client: TestClient) -> None:
     assert sync["run_id"] == started.json()["run_id"] and sync["status"] == "completed"
 
 
-@pytest.mark.parametrize(
-    "body", [{"ttl_s": True}, {"ttl_s": "600"}, {"ttl_s": 1e999}, {"dedicated": "yes"}, {"state": {}, "ttl_s": 0}]
-)
+@pytest.mark.parametrize("body", [{"ttl_s": True}, {"ttl_s": "600"}, {"dedicated": "yes"}, {"state": {}, "ttl_s": 0}])
 def test_a_session_is_created_only_from_a_well_typed_body(client: TestClient, body: dict[str, Any]) -> None:
-    text = json.dumps(body).replace("Infinity", "1e999")  # 1e999 is standard JSON that reads as infinity
     field = next(iter(set(body) - {"state"}))
-    r = client.post("/sessions", content=text, headers={"content-type": "application/json"})
+    r = client.post("/sessions", json=body)
     assert problem(r, 422)["errors"][0]["field"] == f"body.{field}"
+
+
+def test_a_number_beyond_a_float_s_range_is_refused_where_python_would_read_infinity(client: TestClient) -> None:
+    r = client.post("/sessions", content=b'{"ttl_s": 1e999}', headers={"content-type": "application/json"})
+    assert problem(r, 400)["number"] == "1e999"
 
 
 def test_a_last_event_id_must_be_ascii_digits(client: TestClient) -> None:
@@ -462,6 +464,9 @@ def test_every_channel_speaks_standard_json(client: TestClient) -> None:
     nan_body = b'{"inputs": {"x": NaN}}'
     refused = problem(client.post(execute, content=nan_body, headers={"content-type": "application/json"}), 400)
     assert refused["constant"] == "NaN" and "NaN is not JSON" in refused["detail"]
+    huge_body = b'{"inputs": {"x": 1e400}}'  # Python's json reads infinity: the run would see inf
+    huge = problem(client.post(execute, content=huge_body, headers={"content-type": "application/json"}), 400)
+    assert huge["number"] == "1e400" and "the number 1e400 is out of range" in huge["detail"]
     deep = b'{"inputs": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
     too_deep = problem(client.post(execute, content=deep, headers={"content-type": "application/json"}), 400)
     assert "nests too deep" in too_deep["detail"]
@@ -480,6 +485,9 @@ def test_every_channel_speaks_standard_json(client: TestClient) -> None:
         ws.send_text('{"inputs": {"x": Infinity}}')
         error = ws.receive_json()
         assert error["error"]["status"] == 400 and "Infinity is not JSON" in error["error"]["detail"]
+        ws.send_text('{"inputs": {"x": -1e999}}')
+        error = ws.receive_json()
+        assert error["error"]["status"] == 400 and "-1e999 is out of range" in error["error"]["detail"]
         ws.send_json({"inputs": {"x": 1e308}})
         while (event := strict_json(ws.receive_text()))["type"] != "run.completed":
             pass
@@ -581,6 +589,29 @@ def test_a_deeply_nested_mcp_body_is_a_json_rpc_error_not_a_500(client: TestClie
     headers["host"] = "127.0.0.1:8000"  # one /mcp accepts (DNS-rebinding protection)
     r = client.post("/mcp", content=deep, headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == -32700, r.text  # JSON-RPC's parse error
+
+
+def test_nan_and_infinity_in_mcp_arguments_are_refused_as_rest_refuses_them(client: TestClient) -> None:
+    """The MCP SDK reads NaN, Infinity and 1e400 as floats (REST refuses them as not JSON)."""
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    headers["host"] = "127.0.0.1:8000"
+    sid = client.post("/sessions", json={"state": {"n": 1}}).json()["session_id"]
+
+    def call(tool: str, arguments: str) -> dict[str, Any]:
+        params = f'{{"name": "{tool}", "arguments": {arguments}}}'
+        body = f'{{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {params}}}'
+        r = client.post("/mcp", content=body, headers=headers)
+        data = next(line[6:] for line in r.text.splitlines() if line.startswith("data: "))
+        return json.loads(data)["result"]  # type: ignore[no-any-return]
+
+    for number in ("NaN", "1e400", "-Infinity"):
+        refused = call("double_plus_one", f'{{"x": {number}}}')
+        assert refused["isError"] and refused["_meta"]["nexus/error"]["status"] == 422
+        assert refused["content"][0]["text"].startswith("Invalid arguments: x: is NaN or infinite")
+    patched = call("nexus_update_session", f'{{"session_id": "{sid}", "patch": {{"n": [1, NaN]}}}}')
+    assert patched["isError"] and "patch.n[1]: is NaN or infinite" in patched["content"][0]["text"]
+    assert client.get(f"/sessions/{sid}").json()["version"] == 1  # nothing was written
+    assert call("double_plus_one", '{"x": 1.5}')["structuredContent"]["add_one"]["result"]["value"] == 4.0
 
 
 def test_mcp_bodies_over_the_limit_are_413(client: TestClient) -> None:

@@ -9,7 +9,14 @@ import pytest
 
 from nexus_ray import InvalidRequestError
 from nexus_ray.channels.cli_inputs import json_object, parse_value
-from nexus_ray.channels.wire_json import NonStandardJSONError, TooDeepJSONError, dumps, dumps_text, loads
+from nexus_ray.channels.wire_json import (
+    NonStandardJSONError,
+    OutOfRangeNumberError,
+    TooDeepJSONError,
+    dumps,
+    dumps_text,
+    loads,
+)
 
 
 def strict(text: str | bytes) -> object:
@@ -26,6 +33,19 @@ def test_a_non_standard_constant_is_refused_by_name(constant: str) -> None:
     with pytest.raises(NonStandardJSONError, match=f"^{constant} is not JSON") as info:
         loads(f'{{"x": [1, {constant}]}}')
     assert info.value.constant == constant
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.8e308", "1E309"])
+def test_a_number_beyond_a_float_s_range_is_refused_not_read_as_infinity(number: str) -> None:
+    with pytest.raises(OutOfRangeNumberError, match=f"^the number {number} is out of range") as info:
+        loads(f'{{"x": [1, {number}]}}')
+    assert info.value.number == number
+    assert json.loads(number) in (math.inf, -math.inf)  # what Python's own parser makes of it
+
+
+def test_numbers_within_range_read_as_python_does() -> None:
+    text = "[1.5, -1.7e308, 1e-400, 123456789012345678901234567890, 0.1]"
+    assert loads(text) == json.loads(text) == [1.5, -1.7e308, 0.0, 123456789012345678901234567890, 0.1]
 
 
 def test_standard_json_reads_as_before_from_text_and_bytes() -> None:
@@ -48,6 +68,10 @@ def test_dumps_text_falls_back_for_what_json_cannot_hold() -> None:
 
 def test_the_cli_reads_nan_as_a_string_and_refuses_it_inside_json() -> None:
     assert parse_value("NaN") == "NaN" and parse_value("5") == 5
+    with pytest.raises(InvalidRequestError, match="'1e400': the number 1e400 is out of range"):
+        parse_value("1e400")  # not the string "1e400", which looks like the number went through
+    with pytest.raises(InvalidRequestError, match="--input-json is not valid JSON: the number 2e308 is out of range"):
+        json_object('{"x": 2e308}', "--input-json")
     with pytest.raises(InvalidRequestError, match="--input-json is not valid JSON: Infinity is not JSON"):
         json_object('{"x": Infinity}', "--input-json")
 

@@ -12,7 +12,7 @@ from ...checks import decimal
 from ...errors import InputValidationError, InvalidRequestError, PayloadTooLargeError
 from ...runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from ...workflow.fields import describe_validation_error
-from ..wire_json import NonStandardJSONError, RefusedJSONError, loads
+from ..wire_json import NonStandardJSONError, OutOfRangeNumberError, RefusedJSONError, loads
 from .models import ExecuteRequest
 
 
@@ -32,6 +32,8 @@ async def read_json_body(request: Request, limit: int) -> Any:
         return loads(body)
     except NonStandardJSONError as exc:
         raise InvalidRequestError(f"The request body is not standard JSON: {exc}.", constant=exc.constant) from None
+    except OutOfRangeNumberError as exc:
+        raise InvalidRequestError(f"The request body cannot be read: {exc}.", number=exc.number) from None
     except RefusedJSONError as exc:
         raise InvalidRequestError(f"The request body cannot be read: {exc}.") from None
     except UnicodeDecodeError:

@@ -25,7 +25,7 @@ from ..http.gateway import RunGateway
 from ..http.security import PRINCIPAL
 from ..http.sessions import SessionGateway
 from ..secured import Access, PrincipalRuns
-from ..wire_json import dumps_text
+from ..wire_json import dumps_text, non_finite_at
 from .builtins import BUILTIN_TOOLS, call_builtin
 from .resources import list_resources, list_templates, read_resource
 
@@ -77,6 +77,7 @@ class McpChannel:
         principal = ANONYMOUS
         try:
             principal = self.principal(ctx)
+            _refuse_non_finite(arguments)
             result = await self._call(ctx, principal, params.name, arguments)
         except NexusError as exc:
             result = error_result(exc)
@@ -195,6 +196,14 @@ def error_result(exc: NexusError) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)], is_error=True, _meta={"nexus/error": exc.to_problem()}
     )
+
+
+def _refuse_non_finite(arguments: dict[str, Any]) -> None:
+    """422 for a NaN or infinity, which REST refuses as not JSON and the MCP SDK reads."""
+    where = non_finite_at(arguments)
+    if where is not None:
+        message = "is NaN or infinite (NaN, Infinity or a number beyond about 1.8e308), which JSON cannot carry"
+        raise InputValidationError([{"field": where, "message": message, "type": "finite_number"}])
 
 
 def _wants_progress(ctx: Any) -> bool:
