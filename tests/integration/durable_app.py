@@ -1,4 +1,5 @@
-"""A workflow whose nodes log each execution to a file: first -> slow -> last."""
+"""Workflows whose nodes log each execution to a file: first -> slow -> last, and a
+session run that counts a visit slowly and writes it back (tally -> remember)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def last(path: str, prev: str) -> str:
     return prev + "c"
 
 
+async def tally(path: str, visits: int, seconds: float = 3.0) -> dict[str, int]:
+    log_step(path, "tally")
+    await asyncio.sleep(seconds)
+    return {"visits": visits + 1}
+
+
 def kill_host(path: str) -> str:
     """Ends the process it runs in at once, as a crash in native code or the OOM killer
     would: a poison node."""
@@ -44,5 +51,13 @@ def three_steps() -> WorkflowBuilder:
     return b
 
 
+def slow_visit() -> WorkflowBuilder:
+    b = WorkflowBuilder(description="counts a visit to the run's session, slowly")
+    b.add_node(tally, "tally").add_node("SessionUpdateNode", "remember")
+    b.add_connection("tally", "result", "remember", "patch")
+    return b
+
+
 app = Nexus()
 app.register("three_steps", three_steps())
+app.register("slow_visit", slow_visit())

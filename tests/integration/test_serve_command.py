@@ -62,27 +62,60 @@ def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_
 
 
 def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[ServerProcess], tmp_path: Path) -> None:
+    """Three runs and a session run mid-node, and two sessions, when every process dies:
+    after a restart in the same directory every run completes (no completed node runs
+    again) and the sessions are as they were, the session run's write-back applied once."""
     port = free_port()
     first = start(servers, DURABLE_APP, tmp_path, port)
     first.wait_for_banner()
-    log = tmp_path / "steps.log"
-    body = {"inputs": {"path": str(log), "slow": {"seconds": 4}}, "mode": "async"}
-    run_id = httpx.post(f"{first.url}/workflows/three_steps/execute", json=body, timeout=30).json()["run_id"]
+    client = httpx.Client(base_url=first.url, timeout=30)
+    ada = client.post("/sessions", json={"state": {"name": "ada", "visits": 0}, "ttl_s": 3600}).json()
+    ada = client.patch(f"/sessions/{ada['session_id']}", json={"lang": "en"}, headers={"If-Match": '"1"'}).json()
+    bob = client.post("/sessions", json={"state": {"name": "bob"}}).json()
+    logs = [tmp_path / f"steps-{i}.log" for i in range(3)]
+    run_ids = [
+        client.post(
+            "/workflows/three_steps/execute",
+            json={"inputs": {"path": str(log), "slow": {"seconds": 4}}, "mode": "async"},
+        ).json()["run_id"]
+        for log in logs
+    ]
+    visit_log = tmp_path / "visit.log"
+    visit = {
+        "inputs": {"path": str(visit_log), "tally": {"seconds": 4}},
+        "session_id": ada["session_id"],
+        "mode": "async",
+    }
+    run_ids.append(client.post("/workflows/slow_visit/execute", json=visit).json()["run_id"])
     deadline = time.monotonic() + 30
-    while log.read_text().split() != ["first", "slow"] if log.exists() else True:
-        assert time.monotonic() < deadline, "the slow node never started"
+    while not all(_logged(log) == ["first", "slow"] for log in logs) or _logged(visit_log) != ["tally"]:
+        assert time.monotonic() < deadline, "the slow nodes never started"
         time.sleep(0.05)
-    first.kill_all()  # SIGKILL: the server, Ray, the RunHost mid-node
+    first.kill_all()  # SIGKILL: the server, Ray, the hosts mid-node
 
     second = start(servers, DURABLE_APP, tmp_path, port)
     second.wait_for_banner()
+    client = httpx.Client(base_url=second.url, timeout=30)
     deadline = time.monotonic() + 60
-    while (run := httpx.get(f"{second.url}/runs/{run_id}", timeout=30).json())["status"] != "completed":
-        assert time.monotonic() < deadline and run["status"] in ("pending", "running"), run
-        time.sleep(0.1)
-    assert run["outputs"]["last"]["result"] == "abc"
-    steps = log.read_text().split()
-    assert steps.count("first") == 1 and steps.count("last") == 1 and steps.count("slow") == 2
+    for run_id in run_ids:
+        while (run := client.get(f"/runs/{run_id}").json())["status"] != "completed":
+            assert time.monotonic() < deadline and run["status"] in ("pending", "running"), run
+            time.sleep(0.1)
+        if run["workflow"] == "three_steps":
+            assert run["outputs"]["last"]["result"] == "abc"
+    for log in logs:
+        assert _logged(log) == ["first", "slow", "slow", "last"]  # only the node in flight ran again
+    assert _logged(visit_log) == ["tally", "tally"]
+    after = client.get(f"/sessions/{ada['session_id']}").json()
+    assert after["state"] == {"name": "ada", "visits": 1, "lang": "en"} and after["version"] == ada["version"] + 1
+    assert after["ttl_s"] == 3600 and after["created_at"] == ada["created_at"]
+    assert client.get(f"/sessions/{bob['session_id']}").json() == bob
+    listed = {s["session_id"] for s in client.get("/sessions").json()["sessions"]}
+    assert listed == {ada["session_id"], bob["session_id"]}
+
+
+def _logged(log: Path) -> list[str]:
+    return log.read_text().split() if log.exists() else []
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs the haproxy ingress")
