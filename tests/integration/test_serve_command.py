@@ -14,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from ..postgres import missing_binaries, new_database, throwaway_postgres
 from .conftest import ROOT, free_port
 from .server_process import ServerProcess
 
@@ -28,10 +29,32 @@ def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[str]:
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"PostgreSQL binaries not found on PATH: {', '.join(missing)}")
+    with throwaway_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The embedded SQLite store (nothing to set), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {}
+    return {"NEXUS_STORE_URL": new_database(request.getfixturevalue("postgres_server"))}
+
+
 def start(
-    servers: list[ServerProcess], app: Path, tmp_path: Path, port: int, ingress: str = "default"
+    servers: list[ServerProcess],
+    app: Path,
+    tmp_path: Path,
+    port: int,
+    ingress: str = "default",
+    extra_env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    env = {"NEXUS_INGRESS": ingress, "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_LEASE_S": "2"}
+    env = {"NEXUS_INGRESS": ingress, "NEXUS_HOME": str(tmp_path / ".nexus"), "NEXUS_LEASE_S": "2", **(extra_env or {})}
     server = ServerProcess(app, port, tmp_path, env, tmp_path / f"serve-{len(servers)}.log")
     servers.append(server)
     return server
@@ -61,12 +84,15 @@ def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_
     assert not logs.exists()  # the embedded Ray's temp dir goes with it
 
 
-def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[ServerProcess], tmp_path: Path) -> None:
+def test_whole_server_killed_then_restarted_finishes_every_run(
+    servers: list[ServerProcess], tmp_path: Path, store_env: dict[str, str]
+) -> None:
     """Three runs and a session run mid-node, and two sessions, when every process dies:
-    after a restart in the same directory every run completes (no completed node runs
-    again) and the sessions are as they were, the session run's write-back applied once."""
+    after a restart in the same directory (on the same store) every run completes (no
+    completed node runs again) and the sessions are as they were, the session run's
+    write-back applied once."""
     port = free_port()
-    first = start(servers, DURABLE_APP, tmp_path, port)
+    first = start(servers, DURABLE_APP, tmp_path, port, extra_env=store_env)
     first.wait_for_banner()
     client = httpx.Client(base_url=first.url, timeout=30)
     ada = client.post("/sessions", json={"state": {"name": "ada", "visits": 0}, "ttl_s": 3600}).json()
@@ -93,7 +119,7 @@ def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[Ser
         time.sleep(0.05)
     first.kill_all()  # SIGKILL: the server, Ray, the hosts mid-node
 
-    second = start(servers, DURABLE_APP, tmp_path, port)
+    second = start(servers, DURABLE_APP, tmp_path, port, extra_env=store_env)
     second.wait_for_banner()
     client = httpx.Client(base_url=second.url, timeout=30)
     deadline = time.monotonic() + 60
@@ -112,6 +138,7 @@ def test_whole_server_killed_then_restarted_finishes_every_run(servers: list[Ser
     assert client.get(f"/sessions/{bob['session_id']}").json() == bob
     listed = {s["session_id"] for s in client.get("/sessions").json()["sessions"]}
     assert listed == {ada["session_id"], bob["session_id"]}
+    assert (tmp_path / ".nexus" / "nexus.db").exists() == ("NEXUS_STORE_URL" not in store_env)  # the store in use
 
 
 def _logged(log: Path) -> list[str]:
