@@ -22,7 +22,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..security.tenancy import DEDICATED_SUFFIX
-from ..store import AsyncStore, SessionRecord, Store
+from ..store import AsyncStore, SessionRecord, Store, as_stored
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
@@ -108,12 +108,13 @@ class SessionService:
         """A new session (version 1); ``session_id`` is drawn by the caller that routes by it."""
         if state is not None and not isinstance(state, dict):
             raise InvalidRequestError("A session's state must be a JSON object.", field="state")
+        state = as_stored(state or {}, "A session's state")  # in memory as the store will read it back
         seconds(ttl_s, "ttl_s", finite=True, field="ttl_s")
         _check_channel(channel, optional=True)
         event = {"channel": channel} if channel else None
         self._check_owner(session_id)
         session_id = session_id or new_run_id()
-        record: SessionRecord | None = await self.store.call("create_session", session_id, state or {}, ttl_s, event)
+        record: SessionRecord | None = await self.store.call("create_session", session_id, state, ttl_s, event)
         if record is None:  # the id is taken: by this very call before a restart, or else a conflict
             return await self._created_before(session_id)
         self._active[record.session_id] = _Active(record)
@@ -480,7 +481,8 @@ def _apply(session_id: str, turn: _Turn, state: dict[str, Any], version: int) ->
         raise InvalidRequestError(
             f"A session update must produce a JSON object, got {type(new_state).__name__}.", session_id=session_id
         )
-    return new_state
+    # Kept in memory as the store will read it back after passivation or on another host.
+    return as_stored(new_state, f"The new state of session {session_id!r}")
 
 
 def _changed_elsewhere(session_id: str) -> ConflictError:

@@ -232,8 +232,7 @@ class _Run:
             events.close()  # its last progress goes out before the node's end
         if not isinstance(outputs, dict):
             raise TypeError(f"node returned {type(outputs).__name__}, expected a dict of outputs")
-        _check_json(outputs)
-        return outputs
+        return _as_json(outputs)
 
     async def _finish(self, task: asyncio.Task[dict[str, Any]], node_id: str) -> None:
         record = self.records[node_id]
@@ -290,12 +289,16 @@ def _being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def _check_json(outputs: dict[str, Any]) -> None:
-    """Refuse outputs that cannot be written as JSON: the store checkpoints them and every
-    channel sends them (with the same serializer), so such a node fails here, by name,
-    rather than in a write after it (where a durable run was resumed and re-run for ever)."""
+def _as_json(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs as JSON holds them, and as the store reads them back: a datetime, UUID
+    or Decimal becomes its string, a tuple or set a list, a dict's int keys strings (as
+    pydantic writes them). Dependent nodes, the caller and a run resumed from its
+    checkpoints then all see the same values: before, a resumed run passed the stored
+    string where the live run had passed the datetime. Outputs JSON cannot hold fail
+    their node here, by name, rather than in a write after it (where a durable run was
+    resumed and re-run for ever)."""
     try:
-        pydantic_core.to_json(outputs)
+        return pydantic_core.to_jsonable_python(outputs)
     except (ValueError, RecursionError) as exc:
         raise TypeError(
             f"node returned outputs that cannot be written as JSON ({exc}); return strings, numbers, booleans, "

@@ -231,6 +231,43 @@ def test_outputs_that_cannot_be_written_as_json_fail_their_node_by_name() -> Non
     assert "Opaque" in outcome.error["message"]
 
 
+def test_outputs_go_on_as_json_holds_them_so_a_resumed_run_sees_the_same_values() -> None:
+    """A durable run resumed after a crash reads a node's outputs back from the store, as
+    JSON: the live run must pass on those values, not the Python objects they came from."""
+    import datetime
+    import uuid
+
+    def make() -> dict[str, Any]:
+        return {
+            "when": datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC),
+            "pair": (1, 2),
+            "tags": {"a"},
+            "id": uuid.UUID(int=1),
+            "by_n": {1: "one"},
+        }
+
+    def kinds(value: dict[str, Any]) -> dict[str, str]:
+        return {k: type(v).__name__ for k, v in value.items()}
+
+    b = WorkflowBuilder().add_node(make, "make").add_node(kinds, "kinds")
+    outcome = run(b.add_connection("make", "result", "kinds", "value").build(), {})
+    made = outcome.outputs["make"]["result"]
+    assert made == {
+        "when": "2026-01-02T00:00:00Z",
+        "pair": [1, 2],
+        "tags": ["a"],
+        "id": "00000000-0000-0000-0000-000000000001",
+        "by_n": {"1": "one"},
+    }
+    assert outcome.outputs["kinds"]["result"] == {
+        "when": "str",
+        "pair": "list",
+        "tags": "list",
+        "id": "str",
+        "by_n": "dict",
+    }
+
+
 async def test_a_hook_that_fails_stops_the_nodes_still_running() -> None:
     """A durable run's checkpoint write failing (the store) ends the run's execution:
     its other nodes must not run on unseen, writing events for a run that is being resumed."""

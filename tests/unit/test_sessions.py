@@ -163,6 +163,34 @@ async def test_passivation_round_trip(sessions: SessionService, tmp_path: Path) 
     other.close()
 
 
+async def test_a_session_holds_its_state_as_the_store_reads_it_back(sessions: SessionService) -> None:
+    """Before, a datetime or a set stayed one in memory and came back a string or a list
+    once the session was passivated or served by another host."""
+    import datetime
+
+    when = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    sid = (await sessions.create({"when": when, "tags": {"a"}, "by_n": {1: "one"}}))["session_id"]
+    expected = {"when": "2026-01-02T00:00:00Z", "tags": ["a"], "by_n": {"1": "one"}}
+    assert (await sessions.get(sid))["state"] == expected
+    turned = await sessions.turn(sid, lambda state: {**state, "pair": (1, 2)})
+    assert turned["state"] == {**expected, "pair": [1, 2]}
+    assert sessions.passivate_idle(idle_s=0) == 1
+    assert (await sessions.get(sid))["state"] == turned["state"]  # the same after passivation
+
+
+async def test_a_turn_whose_state_json_cannot_hold_is_refused_and_the_turns_with_it_go_on(
+    sessions: SessionService,
+) -> None:
+    sid = (await sessions.create({"n": 0}))["session_id"]
+    bad = asyncio.ensure_future(sessions.turn(sid, lambda state: {**state, "thing": object()}))
+    good = [asyncio.ensure_future(sessions.turn(sid, increment)) for _ in range(3)]
+    with pytest.raises(InvalidRequestError, match=f"The new state of session {sid!r} cannot be stored as JSON"):
+        await bad
+    assert [(await g)["version"] for g in good] == [2, 3, 4]
+    with pytest.raises(InvalidRequestError, match="A session's state cannot be stored as JSON"):
+        await sessions.create({"thing": object()})
+
+
 def increment(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "n": state["n"] + 1}
 
