@@ -27,8 +27,9 @@ from ..errors import (
     StoreUnavailableError,
     WorkflowNotFoundError,
 )
+from ..json_form import as_stored
 from ..security.tenancy import tag_of
-from ..store import AsyncStore, RunRecord, Store, as_stored
+from ..store import AsyncStore, RunRecord, Store
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
 from ..workflow.engine import RemoteNodeRunner, RunOutcome
 from ..workflow.events import RUN_TERMINAL, node_event, run_end_event, run_started

@@ -21,8 +21,9 @@ from ..errors import (
     PreconditionFailedError,
     StoreUnavailableError,
 )
+from ..json_form import as_stored
 from ..security.tenancy import DEDICATED_SUFFIX
-from ..store import AsyncStore, SessionRecord, Store, as_stored
+from ..store import AsyncStore, SessionRecord, Store
 from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
@@ -294,7 +295,7 @@ class SessionService:
     async def emit(self, session_id: str | None, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """Append a custom event to a session's log, in order with its turns (no session: the
         global log)."""
-        check_custom_event(event_type, data)
+        data = check_custom_event(event_type, data)
         if session_id is None:
             return await self.store.call("append_event", "global", "", event_type, data)  # type: ignore[no-any-return]
         async with self._locked(session_id):

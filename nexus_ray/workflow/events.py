@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidRequestError
+from ..json_form import as_stored
 from .result import NodeStatus, RunStatus
 
 RUN_TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
@@ -76,9 +77,12 @@ def run_end_event(
 RESERVED_EVENT_PREFIXES = ("session.", "run.", "node.")
 
 
-def check_custom_event(event_type: Any, data: Any) -> None:
+def check_custom_event(event_type: Any, data: Any) -> dict[str, Any]:
     """Refuse a custom event whose type is empty, too long or reserved, or whose data is
-    not a JSON object."""
+    not a JSON object; the data as the store keeps it (see json_form.as_stored), which is
+    what live followers get too. Refused here, by name: data the store cannot write used
+    to fail the write after the node, and its run was resumed, and its node run again,
+    until the caller got a 503."""
     if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
         raise InvalidRequestError(f"An event type must be a string of 1-200 characters, got {event_type!r}.")
     if event_type.startswith(RESERVED_EVENT_PREFIXES):
@@ -88,3 +92,4 @@ def check_custom_event(event_type: Any, data: Any) -> None:
         )
     if not isinstance(data, dict):
         raise InvalidRequestError("Event data must be a JSON object.", event_type=event_type)
+    return as_stored(data, f"The data of event {event_type!r}")  # type: ignore[no-any-return]

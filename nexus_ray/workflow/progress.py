@@ -14,6 +14,7 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from ..checks import is_number
 from ..errors import NexusError
 from .events import check_custom_event
 
@@ -108,14 +109,15 @@ def emit(event_type: str, data: dict[str, Any] | None = None) -> None:
     """Add a custom event to the current run's stream (types starting ``run.``, ``node.``
     or ``session.`` are reserved). The node id is added to ``data``."""
     current = _current("emit")
-    check_custom_event(event_type, data or {})
-    current.send(event_type, dict(data or {}))
+    current.send(event_type, check_custom_event(event_type, data or {}))
 
 
 def progress(fraction: float | None = None, message: str | None = None) -> None:
     """Report the current node's progress: a ``node.progress`` event with ``fraction``
     (0..1) and/or ``message``."""
     current = _current("progress")
-    if fraction is not None and not 0 <= fraction <= 1:
-        raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
+    if fraction is not None and not (is_number(fraction) and 0 <= fraction <= 1):
+        raise ValueError(f"progress fraction must be a number between 0 and 1, got {fraction!r}")
+    if message is not None and not isinstance(message, str):  # the store could not write it (see emit)
+        raise ValueError(f"progress message must be a string, got {type(message).__name__}")
     current.progress({"fraction": fraction, "message": message})

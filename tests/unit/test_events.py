@@ -164,6 +164,45 @@ async def test_progress_is_coalesced_keeping_its_last_values_and_its_order(durab
     svc.close()
 
 
+def announce(kind: str) -> int:
+    import datetime
+
+    if kind == "opaque":
+        nexus_ray.emit("found", {"thing": object()})
+    elif kind == "progress":
+        nexus_ray.progress(0.5, message=object())  # type: ignore[arg-type]
+    else:
+        nexus_ray.emit("found", {"when": datetime.datetime(2026, 1, 2), "pair": (1, 2)})
+    ANNOUNCED.append(kind)
+    return 1
+
+
+ANNOUNCED: list[str] = []
+
+
+async def test_event_data_the_store_cannot_write_fails_its_node_by_name_and_is_never_retried(tmp_path: Path) -> None:
+    """Before, the write failed after the node: the run was resumed from the store, its
+    node ran again, six times, and the caller got a 503 "the store failed"."""
+    workflow = WorkflowBuilder().add_node(announce, "announce").add_node(halve, "after")
+    workflows = {"a": workflow.add_connection("announce", "result", "after", "x").build()}
+    svc = RunService("h0", workflows, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    ANNOUNCED.clear()
+    opaque = await svc.execute("a", {"announce": {"kind": "opaque"}}, "r-opaque")
+    assert opaque["status"] == "failed" and opaque["error"]["type"] == "InvalidRequestError"
+    assert "The data of event 'found' cannot be stored as JSON" in opaque["error"]["message"]
+    progress = await svc.execute("a", {"announce": {"kind": "progress"}}, "r-progress")
+    assert progress["status"] == "failed" and "progress message must be a string" in progress["error"]["message"]
+    assert ANNOUNCED == []  # each node ran once and failed at its call
+    fine = await svc.execute("a", {"announce": {"kind": "fine"}}, "r-fine")
+    assert fine["status"] == "completed"
+    live, _ = await svc.wait_events("r-fine", 0, 1.0)
+    stored = await svc._stored_events("r-fine", 0)
+    found = [e["data"] for e in live if e["type"] == "found"]
+    assert found == [e["data"] for e in stored if e["type"] == "found"]  # followers see what the store holds
+    assert found == [{"node": "announce", "when": "2026-01-02T00:00:00", "pair": [1, 2]}]
+    svc.close()
+
+
 async def test_progress_slower_than_the_interval_is_all_sent() -> None:
     svc = RunService("h0", {"slow": WorkflowBuilder().add_node(report_slowly, "r").build()})
     await svc.execute("slow", {"r": {"times": 4}}, "r-slow")

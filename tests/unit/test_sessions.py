@@ -176,6 +176,9 @@ async def test_a_session_holds_its_state_as_the_store_reads_it_back(sessions: Se
     assert turned["state"] == {**expected, "pair": [1, 2]}
     assert sessions.passivate_idle(idle_s=0) == 1
     assert (await sessions.get(sid))["state"] == turned["state"]  # the same after passivation
+    emitted = await sessions.emit(sid, "noted", {"when": when, "tags": {"b"}})
+    assert emitted["data"] == {"when": "2026-01-02T00:00:00Z", "tags": ["b"]}
+    assert (await sessions.events(sid, "noted"))[-1]["data"] == emitted["data"]
 
 
 async def test_a_turn_whose_state_json_cannot_hold_is_refused_and_the_turns_with_it_go_on(
