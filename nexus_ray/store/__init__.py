@@ -7,7 +7,7 @@ from pathlib import Path
 from .async_store import AsyncStore
 from .backends import PostgresBackend, SQLiteBackend
 from .records import NodeCheckpoint, RunRecord, SessionRecord
-from .store import Store, StoreVersionError, as_stored
+from .store import Store, StoreVersionError
 
 
 def open_store(url: str | None, home: Path) -> Store:
@@ -19,13 +19,4 @@ def open_store(url: str | None, home: Path) -> Store:
     return Store(SQLiteBackend(home / "nexus.db"))
 
 
-__all__ = [
-    "AsyncStore",
-    "as_stored",
-    "NodeCheckpoint",
-    "RunRecord",
-    "SessionRecord",
-    "Store",
-    "StoreVersionError",
-    "open_store",
-]
+__all__ = ["AsyncStore", "NodeCheckpoint", "RunRecord", "SessionRecord", "Store", "StoreVersionError", "open_store"]
