@@ -92,4 +92,4 @@ def check_custom_event(event_type: Any, data: Any) -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise InvalidRequestError("Event data must be a JSON object.", event_type=event_type)
-    return as_stored(data, f"The data of event {event_type!r}")  # type: ignore[no-any-return]
+    return as_stored(data, f"The data of event {event_type!r}")
