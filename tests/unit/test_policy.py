@@ -159,3 +159,26 @@ async def test_run_level_timeout_fails_the_run(tmp_path: Path) -> None:
     }
     assert (await svc.get_run("r1"))["status"] == "failed"
     svc.close()
+
+
+@pytest.mark.parametrize(("age_s", "left_s"), [(0.7, 0.3), (5.0, 0.0)])
+async def test_a_resumed_run_keeps_the_timeout_it_started_with_counted_from_its_creation(
+    tmp_path: Path, age_s: float, left_s: float
+) -> None:
+    """A run whose host died is resumed with what is left of its timeout, not a new one:
+    a run with a 1 s timeout created ``age_s`` ago fails ~``left_s`` after its adoption."""
+    wf = WorkflowBuilder(timeout_s=1.0).add_node(nap, "nap").build()
+    crashed = Store(SQLiteBackend(tmp_path / "s.db"))  # what a host that died mid-run left behind
+    crashed.create_run("r1", "nap", {"nap": {"seconds": 5}}, owner="dead-host", lease_s=0.01)
+    crashed.backend.execute("UPDATE runs SET created_at = created_at - ?", (age_s,))
+    crashed.backend.commit()
+    crashed.close()
+    await asyncio.sleep(0.02)
+    svc = RunService("h0", {"nap": wf}, store_factory=lambda: Store(SQLiteBackend(tmp_path / "s.db")))
+    started = time.perf_counter()
+    assert await svc.maintain_once() == ["r1"]
+    result = await svc.wait_for("r1")
+    took = time.perf_counter() - started
+    assert result["status"] == "failed" and result["error"]["type"] == "RunTimeoutError", result
+    assert left_s - 0.1 < took < left_s + 0.5  # not the full 1 s again, and not the node's 5 s
+    svc.close()
