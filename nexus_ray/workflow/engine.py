@@ -14,8 +14,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import pydantic_core
-
+from ..json_form import stored_form
 from .graph import Workflow
 from .graph_types import Connection
 from .node import Node, NodeContext
@@ -298,7 +297,7 @@ def _as_json(outputs: dict[str, Any]) -> dict[str, Any]:
     their node here, by name, rather than in a write after it (where a durable run was
     resumed and re-run for ever)."""
     try:
-        return pydantic_core.to_jsonable_python(outputs)
+        return stored_form(outputs)
     except (ValueError, RecursionError) as exc:
         raise TypeError(
             f"node returned outputs that cannot be written as JSON ({exc}); return strings, numbers, booleans, "

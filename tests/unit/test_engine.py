@@ -231,6 +231,16 @@ def test_outputs_that_cannot_be_written_as_json_fail_their_node_by_name() -> Non
     assert "Opaque" in outcome.error["message"]
 
 
+def test_a_string_with_a_lone_surrogate_fails_its_node_by_name() -> None:
+    """JSON text cannot be UTF-8 with one in it: the store's write would fail after the
+    node, and a durable run be resumed, its node run again, until a 503."""
+    outcome = run(WorkflowBuilder().add_node("PythonCodeNode", "s", {"code": "result = chr(0xD800)"}).build(), {})
+    assert outcome.status.value == "failed" and outcome.error is not None and outcome.error["type"] == "TypeError"
+    assert (
+        "cannot be written as JSON" in outcome.error["message"] and "surrogates not allowed" in outcome.error["message"]
+    )
+
+
 def test_outputs_go_on_as_json_holds_them_so_a_resumed_run_sees_the_same_values() -> None:
     """A durable run resumed after a crash reads a node's outputs back from the store, as
     JSON: the live run must pass on those values, not the Python objects they came from."""

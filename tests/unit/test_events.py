@@ -169,6 +169,8 @@ def announce(kind: str) -> int:
 
     if kind == "opaque":
         nexus_ray.emit("found", {"thing": object()})
+    elif kind == "surrogate":
+        nexus_ray.emit("found", {"text": chr(0xD800)})
     elif kind == "progress":
         nexus_ray.progress(0.5, message=object())  # type: ignore[arg-type]
     else:
@@ -190,6 +192,8 @@ async def test_event_data_the_store_cannot_write_fails_its_node_by_name_and_is_n
     opaque = await svc.execute("a", {"announce": {"kind": "opaque"}}, "r-opaque")
     assert opaque["status"] == "failed" and opaque["error"]["type"] == "InvalidRequestError"
     assert "The data of event 'found' cannot be stored as JSON" in opaque["error"]["message"]
+    surrogate = await svc.execute("a", {"announce": {"kind": "surrogate"}}, "r-surrogate")
+    assert surrogate["status"] == "failed" and "surrogates not allowed" in surrogate["error"]["message"]
     progress = await svc.execute("a", {"announce": {"kind": "progress"}}, "r-progress")
     assert progress["status"] == "failed" and "progress message must be a string" in progress["error"]["message"]
     assert ANNOUNCED == []  # each node ran once and failed at its call

@@ -192,6 +192,8 @@ async def test_a_turn_whose_state_json_cannot_hold_is_refused_and_the_turns_with
     assert [(await g)["version"] for g in good] == [2, 3, 4]
     with pytest.raises(InvalidRequestError, match="A session's state cannot be stored as JSON"):
         await sessions.create({"thing": object()})
+    with pytest.raises(InvalidRequestError, match="surrogates not allowed"):
+        await sessions.create({"text": chr(0xD800)})
 
 
 def increment(state: dict[str, Any]) -> dict[str, Any]:
