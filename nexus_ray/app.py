@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConflictError, InputValidationError, InvalidRequestError, RuntimeUnavailableError
+from .json_form import as_stored
 from .registry import Catalog, RegisteredWorkflow, make_registered
 from .runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from .runtime.paging import EVENTS_MAX, event_after, page_cursor, page_limit, run_status
@@ -400,6 +401,10 @@ class Nexus:
         inputs as given (the host resolves them with the session's state)."""
         _check_run_options(key, session_id)
         item = self._catalog.get(name)
+        if self.settings.durable:
+            # The one channel that takes Python objects (the others parse JSON): the run goes
+            # on with what the store keeps, so a resumed run gets the same values.
+            inputs = as_stored(inputs, "The run's inputs")
         if session_id is not None:
             return item.name, inputs
         return item.name, item.workflow.resolve_inputs(inputs, name)

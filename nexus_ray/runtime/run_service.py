@@ -27,7 +27,6 @@ from ..errors import (
     StoreUnavailableError,
     WorkflowNotFoundError,
 )
-from ..json_form import as_stored
 from ..security.tenancy import tag_of
 from ..store import AsyncStore, RunRecord, Store
 from ..workflow import NodeRecord, NodeStatus, RunResult, RunStatus, Workflow, WorkflowEngine
@@ -140,10 +139,9 @@ class RunService:
         a retried call (e.g. after this host restarted) waits for the same run."""
         if run_id in self._tasks:
             return await self._outcome(run_id, self._tasks[run_id])
-        stored = await self._create(name, node_inputs, run_id)
-        if stored is None:
+        if not await self._create(name, node_inputs, run_id):
             return await self.wait_for(run_id)
-        return await self._outcome(run_id, self._start(_RunPlan(run_id, name, stored)))
+        return await self._outcome(run_id, self._start(_RunPlan(run_id, name, node_inputs)))
 
     async def execute_in_session(
         self, name: str, inputs: dict[str, Any], run_id: str, session_id: str, wait: bool
@@ -154,10 +152,9 @@ class RunService:
         state, version = await self._session_state(session_id)
         offered = {k: v for k, v in state.items() if k in workflow.inputs.by_name}
         node_inputs = workflow.resolve_inputs({**offered, **inputs}, name)
-        stored = await self._create(name, node_inputs, run_id, session_id, version)
-        if stored is None:
+        if not await self._create(name, node_inputs, run_id, session_id, version):
             return await (self.wait_for(run_id) if wait else self._status(run_id))
-        task = self._start(_RunPlan(run_id, name, stored, session_id=session_id, session_version=version))
+        task = self._start(_RunPlan(run_id, name, node_inputs, session_id=session_id, session_version=version))
         if wait:
             return await self._outcome(run_id, task)
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
@@ -241,10 +238,9 @@ class RunService:
         """Start a run and return ``{"run_id", "status"}`` once its inputs are stored."""
         if run_id in self._tasks:
             return {"run_id": run_id, "status": RunStatus.RUNNING.value}
-        stored = await self._create(name, node_inputs, run_id)
-        if stored is None:
+        if not await self._create(name, node_inputs, run_id):
             return await self._status(run_id)
-        self._start(_RunPlan(run_id, name, stored))
+        self._start(_RunPlan(run_id, name, node_inputs))
         return {"run_id": run_id, "status": RunStatus.RUNNING.value}
 
     async def _create(
@@ -254,20 +250,19 @@ class RunService:
         run_id: str,
         session_id: str | None = None,
         session_version: int | None = None,
-    ) -> dict[str, dict[str, Any]] | None:
+    ) -> bool:
         """Check the workflow exists and store the new run with its inputs (and the version
-        of its session's state it read), owned here; the inputs the run goes on with, as
-        the store holds them (so a resumed run gets the same ones), or None when a run with
-        this id exists."""
+        of its session's state it read), owned here; False when a run with this id exists.
+        The inputs are JSON's types already (see Nexus._checked_run for the Python API), so
+        the run goes on with what a resumed run reads back."""
         workflow = self.workflows.get(name) or await self._workflow(name)  # the common case: no await
         known = self.feed.is_tracked(run_id)
         self.feed.track(run_id)  # before the commit, so its run.started event is published here
         if self.store is None:
             self._check_active_in_memory(run_id)
             self.feed.append(run_id, "run.started", run_started(name, session_id, session_version))
-            return node_inputs
+            return True
         try:
-            node_inputs = as_stored(node_inputs, "The run's inputs")
             created: bool = await self.store.call(
                 "create_run",
                 run_id,
@@ -286,7 +281,7 @@ class RunService:
             raise
         if not created and not known:
             self.feed.forget(run_id)  # it runs elsewhere: its events are not published here
-        return node_inputs if created else None
+        return created
 
     async def _workflow(self, name: str) -> Workflow:
         """The workflow ``name``; one registered while this host started (a pool that grew)

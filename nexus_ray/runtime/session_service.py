@@ -51,6 +51,7 @@ class _Turn:
     if_version: int | None
     future: asyncio.Future[dict[str, Any]]
     turn_id: str | None = None  # the same on every retry of the call that made it
+    converts: bool = True  # to what the store keeps (False: a patch, converted before it merged)
 
 
 @dataclass
@@ -146,7 +147,8 @@ class SessionService:
         """Apply a JSON merge patch in one turn; with ``if_version``, only if still current."""
         if not isinstance(patch, dict):
             raise InvalidRequestError("A session patch must be a JSON object (RFC 7396 merge patch).")
-        return await self.turn(session_id, lambda state: merge_patch(state, patch), if_version, turn_id)
+        patch = as_stored(patch, "A session patch")  # merged into a stored state, it needs no conversion after
+        return await self.turn(session_id, lambda state: merge_patch(state, patch), if_version, turn_id, converts=False)
 
     async def turn(
         self,
@@ -154,18 +156,21 @@ class SessionService:
         change: Callable[[dict[str, Any]], dict[str, Any]],
         if_version: int | None = None,
         turn_id: str | None = None,
+        *,
+        converts: bool = True,
     ) -> dict[str, Any]:
         """One turn: ``change`` maps the current state to the new one, which is stored before
         the reply and before the next turn of this session sees it. Turns that queue up
         while one commits are applied in order and committed together (one write, a version
         and event each), so one busy session is not limited to one commit per turn.
         ``turn_id`` (stored in the turn's event) makes a retry of the same call after a
-        restart return the first one's result (see expect_retries)."""
+        restart return the first one's result (see expect_retries). The new state is kept
+        as the store will read it back; ``converts=False`` when it is already (a patch)."""
         if if_version is not None:
             whole_number(if_version, "if_version", low=1, hint=" (a session version)", field="if_version")
         active = await self._activate(session_id)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        active.queued.append(_Turn(change, if_version, future, turn_id))
+        active.queued.append(_Turn(change, if_version, future, turn_id, converts))
         if active.draining is None:
             active.draining = asyncio.ensure_future(self._drain(session_id, active))
         return await future
@@ -482,6 +487,8 @@ def _apply(session_id: str, turn: _Turn, state: dict[str, Any], version: int) ->
         raise InvalidRequestError(
             f"A session update must produce a JSON object, got {type(new_state).__name__}.", session_id=session_id
         )
+    if not turn.converts:
+        return new_state
     # Kept in memory as the store will read it back after passivation or on another host.
     return as_stored(new_state, f"The new state of session {session_id!r}")
 

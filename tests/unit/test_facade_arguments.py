@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from ray.exceptions import RayActorError, RayTaskError
 
-from nexus_ray import InputValidationError, InvalidRequestError, Nexus, NotFoundError, RuntimeUnavailableError
+from nexus_ray import (
+    InputValidationError,
+    InvalidRequestError,
+    Nexus,
+    NotFoundError,
+    RuntimeUnavailableError,
+    WorkflowBuilder,
+)
 from nexus_ray.runtime.errors import translate_ray_error
 from nexus_ray.testing.sample import double_plus_one
 
@@ -111,3 +118,25 @@ def test_a_store_that_cannot_open_is_one_clear_error_before_ray_starts(
         app.start()
     assert f"Cannot open the SQLite store at {blocker}/home/nexus.db" in info.value.message
     assert "NEXUS_HOME" in info.value.message and info.value.details["store"] == f"{blocker}/home/nexus.db"
+
+
+def kinds(value: dict[str, Any]) -> dict[str, str]:
+    return {k: type(v).__name__ for k, v in value.items()}
+
+
+def test_a_durable_app_sends_a_run_the_inputs_as_the_store_keeps_them() -> None:
+    """Inputs from Python may hold a datetime or a tuple: the store keeps their JSON form,
+    and a resumed run reads that back, so the run is sent that form from the start. The
+    other channels parse JSON, so the runtime does not convert what they send."""
+    import datetime
+
+    value = {"when": datetime.datetime(2026, 1, 2), "pair": (1, 2)}
+    durable, memory = Nexus(durable=True), Nexus(durable=False)
+    for app in (durable, memory):
+        app.register("kinds", WorkflowBuilder().add_node(kinds, "kinds"))
+    stored = {"when": "2026-01-02T00:00:00", "pair": [1, 2]}
+    assert durable._checked_run("kinds", {"value": value}, None, None) == ("kinds", {"kinds": {"value": stored}})
+    assert durable._checked_run("kinds", {"value": value}, None, "s-1") == ("kinds", {"value": stored})
+    assert memory._checked_run("kinds", {"value": value}, None, None) == ("kinds", {"kinds": {"value": value}})
+    with pytest.raises(InvalidRequestError, match="The run's inputs cannot be stored as JSON"):
+        durable._checked_run("kinds", {"value": {"thing": object()}}, None, None)

@@ -176,6 +176,8 @@ async def test_a_session_holds_its_state_as_the_store_reads_it_back(sessions: Se
     assert turned["state"] == {**expected, "pair": [1, 2]}
     assert sessions.passivate_idle(idle_s=0) == 1
     assert (await sessions.get(sid))["state"] == turned["state"]  # the same after passivation
+    patched = await sessions.patch(sid, {"more": {"c"}})  # a patch from Python, converted before it merges
+    assert patched["state"]["more"] == ["c"] and (await sessions.get(sid))["state"] == patched["state"]
     emitted = await sessions.emit(sid, "noted", {"when": when, "tags": {"b"}})
     assert emitted["data"] == {"when": "2026-01-02T00:00:00Z", "tags": ["b"]}
     assert (await sessions.events(sid, "noted"))[-1]["data"] == emitted["data"]
