@@ -73,10 +73,10 @@ def loads(text: str | bytes | bytearray) -> Any:
         raise TooDeepJSONError() from None
 
 
-def non_finite_at(value: Any, path: str = "") -> str | None:
+def non_finite_at(value: Any) -> str | None:
     """The path (``x[1].y``) of the first NaN or infinity in JSON-like ``value``, or None.
     For JSON parsed elsewhere (the MCP SDK reads NaN, Infinity and 1e400 as floats)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
