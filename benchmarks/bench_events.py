@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from benchmarks.common import free_port, stat, write_results  # noqa: E402
+from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
 from nexus_ray import Nexus, Settings  # noqa: E402
 
 
@@ -73,16 +72,16 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", help="results file (default benchmarks/results/events-<date>.json)")
     args = parser.parse_args()
-    os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-bench-events-")
-    app = Nexus(settings=Settings(port=free_port()))
-    app.start()
-    try:
-        rounds = []
-        for _ in range(args.reps):
-            latencies = asyncio.run(one_round(app.url, args.subscribers, args.updates))
-            rounds.append((percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
-    finally:
-        app.stop()
+    with scratch_dir("nexus-bench-events-") as home:
+        app = Nexus(settings=Settings(port=free_port(), home=home))
+        app.start()
+        try:
+            rounds = []
+            for _ in range(args.reps):
+                latencies = asyncio.run(one_round(app.url, args.subscribers, args.updates))
+                rounds.append((percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
+        finally:
+            app.stop()
     p50s, p99s = [r[0] for r in rounds], [r[1] for r in rounds]
     print(f"\nEvents: {args.subscribers} WebSocket subscribers of one session, {args.updates} REST updates")
     print(

@@ -3,18 +3,20 @@
     python benchmarks/bench_runs.py [--seconds 8] [--reps 3] [--runs 1000]
 
 Each part starts its own app on an embedded local Ray (HAProxy ingress when available)
-with a fresh store in a temp dir. Loopback only; every response is checked.
+with a fresh store in a temp dir, removed when it stops. Loopback only; every response
+is checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,15 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, interval_text, ratio_interval, shows_at_least, stat, write_results  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    free_port,
+    interval_text,
+    ratio_interval,
+    scratch_dir,
+    shows_at_least,
+    stat,
+    write_results,
+)
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from benchmarks.store_work import measure_all  # noqa: E402
 from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
@@ -36,13 +46,19 @@ async def sleep_node(seconds: float) -> float:
     return seconds
 
 
-def make_app(durable: bool) -> Nexus:
-    app = Nexus(
-        settings=Settings(port=free_port(), durable=durable, home=Path(tempfile.mkdtemp(prefix="nexus-bench-")))
-    )
-    app.register("double_plus_one", double_plus_one())
-    app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
-    return app
+@contextlib.contextmanager
+def started_app(durable: bool) -> Iterator[tuple[Nexus, str]]:
+    """An app with double_plus_one and sleep in a fresh home, and its URL; stopped, and
+    its home removed, afterwards."""
+    with scratch_dir("nexus-bench-") as home:
+        app = Nexus(settings=Settings(port=free_port(), durable=durable, home=home))
+        app.register("double_plus_one", double_plus_one())
+        app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
+        info = app.start()
+        try:
+            yield app, info.url
+        finally:
+            app.stop()
 
 
 def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32, 128)) -> dict[str, Any]:
@@ -69,10 +85,8 @@ def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32,
 
 def _one_app(durable: bool, connections: tuple[int, ...], seconds: float) -> dict[int, float]:
     """Start an app, check one run, warm up, measure req/s at each number of connections."""
-    app = make_app(durable)
-    info = app.start()
-    try:
-        url = f"{info.url}/workflows/double_plus_one/execute"
+    with started_app(durable) as (_, base):
+        url = f"{base}/workflows/double_plus_one/execute"
         r = httpx.post(url, json={"inputs": {"x": 5}}, timeout=30)
         assert r.json()["outputs"]["add_one"]["result"]["value"] == 11, r.text
         body = json.dumps({"inputs": {"x": 5}}).encode()
@@ -83,8 +97,6 @@ def _one_app(durable: bool, connections: tuple[int, ...], seconds: float) -> dic
             assert result.errors == 0
             out[c] = result.rps
         return out
-    finally:
-        app.stop()
 
 
 async def _python_burst(app: Nexus, runs: int) -> float:
@@ -131,15 +143,10 @@ async def _completed_since(client: httpx.AsyncClient, oldest: str) -> set[str]:
 
 
 def concurrent_sleeps(runs: int, reps: int) -> dict[str, Any]:
-    app = make_app(True)
-    info = app.start()
-    try:
+    with started_app(True) as (app, base):
         asyncio.run(_python_burst(app, 50))  # warm-up
         python = [asyncio.run(_python_burst(app, runs)) for _ in range(reps)]
-        rest = [asyncio.run(_rest_async_burst(info.url, runs)) for _ in range(reps)]
-    finally:
-        app.stop()
-
+        rest = [asyncio.run(_rest_async_burst(base, runs)) for _ in range(reps)]
     return {"python": stat(python), "rest_async": stat(rest)}
 
 

@@ -17,7 +17,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, machine, stat, write_results  # noqa: E402
+from benchmarks.common import free_port, machine, scratch_dir, stat, write_results  # noqa: E402
 from nexus_ray import Nexus, ScalingPolicy, Settings  # noqa: E402
 from nexus_ray.scaling import ScaleDown, ScaleUp  # noqa: E402
 from nexus_ray.testing.fake_cluster import FakeCluster  # noqa: E402
@@ -119,25 +118,30 @@ def host_pools(app: Nexus) -> dict[str, Any]:
     }
 
 
+def _burst(cluster: FakeCluster, home: Path, markers: Path) -> dict[str, Any]:
+    """The burst of runs on ``cluster`` (in a driver process of its own), as it reports it."""
+    env = {**os.environ, **cluster.driver_env(), "NEXUS_INGRESS": "default"}
+    args = [
+        sys.executable,
+        "-m",
+        "nexus_ray.testing.cluster_burst",
+        cluster.address,
+        cluster.temp_dir,
+        str(home),
+        str(markers),
+        "6",
+        "3",
+    ]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["burst"]  # type: ignore[no-any-return]
+
+
 def cluster_nodes() -> dict[str, Any]:
     cluster = FakeCluster(worker_cpus=1, max_workers=3, idle_timeout_s=6)
     cluster.start()
     try:
-        home, markers = tempfile.mkdtemp(prefix="nexus-bench-home-"), tempfile.mkdtemp(prefix="nexus-bench-marks-")
-        env = {**os.environ, **cluster.driver_env(), "NEXUS_INGRESS": "default"}
-        args = [
-            sys.executable,
-            "-m",
-            "nexus_ray.testing.cluster_burst",
-            cluster.address,
-            cluster.temp_dir,
-            home,
-            markers,
-            "6",
-            "3",
-        ]
-        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=True)
-        report = json.loads(done.stdout.strip().splitlines()[-1])["burst"]
+        with scratch_dir("nexus-bench-home-") as home, scratch_dir("nexus-bench-marks-") as markers:
+            report = _burst(cluster, home, markers)
     finally:
         cluster.stop()
     timeline = report["timeline"]
@@ -162,22 +166,17 @@ def main() -> None:
     args = parser.parse_args()
     raw: dict[str, list[dict[str, Any]]] = {"serve": [], "pools": [], "nodes": []}
     for _ in range(args.reps):
-        app = Nexus(
-            settings=Settings(
-                port=free_port(),
-                home=Path(tempfile.mkdtemp(prefix="nexus-bench-scale-")),
-                ingress="default",
-                scaling=POLICY,
-                session_idle_s=3.0,
+        with scratch_dir("nexus-bench-scale-") as home:
+            app = Nexus(
+                settings=Settings(port=free_port(), home=home, ingress="default", scaling=POLICY, session_idle_s=3.0)
             )
-        )
-        app.register("sleep_for", sleep_for)
-        app.start()
-        try:
-            raw["pools"].append(host_pools(app))
-            raw["serve"].append(serve_replicas(app))
-        finally:
-            app.stop()
+            app.register("sleep_for", sleep_for)
+            app.start()
+            try:
+                raw["pools"].append(host_pools(app))
+                raw["serve"].append(serve_replicas(app))
+            finally:
+                app.stop()
         raw["nodes"].append(cluster_nodes())
     summary = {
         part: {key: stat([r[key] for r in runs]) for key in runs[0] if isinstance(runs[0][key], int | float)}

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import jwt  # noqa: E402
 
 from benchmarks.bench_rest import EXECUTE, check, measure, ours  # noqa: E402
-from benchmarks.common import free_port, machine, write_results  # noqa: E402
+from benchmarks.common import free_port, machine, scratch_dir, write_results  # noqa: E402
 from benchmarks.loadgen import tool  # noqa: E402
 from nexus_ray import Settings  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
@@ -41,16 +40,17 @@ MODES: dict[str, dict[str, Any]] = {
 
 def one_mode(options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     app = load_app(str(ROOT / "examples" / "quickstart.py"))
-    app.settings = Settings(port=free_port(), home=Path(tempfile.mkdtemp(prefix="nexus-bench-sec-")), **options)
-    info = app.start()
     claims = {"sub": "bench", "tenant": "acme", "roles": ["admin"], "exp": time.time() + 3600}
     headers = {"Authorization": f"Bearer {jwt.encode(claims, SECRET, 'HS256')}"} if options else {}
     body = json.dumps({"inputs": {"x": 5}}).encode()
-    try:
-        check(info.url + EXECUTE, body, ours, headers)
-        return {f"c={c}": measure(info.url + EXECUTE, body, c, args.seconds, args.reps, headers) for c in (1, 32)}
-    finally:
-        app.stop()
+    with scratch_dir("nexus-bench-sec-") as home:
+        app.settings = Settings(port=free_port(), home=home, **options)
+        info = app.start()
+        try:
+            check(info.url + EXECUTE, body, ours, headers)
+            return {f"c={c}": measure(info.url + EXECUTE, body, c, args.seconds, args.reps, headers) for c in (1, 32)}
+        finally:
+            app.stop()
 
 
 def main() -> None:

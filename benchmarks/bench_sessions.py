@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.common import free_port, stat, write_results  # noqa: E402
+from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from nexus_ray import Nexus, Settings  # noqa: E402
 
@@ -92,10 +92,12 @@ def _patch(url: str, seconds: float) -> Any:
     script.write_text(
         'wrk.method = "PATCH"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{"n": 1}]]\n'
     )
-    out = subprocess.run(
-        ["wrk", "-t2", "-c32", f"-d{round(seconds)}s", "-s", str(script), url], capture_output=True, text=True
-    ).stdout
-    script.unlink()
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", "-c32", f"-d{round(seconds)}s", "-s", str(script), url], capture_output=True, text=True
+        ).stdout
+    finally:
+        script.unlink()
     rps = float(out.split("Requests/sec:")[1].split()[0])
     errors = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
     return LoadResult(rps, 0, 0, 0, errors)
@@ -135,12 +137,13 @@ def memory_for(app: Nexus, count: int) -> dict[str, float]:
 
 def one_round(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Ops and memory with a fresh app (the memory figure needs an empty SessionHost)."""
-    app = Nexus(settings=Settings(port=free_port(), home=Path(tempfile.mkdtemp(prefix="nexus-bench-"))))
-    info = app.start()
-    try:
-        return python_ops(app, args.seconds), rest_ops(info.url, args.seconds), memory_for(app, args.sessions)
-    finally:
-        app.stop()
+    with scratch_dir("nexus-bench-") as home:
+        app = Nexus(settings=Settings(port=free_port(), home=home))
+        info = app.start()
+        try:
+            return python_ops(app, args.seconds), rest_ops(info.url, args.seconds), memory_for(app, args.sessions)
+        finally:
+            app.stop()
 
 
 def main() -> None:

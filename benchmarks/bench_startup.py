@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.common import free_port, machine, stat, write_results  # noqa: E402
+from benchmarks.common import free_port, machine, scratch_dir, stat, write_results  # noqa: E402
 
 NEXUS = str(Path(sys.executable).parent / "nexus")
 
@@ -68,8 +67,14 @@ def tree_memory_mb(pid: int) -> dict[str, float]:
 
 
 def one_start(idle_s: float) -> dict[str, Any]:
+    """Seconds from `nexus serve` to its first 2xx, and its processes' memory after ``idle_s``."""
+    with scratch_dir("nexus-bench-start-") as home:
+        return _start_in(home, idle_s)
+
+
+def _start_in(home: Path, idle_s: float) -> dict[str, Any]:
     port = free_port()
-    env = {**os.environ, "NEXUS_HOME": tempfile.mkdtemp(prefix="nexus-bench-start-"), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "NEXUS_HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     command = [NEXUS, "serve", str(ROOT / "examples" / "quickstart.py"), "--port", str(port)]
     started = time.perf_counter()

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from benchmarks.common import RESULTS, free_port  # noqa: E402
+from benchmarks.common import RESULTS, free_port, scratch_dir  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
-from nexus_ray import Settings  # noqa: E402
+from nexus_ray import Nexus, Settings  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
 PROFILED = {"replica": "ServeReplica:nexus", "run host": "RunHost"}
@@ -125,7 +124,13 @@ def main() -> None:
     parser.add_argument("--durable", choices=["on", "off"], default="on")
     args = parser.parse_args()
     app = load_app(str(ROOT / "examples" / "quickstart.py"))
-    app.settings = Settings(port=free_port(), durable=args.durable == "on", home=Path(tempfile.mkdtemp()))
+    with scratch_dir("nexus-bench-profile-") as home:
+        app.settings = Settings(port=free_port(), durable=args.durable == "on", home=home)
+        _profile(app, args)
+
+
+def _profile(app: Nexus, args: argparse.Namespace) -> None:
+    """Load ``app`` over REST while py-spy records its processes; print where time went."""
     info = app.start()
     url = f"{info.url}/workflows/double_plus_one/execute"
     body = json.dumps({"inputs": {"x": 5}}).encode()

@@ -17,15 +17,15 @@ import asyncio
 import contextlib
 import sqlite3
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import run_like_a_host, stat  # noqa: E402
+from benchmarks.common import run_like_a_host, scratch_dir, stat  # noqa: E402
 from nexus_ray.runtime.ids import new_run_id  # noqa: E402
 from nexus_ray.runtime.run_service import RunService  # noqa: E402
 from nexus_ray.store import Store  # noqa: E402
@@ -63,16 +63,15 @@ def _group_of_runs(store: Store, runs: int) -> None:
 
 def store_work_us(groups: int = 200, runs_per_group: int = 32, reps: int = 3) -> dict[str, float]:
     """Microseconds of store work per durable run (median of ``reps``)."""
-    store = Store(SQLiteBackend(Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"))
-    for _ in range(20):
-        _group_of_runs(store, runs_per_group)
-    per_run = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        for _ in range(groups):
+    with scratch_dir("nexus-bench-") as home, contextlib.closing(Store(SQLiteBackend(home / "nexus.db"))) as store:
+        for _ in range(20):
             _group_of_runs(store, runs_per_group)
-        per_run.append((time.perf_counter() - started) / (groups * runs_per_group) * 1e6)
-    store.close()
+        per_run = []
+        for _ in range(reps):
+            started = time.perf_counter()
+            for _ in range(groups):
+                _group_of_runs(store, runs_per_group)
+            per_run.append((time.perf_counter() - started) / (groups * runs_per_group) * 1e6)
     return stat(per_run, 1)
 
 
@@ -91,11 +90,17 @@ async def _runs_per_s(service: RunService, runs: int, concurrency: int) -> float
     return runs / (time.perf_counter() - started)
 
 
-def _service(durable: bool) -> RunService:
-    """A RunService hosting double_plus_one, with a fresh SQLite store when ``durable``."""
-    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
-    factory = (lambda: Store(SQLiteBackend(path))) if durable else None
-    return RunService("bench", {"double_plus_one": double_plus_one()}, store_factory=factory)
+@contextlib.contextmanager
+def _service(durable: bool) -> Iterator[RunService]:
+    """A RunService hosting double_plus_one, with a fresh SQLite store when ``durable``
+    (closed and removed afterwards)."""
+    with scratch_dir("nexus-bench-") as home:
+        factory = (lambda: Store(SQLiteBackend(home / "nexus.db"))) if durable else None
+        service = RunService("bench", {"double_plus_one": double_plus_one()}, store_factory=factory)
+        try:
+            yield service
+        finally:
+            service.close()
 
 
 async def _run_batch(service: RunService, inputs: dict[str, dict[str, Any]], size: int) -> None:
@@ -112,10 +117,9 @@ def batch_ms(durable: bool, batches: int = 400, size: int = 16, between_ms: floa
     only after this one's replies (the ingress keeps one batch in flight). The median of
     hundreds of batches varies far less than REST req/s on this machine, and it shows the
     cost that counts there: the latency of a batch's three commits, not their CPU."""
-    service = _service(durable)
-    inputs = service.workflows["double_plus_one"].resolve_inputs({"x": 1})
 
-    async def measure() -> list[float]:
+    async def measure(service: RunService) -> list[float]:
+        inputs = service.workflows["double_plus_one"].resolve_inputs({"x": 1})
         took = []
         for _ in range(batches + 50):  # the first 50 warm up
             started = time.perf_counter()
@@ -127,30 +131,29 @@ def batch_ms(durable: bool, batches: int = 400, size: int = 16, between_ms: floa
             await asyncio.sleep(0)
         return took[50:]
 
-    try:
-        return stat(run_like_a_host(measure()), 2)
-    finally:
-        service.close()
+    with _service(durable) as service:
+        return stat(run_like_a_host(measure(service)), 2)
 
 
 def in_process(durable: bool, runs: int = 4000, reps: int = 3) -> dict[str, float]:
     """Runs/s of one RunService (32 at a time), with or without a SQLite store."""
-    service = _service(durable)
 
-    async def measure() -> list[float]:
+    async def measure(service: RunService) -> list[float]:
         await _runs_per_s(service, 500, 32)  # warm-up
         return [await _runs_per_s(service, runs, 32) for _ in range(reps)]
 
-    try:
-        return stat(run_like_a_host(measure()), 0)
-    finally:
-        service.close()
+    with _service(durable) as service:
+        return stat(run_like_a_host(measure(service)), 0)
 
 
 def retention(groups: int = 1000, runs_per_group: int = 32, chunk: int = 200) -> dict[str, Any]:
     """What run retention works against: bytes a durable 2-node run adds to a SQLite store
     (its WAL checkpointed), and ms per ``purge_finished_runs`` chunk deleting them all."""
-    path = Path(tempfile.mkdtemp(prefix="nexus-bench-")) / "nexus.db"
+    with scratch_dir("nexus-bench-") as home:
+        return _retention_in(home / "nexus.db", groups, runs_per_group, chunk)
+
+
+def _retention_in(path: Path, groups: int, runs_per_group: int, chunk: int) -> dict[str, Any]:
     store = Store(SQLiteBackend(path))
 
     def size() -> int:

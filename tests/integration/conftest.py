@@ -10,7 +10,8 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
-# Every app of this run (README examples included) keeps its store in a fresh temp dir.
+# Every app of this run (README examples included) keeps its store in a fresh temp dir,
+# removed when the run ends (see run_home).
 os.environ["NEXUS_HOME"] = tempfile.mkdtemp(prefix="nexus-test-home-")
 
 import httpx
@@ -64,6 +65,14 @@ def add_test_workflows(app: Nexus) -> None:
 
     app.register("three_steps", three_steps())
     app.register("poison", WorkflowBuilder(description="Kills its host.").add_node(kill_host, "kill"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_home() -> Iterator[Path]:
+    """The run's NEXUS_HOME; set up before, and so removed after, every app using it."""
+    home = Path(os.environ["NEXUS_HOME"])
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,11 +16,16 @@ import psutil
 
 
 class ServerProcess:
-    """One `nexus serve APP --port PORT` in ``cwd`` with extra environment variables."""
+    """One `nexus serve APP --port PORT` in ``cwd`` with extra environment variables.
+
+    Its temp files (Ray's session dir among them) go to a dir of its own, removed by
+    :meth:`stop`: a server that is killed cannot remove them itself. It is short, for
+    the Unix socket paths Ray makes in it (at most 107 bytes)."""
 
     def __init__(self, app: Path, port: int, cwd: Path, env: dict[str, str], log: Path) -> None:
         self.port, self.log = port, log
-        self.started_at = time.time()
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="nx-serve-"))
+        env = {"TMPDIR": str(self.temp_dir), **env}
         with log.open("w") as out:
             self.proc = subprocess.Popen(
                 [
@@ -64,7 +71,14 @@ class ServerProcess:
         psutil.wait_procs(victims, timeout=10)
 
     def stop(self) -> None:
-        """SIGINT, then whatever is left is killed (used by fixtures after a failure)."""
+        """SIGINT, then whatever is left is killed (used by fixtures after a failure); its
+        temp files are removed."""
+        try:
+            self._stop()
+        finally:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _stop(self) -> None:
         if self.proc.poll() is not None:
             return
         tree = self.tree()

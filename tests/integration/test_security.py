@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -351,13 +350,11 @@ def audit_until(
 def server_errors(secure: Secure) -> str:
     """The tracebacks of unhandled errors in the server's Ray logs (for a failure message)."""
     found = []
-    for temp in Path(tempfile.gettempdir()).glob("nexus-ray-*"):
-        if temp.stat().st_mtime >= secure.server.started_at - 5:
-            for path in temp.glob("session_*/logs/**/*"):
-                text = path.read_text(errors="replace") if path.is_file() else ""
-                at = text.find("unhandled error")
-                if at >= 0:
-                    found.append(f"{path.name}: {text[at : at + 4000]}")
+    for path in secure.server.temp_dir.glob("nexus-ray-*/session_*/logs/**/*"):
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        at = text.find("unhandled error")
+        if at >= 0:
+            found.append(f"{path.name}: {text[at : at + 4000]}")
     return "\n".join(found) or "no unhandled error logged"
 
 
@@ -379,9 +376,7 @@ def test_logs_never_contain_credentials_or_secret_inputs(secure: Secure) -> None
         assert rest(secure, "POST", "/workflows/slow/execute", admin, json=body).status_code == status
     secrets = [secure.key(name) for name in secure.keys] + [SECRET, note, token("ann", "acme", "admin")]
     logs = [secure.server.log]
-    for temp in Path(tempfile.gettempdir()).glob("nexus-ray-*"):  # embedded Ray's temp dirs
-        if temp.stat().st_mtime >= secure.server.started_at - 5:
-            logs += [p for p in temp.glob("session_*/logs/**/*") if p.is_file()]
+    logs += [p for p in secure.server.temp_dir.glob("nexus-ray-*/session_*/logs/**/*") if p.is_file()]  # Ray's
     assert len(logs) > 10, logs  # the server's Ray logs were found
     for path in logs:
         text = path.read_bytes().decode("utf-8", "replace")

@@ -5,7 +5,6 @@ index pages."""
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from nexus_ray.store.backends import SQLiteBackend
 
 
 @pytest.fixture
-def sqlite_store() -> Iterator[Store]:
-    store = Store(SQLiteBackend(Path(tempfile.mkdtemp(prefix="nexus-idx-")) / "nexus.db"))
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(SQLiteBackend(tmp_path / "nexus.db"))
     yield store
     store.close()
 
