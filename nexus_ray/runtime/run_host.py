@@ -20,6 +20,7 @@ from .host_metrics import ProcessCpu
 from .remote_nodes import RayNodeRunner
 from .run_service import RunService
 from .sessions_client import SessionsClient
+from .thread_switching import tune_thread_switching
 
 PARKED_KEEP_S = 60.0  # a parked run's task waits this long for its claim once done
 
@@ -40,6 +41,7 @@ class RunHost(BatchTarget):
     def __init__(self, host_id: str, catalog: ActorHandle, sessions: SessionsClient, settings: dict[str, Any]) -> None:
         super().__init__()
         tune_gc()
+        tune_thread_switching()
         self._parked_runs: dict[str, asyncio.Task[Any]] = {}
         self._catalog = catalog
         config = Settings(**settings)

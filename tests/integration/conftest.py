@@ -39,6 +39,13 @@ def busy_pid(seconds: float) -> dict[str, float]:
     return {"pid": os.getpid(), "start": started, "end": time.time()}
 
 
+def switch_interval() -> float:
+    """The GIL switch interval of the process a node runs in (its RunHost's)."""
+    import sys
+
+    return sys.getswitchinterval()
+
+
 def remote_failure(reason: str) -> int:
     raise ValueError(reason)
 
@@ -61,6 +68,7 @@ def add_test_workflows(app: Nexus) -> None:
     failing.add_connection("prepare", "result", "explode", "zero")
     app.register("fails", failing)
     app.register("whoami", whoami)
+    app.register("switch_interval", switch_interval)
     from .durable_app import kill_host, three_steps
 
     app.register("three_steps", three_steps())

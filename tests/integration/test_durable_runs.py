@@ -140,3 +140,10 @@ def test_idempotency_over_rest_and_python(app: Nexus, http: httpx.Client, tmp_pa
     with pytest.raises(ConflictError):
         app.execute("double_plus_one", x=2, idempotency_key=py_key)
     assert app.submit("double_plus_one", x=1, idempotency_key=py_key) == a.run_id
+
+
+def test_a_run_host_hands_the_gil_over_every_half_millisecond(app: Nexus) -> None:
+    # At CPython's 5 ms, busy node threads starved the host's loop until its leases lapsed
+    # (benchmarks/bench_cpu_nodes.py); a node runs in its host's process and sees its setting.
+    result = app.execute("switch_interval")
+    assert result.outputs["switch_interval"]["result"] == pytest.approx(0.0005)
