@@ -741,9 +741,10 @@ def _crashed_too_often(record: RunRecord, crash_retries: int) -> tuple[list[str]
     return over, {
         "node": over[0],
         "type": "NodeCrashedError",
-        "message": f"node(s) {named} were running when their host died {deaths[over[0]]} times "
-        f"(NEXUS_CRASH_RETRIES={crash_retries}); such a node may be what kills its host (os._exit, a crash in "
-        "native code, running out of memory), so the run failed rather than take down another host",
+        "message": f"node(s) {named} were running when their host died or stopped renewing its lease "
+        f"{deaths[over[0]]} times (NEXUS_CRASH_RETRIES={crash_retries}); such a node may be what kills its host "
+        "(os._exit, a crash in native code, running out of memory) or holds it up past NEXUS_LEASE_S, so the run "
+        "failed rather than take down another host",
     }
 
 

@@ -103,7 +103,10 @@ def test_a_node_that_kills_its_host_fails_its_run_after_crash_retries(
     r = http.post("/workflows/poison/execute", json={"inputs": {"path": str(log)}, "mode": "async"})
     body = wait_for(http, r.json()["run_id"], lambda b: b["status"] in ("completed", "failed"), timeout=120)
     assert body["status"] == "failed" and body["error"]["type"] == "NodeCrashedError", body
-    assert body["error"]["node"] == "kill" and "died 2 times (NEXUS_CRASH_RETRIES=1)" in body["error"]["message"]
+    assert (
+        body["error"]["node"] == "kill"
+        and "died or stopped renewing its lease 2 times (NEXUS_CRASH_RETRIES=1)" in body["error"]["message"]
+    )
     assert body["nodes"]["kill"]["status"] == "failed"
     assert log.read_text().split() in (["kill_host"] * 2, ["kill_host"] * 3)
     (new_host,) = app._pool.info()

@@ -120,7 +120,10 @@ async def test_a_node_running_at_more_host_deaths_than_crash_retries_fails_its_r
         return
     assert CALLS == []  # not run a 4th time
     assert result["status"] == "failed" and result["error"]["type"] == "NodeCrashedError"
-    assert result["error"]["node"] == "two" and "died 4 times (NEXUS_CRASH_RETRIES=3)" in result["error"]["message"]
+    assert (
+        result["error"]["node"] == "two"
+        and "died or stopped renewing its lease 4 times (NEXUS_CRASH_RETRIES=3)" in result["error"]["message"]
+    )
     stored = await runs.get_run("run-p")
     assert stored["status"] == "failed" and stored["nodes"]["two"]["status"] == "failed"
     assert stored["nodes"]["one"]["status"] == "completed"
