@@ -3,8 +3,8 @@
 A RunHost runs synchronous node code in threads beside its event loop, and the loop
 renews the host's leases. While many such nodes run pure-Python CPU work, every time the
 loop (or the store thread) wants the GIL it waits for the holder's switch interval, once
-per thread ahead of it: at CPython's default of 5 ms, 32 busy node threads held each
-hand-over for ~0.16 s, a lease renewal took several, leases of live hosts lapsed, and
+per thread ahead of it: at CPython's default of 5 ms and 32 busy node threads, up to
+~0.16 s a hand-over; a lease renewal takes several, so leases of live hosts lapsed, and
 other hosts adopted and ran their runs again. Measured here (`benchmarks/bench_cpu_nodes.py`:
 64 runs of a node doing 3 s of pure-Python work, 2 RunHosts, NEXUS_LEASE_S=10): at 5 ms,
 11 runs failed with NodeCrashedError though no host died, 160 node executions for 64 runs,
