@@ -273,8 +273,14 @@ class RunHostPool:
         return self._sessions
 
     def resize(self, kind: str, size: int) -> int:
-        """Resize the "run" or "session" pool to ``size`` hosts now (see PoolManager)."""
-        return ray.get(self.manager.resize.remote(kind, size))  # type: ignore[no-any-return]
+        """Resize the "run" or "session" pool to ``size`` hosts now (see PoolManager); calls
+        from this process go by the new members from then on. (Its synchronous calls
+        otherwise look the members up at most once a second: the runs submitted right
+        after growing the pool all went to the old host.)"""
+        resized: int = ray.get(self.manager.resize.remote(kind, size))
+        view = self._client.members if kind == "run" else self._sessions.members
+        view.refresh_blocking(force=True)
+        return resized
 
     def history(self, kind: str) -> list[tuple[float, int]]:
         """(seconds since start, hosts) at each size change of the "run" or "session" pool."""

@@ -98,6 +98,7 @@ def test_runs_in_flight_survive_growing_and_shrinking(resizable: Nexus, tmp_path
     marks.mkdir()
     before = [resizable.submit("slow", tag=f"a{i}", seconds=SLOW_S, marks=str(marks)) for i in range(8)]
     assert pool.resize("run", 3) == 3
+    assert len(pool.client().hosts) == 3  # the resizer's own calls go by the new members at once
     after = [resizable.submit("slow", tag=f"b{i}", seconds=SLOW_S, marks=str(marks)) for i in range(12)]
     spread = host_loads(resizable, "run")
     assert sum(1 for n in spread.values() if n > 0) >= 2, f"new runs did not reach the new hosts: {spread}"
