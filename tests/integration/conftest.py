@@ -76,11 +76,10 @@ def add_test_workflows(app: Nexus) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def run_home() -> Iterator[Path]:
-    """The run's NEXUS_HOME; set up before, and so removed after, every app using it."""
-    home = Path(os.environ["NEXUS_HOME"])
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+def run_home() -> Iterator[None]:
+    """Removes the run's NEXUS_HOME; set up before, and so torn down after, every app using it."""
+    yield
+    shutil.rmtree(os.environ["NEXUS_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

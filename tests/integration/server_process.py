@@ -58,6 +58,10 @@ class ServerProcess:
             time.sleep(0.2)
         raise AssertionError(f"no banner within {timeout} s:\n{self.log.read_text()}")
 
+    def ray_log_files(self) -> list[Path]:
+        """The log files of the Ray this server started (in its own temp dir)."""
+        return [p for p in self.temp_dir.glob("nexus-ray-*/session_*/logs/**/*") if p.is_file()]
+
     def tree(self) -> list[psutil.Process]:
         """Every process this server started (Ray's included)."""
         return psutil.Process(self.proc.pid).children(recursive=True)

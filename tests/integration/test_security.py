@@ -350,8 +350,8 @@ def audit_until(
 def server_errors(secure: Secure) -> str:
     """The tracebacks of unhandled errors in the server's Ray logs (for a failure message)."""
     found = []
-    for path in secure.server.temp_dir.glob("nexus-ray-*/session_*/logs/**/*"):
-        text = path.read_text(errors="replace") if path.is_file() else ""
+    for path in secure.server.ray_log_files():
+        text = path.read_text(errors="replace")
         at = text.find("unhandled error")
         if at >= 0:
             found.append(f"{path.name}: {text[at : at + 4000]}")
@@ -375,8 +375,7 @@ def test_logs_never_contain_credentials_or_secret_inputs(secure: Secure) -> None
         body = {"inputs": {"seconds": seconds, "secret_note": note}}
         assert rest(secure, "POST", "/workflows/slow/execute", admin, json=body).status_code == status
     secrets = [secure.key(name) for name in secure.keys] + [SECRET, note, token("ann", "acme", "admin")]
-    logs = [secure.server.log]
-    logs += [p for p in secure.server.temp_dir.glob("nexus-ray-*/session_*/logs/**/*") if p.is_file()]  # Ray's
+    logs = [secure.server.log, *secure.server.ray_log_files()]  # Ray's too
     assert len(logs) > 10, logs  # the server's Ray logs were found
     for path in logs:
         text = path.read_bytes().decode("utf-8", "replace")
