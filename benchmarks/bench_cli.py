@@ -18,8 +18,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
-from nexus_ray import Settings  # noqa: E402
+from benchmarks.common import started, stat, write_results  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
 NEXUS = str(Path(sys.executable).parent / "nexus")
@@ -44,16 +43,10 @@ def main() -> None:
     parser.add_argument("--out", help="results file (default benchmarks/results/cli-<date>.json)")
     args = parser.parse_args()
     helps = [timed(["--help"], "Usage") for _ in range(args.reps)]
-    with scratch_dir("nexus-bench-cli-") as home:
-        app = load_app(str(ROOT / "examples" / "quickstart.py"))
-        app.settings = Settings(port=free_port(), home=home)
-        app.start()
-        try:
-            run = ["run", "double_plus_one", "-i", "x=5", "--url", app.url]
-            timed(run, '"value": 11')  # warm-up
-            runs = [timed(run, '"value": 11') for _ in range(args.reps)]
-        finally:
-            app.stop()
+    with started(load_app(str(ROOT / "examples" / "quickstart.py")), "nexus-bench-cli-") as url:
+        run = ["run", "double_plus_one", "-i", "x=5", "--url", url]
+        timed(run, '"value": 11')  # warm-up
+        runs = [timed(run, '"value": 11') for _ in range(args.reps)]
     print(f"\nCLI (median [min-max] of {args.reps})")
     print(f"  nexus --help: {summary(helps)} (target < 300 ms)")
     print(f"  nexus run double_plus_one -i x=5 against a running server: {summary(runs)} (target < 500 ms)")

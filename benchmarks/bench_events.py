@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
-from nexus_ray import Nexus, Settings  # noqa: E402
+from benchmarks.common import started, stat, write_results  # noqa: E402
+from nexus_ray import Nexus  # noqa: E402
 
 
 async def subscriber(url: str, updates: int, latencies: list[float], ready: asyncio.Event) -> None:
@@ -72,16 +72,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", help="results file (default benchmarks/results/events-<date>.json)")
     args = parser.parse_args()
-    with scratch_dir("nexus-bench-events-") as home:
-        app = Nexus(settings=Settings(port=free_port(), home=home))
-        app.start()
-        try:
-            rounds = []
-            for _ in range(args.reps):
-                latencies = asyncio.run(one_round(app.url, args.subscribers, args.updates))
-                rounds.append((percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
-        finally:
-            app.stop()
+    rounds = []
+    with started(Nexus(), "nexus-bench-events-") as url:
+        for _ in range(args.reps):
+            latencies = asyncio.run(one_round(url, args.subscribers, args.updates))
+            rounds.append((percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
     p50s, p99s = [r[0] for r in rounds], [r[1] for r in rounds]
     print(f"\nEvents: {args.subscribers} WebSocket subscribers of one session, {args.updates} REST updates")
     print(

@@ -21,8 +21,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from mcp import Client  # noqa: E402
 
-from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
-from nexus_ray import Settings  # noqa: E402
+from benchmarks.common import started, stat, write_results  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
 
@@ -58,15 +57,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", help="results file (default benchmarks/results/mcp-<date>.json)")
     args = parser.parse_args()
-    with scratch_dir("nexus-bench-mcp-") as home:
-        app = load_app(str(ROOT / "examples" / "quickstart.py"))
-        app.settings = Settings(port=free_port(), home=home)
-        app.start()
-        try:
-            rest = [asyncio.run(rest_p50(app.url, args.calls)) for _ in range(args.reps)]
-            tool = [asyncio.run(mcp_p50(app.url, args.calls)) for _ in range(args.reps)]
-        finally:
-            app.stop()
+    with started(load_app(str(ROOT / "examples" / "quickstart.py")), "nexus-bench-mcp-") as url:
+        rest = [asyncio.run(rest_p50(url, args.calls)) for _ in range(args.reps)]
+        tool = [asyncio.run(mcp_p50(url, args.calls)) for _ in range(args.reps)]
     r, m = statistics.median(rest), statistics.median(tool)
     print(f"\nMCP vs REST, double_plus_one, {args.calls} sequential calls (median of {args.reps} runs' p50s)")
     print(

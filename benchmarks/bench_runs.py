@@ -26,18 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import (  # noqa: E402
-    free_port,
-    interval_text,
-    ratio_interval,
-    scratch_dir,
-    shows_at_least,
-    stat,
-    write_results,
-)
+from benchmarks.common import interval_text, ratio_interval, shows_at_least, started, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
 from benchmarks.store_work import measure_all  # noqa: E402
-from nexus_ray import Nexus, Settings, WorkflowBuilder  # noqa: E402
+from nexus_ray import Nexus, WorkflowBuilder  # noqa: E402
 from nexus_ray.testing.sample import double_plus_one  # noqa: E402
 
 
@@ -50,15 +42,11 @@ async def sleep_node(seconds: float) -> float:
 def started_app(durable: bool) -> Iterator[tuple[Nexus, str]]:
     """An app with double_plus_one and sleep in a fresh home, and its URL; stopped, and
     its home removed, afterwards."""
-    with scratch_dir("nexus-bench-") as home:
-        app = Nexus(settings=Settings(port=free_port(), durable=durable, home=home))
-        app.register("double_plus_one", double_plus_one())
-        app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
-        info = app.start()
-        try:
-            yield app, info.url
-        finally:
-            app.stop()
+    app = Nexus()
+    app.register("double_plus_one", double_plus_one())
+    app.register("sleep", WorkflowBuilder().add_node(sleep_node, "sleep"))
+    with started(app, "nexus-bench-", durable=durable) as url:
+        yield app, url
 
 
 def checkpointing(seconds: float, reps: int, connections: tuple[int, ...] = (32, 128)) -> dict[str, Any]:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from benchmarks.common import free_port, machine, scratch_dir, stat, write_results  # noqa: E402
-from nexus_ray import Nexus, ScalingPolicy, Settings  # noqa: E402
+from benchmarks.common import machine, scratch_dir, started, stat, write_results  # noqa: E402
+from nexus_ray import Nexus, ScalingPolicy  # noqa: E402
 from nexus_ray.scaling import ScaleDown, ScaleUp  # noqa: E402
 from nexus_ray.testing.fake_cluster import FakeCluster  # noqa: E402
 
@@ -166,17 +166,11 @@ def main() -> None:
     args = parser.parse_args()
     raw: dict[str, list[dict[str, Any]]] = {"serve": [], "pools": [], "nodes": []}
     for _ in range(args.reps):
-        with scratch_dir("nexus-bench-scale-") as home:
-            app = Nexus(
-                settings=Settings(port=free_port(), home=home, ingress="default", scaling=POLICY, session_idle_s=3.0)
-            )
-            app.register("sleep_for", sleep_for)
-            app.start()
-            try:
-                raw["pools"].append(host_pools(app))
-                raw["serve"].append(serve_replicas(app))
-            finally:
-                app.stop()
+        app = Nexus()
+        app.register("sleep_for", sleep_for)
+        with started(app, "nexus-bench-scale-", ingress="default", scaling=POLICY, session_idle_s=3.0):
+            raw["pools"].append(host_pools(app))
+            raw["serve"].append(serve_replicas(app))
         raw["nodes"].append(cluster_nodes())
     summary = {
         part: {key: stat([r[key] for r in runs]) for key in runs[0] if isinstance(runs[0][key], int | float)}

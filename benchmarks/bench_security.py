@@ -25,9 +25,8 @@ sys.path.insert(0, str(ROOT))
 import jwt  # noqa: E402
 
 from benchmarks.bench_rest import EXECUTE, check, measure, ours  # noqa: E402
-from benchmarks.common import free_port, machine, scratch_dir, write_results  # noqa: E402
+from benchmarks.common import machine, started, write_results  # noqa: E402
 from benchmarks.loadgen import tool  # noqa: E402
-from nexus_ray import Settings  # noqa: E402
 from nexus_ray.loader import load_app  # noqa: E402
 
 SECRET = "bench-secret-" + "b" * 32
@@ -43,14 +42,9 @@ def one_mode(options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     claims = {"sub": "bench", "tenant": "acme", "roles": ["admin"], "exp": time.time() + 3600}
     headers = {"Authorization": f"Bearer {jwt.encode(claims, SECRET, 'HS256')}"} if options else {}
     body = json.dumps({"inputs": {"x": 5}}).encode()
-    with scratch_dir("nexus-bench-sec-") as home:
-        app.settings = Settings(port=free_port(), home=home, **options)
-        info = app.start()
-        try:
-            check(info.url + EXECUTE, body, ours, headers)
-            return {f"c={c}": measure(info.url + EXECUTE, body, c, args.seconds, args.reps, headers) for c in (1, 32)}
-        finally:
-            app.stop()
+    with started(app, "nexus-bench-sec-", **options) as url:
+        check(url + EXECUTE, body, ours, headers)
+        return {f"c={c}": measure(url + EXECUTE, body, c, args.seconds, args.reps, headers) for c in (1, 32)}
 
 
 def main() -> None:

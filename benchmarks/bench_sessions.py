@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
-from benchmarks.common import free_port, scratch_dir, stat, write_results  # noqa: E402
+from benchmarks.common import started, stat, write_results  # noqa: E402
 from benchmarks.loadgen import post_json, tool  # noqa: E402
-from nexus_ray import Nexus, Settings  # noqa: E402
+from nexus_ray import Nexus  # noqa: E402
 
 
 async def _ops_per_s(op: Any, seconds: float, in_flight: int = 256) -> float:
@@ -137,13 +137,9 @@ def memory_for(app: Nexus, count: int) -> dict[str, float]:
 
 def one_round(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Ops and memory with a fresh app (the memory figure needs an empty SessionHost)."""
-    with scratch_dir("nexus-bench-") as home:
-        app = Nexus(settings=Settings(port=free_port(), home=home))
-        info = app.start()
-        try:
-            return python_ops(app, args.seconds), rest_ops(info.url, args.seconds), memory_for(app, args.sessions)
-        finally:
-            app.stop()
+    app = Nexus()
+    with started(app, "nexus-bench-") as url:
+        return python_ops(app, args.seconds), rest_ops(url, args.seconds), memory_for(app, args.sessions)
 
 
 def main() -> None:

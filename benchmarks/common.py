@@ -16,9 +16,12 @@ import tempfile
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nexus_ray.testing import free_port
+
+if TYPE_CHECKING:
+    from nexus_ray import Nexus
 
 __all__ = ["free_port"]  # re-exported for the benchmarks
 T = TypeVar("T")
@@ -37,6 +40,22 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def started(app: Nexus, prefix: str, **settings: Any) -> Iterator[str]:
+    """``app`` started on a free loopback port with a fresh home in a :func:`scratch_dir`
+    (``settings`` on top: ``durable=False``, ``ingress=...``); its URL. Stopped, and its
+    home removed, when the block ends."""
+    from nexus_ray import Settings
+
+    with scratch_dir(prefix) as home:
+        app.settings = Settings(port=free_port(), home=home, **settings)
+        info = app.start()
+        try:
+            yield info.url
+        finally:
+            app.stop()
 
 
 def run_like_a_host(coro: Coroutine[Any, Any, T]) -> T:
