@@ -34,7 +34,10 @@ _BY_STATUS: dict[int, type[NexusError]] = {
     413: PayloadTooLargeError,
     503: RuntimeUnavailableError,
 }
-FOLLOW_TIMEOUT = httpx.Timeout(30.0, read=None)  # a followed stream may be quiet for long
+# (connect, read, write, pool): a followed stream may be quiet for long. A tuple, not an
+# httpx.Timeout, because httpx2's clients (Starlette's TestClient's, where it is installed)
+# refuse httpx's Timeout objects and both take a tuple.
+FOLLOW_TIMEOUT = (30.0, None, 30.0, 30.0)
 
 
 class ServerClient:

@@ -30,7 +30,8 @@ def test_cluster_yaml_is_a_valid_launcher_config(raw: dict[str, Any]) -> None:
     assert types["cpu_worker"]["min_workers"] >= 2  # production: one node may fail
     assert (config["upscaling_speed"], config["idle_timeout_minutes"]) == (0.25, 15)
     setup = "\n".join(config["setup_commands"])
-    assert "pip install -q -e ~/nexus_ray" in setup and "NEXUS_STORE_URL=postgresql://" in setup
+    assert "pip install -q -c ~/nexus_ray/constraints.txt -e ~/nexus_ray" in setup  # the versions make test passed
+    assert "NEXUS_STORE_URL=postgresql://" in setup
 
 
 @pytest.mark.parametrize(
