@@ -9,6 +9,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import ray
 
 from ..errors import RuntimeUnavailableError
 from ..settings import Settings
-from .haproxy_fate import bind_haproxy_to_its_parent
+from .haproxy_fate import BINARY_VARIABLE, bind_haproxy_to_its_parent
 from .named_actors import NAMESPACE
 
 logger = logging.getLogger("nexus_ray.runtime")
@@ -66,17 +67,18 @@ class RayRuntime:
             self.mode = "address"
             return
         self._temp_dir = tempfile.mkdtemp(prefix="nexus-ray-")
-        if self.ingress == "haproxy":  # this machine's HAProxy: its side ports must be free here
-            move_taken_haproxy_ports()
-            bind_haproxy_to_its_parent(Path(self._temp_dir))  # a crash must not leave it on the port
-        ray.init(
-            address="local",
-            num_cpus=self.settings.num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            namespace=NAMESPACE,
-            _temp_dir=self._temp_dir,
-        )
+        with for_ray_only((*HAPROXY_SIDE_PORTS, BINARY_VARIABLE)):
+            if self.ingress == "haproxy":  # this machine's HAProxy: its side ports must be free here
+                move_taken_haproxy_ports()
+                bind_haproxy_to_its_parent(Path(self._temp_dir))  # a crash must not leave it on the port
+            ray.init(
+                address="local",
+                num_cpus=self.settings.num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                namespace=NAMESPACE,
+                _temp_dir=self._temp_dir,
+            )
         self.mode = "embedded"
 
     def stop(self) -> None:
@@ -112,6 +114,24 @@ def move_taken_haproxy_ports() -> dict[str, int]:
             os.environ[name] = str(moved[name])
             logger.info("HAProxy's port %d is taken here: %s=%d", default, name, moved[name])
     return moved
+
+
+@contextlib.contextmanager
+def for_ray_only(names: Iterable[str]) -> Iterator[None]:
+    """Environment variables set inside the block reach the processes ``ray.init`` starts
+    there (Ray's processes inherit this one's environment, and Serve's actors read them),
+    and are put back as they were afterwards. Left set, a process this one starts later
+    (a test's or a notebook's own `nexus serve`) took this server's HAProxy side ports for
+    ones set by its user, and its HAProxy died with "Address already in use"."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def will_embed(settings: Settings) -> bool:
