@@ -90,14 +90,24 @@ class RayRuntime:
             ray.shutdown()
             return
         ours = psutil.Process().children(recursive=True)
+        haproxy_files = haproxy_dir(ray.get_runtime_context().get_node_id())
         ray.shutdown()
         terminate(ours, grace_s=5.0)
-        if self._temp_dir:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        for directory in (self._temp_dir, haproxy_files):
+            if directory:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 # HAProxy's stats and Prometheus listeners, beside the HTTP port: Serve's defaults.
 HAPROXY_SIDE_PORTS = {"RAY_SERVE_HAPROXY_STATS_PORT": 8404, "RAY_SERVE_HAPROXY_METRICS_PORT": 9101}
+
+
+def haproxy_dir(node_id: str) -> str:
+    """Where Serve keeps the HAProxy config, sockets and logs of a Ray node (it never
+    removes them: a dir per server started)."""
+    from ray.serve._private.constants import RAY_SERVE_HAPROXY_CONFIG_FILE_LOC
+
+    return os.path.join(os.path.dirname(RAY_SERVE_HAPROXY_CONFIG_FILE_LOC), node_id)
 
 
 def move_taken_haproxy_ports() -> dict[str, int]:

@@ -19,6 +19,7 @@ from .conftest import ROOT, free_port
 from .server_process import ServerProcess
 
 DURABLE_APP = Path(__file__).with_name("durable_app.py")
+HAPROXY_FILES = Path("/tmp/haproxy-serve")  # Serve's default (RAY_SERVE_HAPROXY_CONFIG_FILE_LOC)
 
 
 @pytest.fixture
@@ -165,9 +166,12 @@ def test_a_server_killed_alone_leaves_no_haproxy_on_its_port(servers: list[Serve
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         psutil.wait_procs(tree, timeout=10)
+    haproxy_dirs = set(HAPROXY_FILES.glob("*"))  # Serve's, one per Ray node: the first's stays
     second = start(servers, DURABLE_APP, tmp_path, port, ingress="haproxy")
     second.wait_for_banner()
     assert httpx.get(f"{second.url}/health", timeout=10).status_code == 200
+    second.stop()
+    assert set(HAPROXY_FILES.glob("*")) <= haproxy_dirs, "a server that stops removes its HAProxy files"
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
