@@ -13,6 +13,7 @@ from .json_form import as_stored
 from .registry import Catalog, RegisteredWorkflow, make_registered
 from .runtime.ids import IDEMPOTENCY_KEY_RULE, valid_idempotency_key
 from .runtime.paging import EVENTS_MAX, event_after, page_cursor, page_limit, run_status
+from .security.tenancy import known_run
 from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
 from .workflow.typed import node_class_of
@@ -673,6 +674,7 @@ def _merged(name: str, inputs: object, kw_inputs: dict[str, Any]) -> dict[str, A
 def _check_run_id(run_id: object) -> None:
     if not isinstance(run_id, str) or not run_id:
         raise InvalidRequestError(f"run_id must be a run's id (a string), got {run_id!r}.", field="run_id")
+    known_run(run_id)
 
 
 def _run_filters(

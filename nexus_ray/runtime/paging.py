@@ -6,23 +6,15 @@ is refused by name: never read as "no limit" (SQLite's ``LIMIT -1``), "no filter
 
 from __future__ import annotations
 
-import re
-
 from ..checks import whole_number
 from ..errors import InvalidRequestError
-from ..security.tenancy import DEDICATED_SUFFIX
+from ..security.tenancy import AUDIT_ID, RUN_ID, SESSION_ID
 from ..workflow import RunStatus
 
 PAGE_MAX = 500  # runs and sessions per page
 EVENTS_MAX = 1000  # events or audit entries per page
 
-_BASE_ID = r"[0-9a-f]{32}"  # new_run_id()
-_TENANT_TAG = r"(?:\.[0-9a-f]{16})?"  # scoped(): ids of a tenant other than "default"
-_CURSORS = {
-    "run": re.compile(_BASE_ID + _TENANT_TAG),
-    "session": re.compile(_BASE_ID + _TENANT_TAG + f"(?:{re.escape(DEDICATED_SUFFIX)})?"),
-    "audit entry": re.compile(_BASE_ID),
-}
+_CURSORS = {"run": RUN_ID, "session": SESSION_ID, "audit entry": AUDIT_ID}
 
 
 def page_limit(limit: object, most: int = PAGE_MAX) -> int:

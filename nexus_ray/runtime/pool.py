@@ -10,7 +10,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..security.principal import DEFAULT_TENANT
-from ..security.tenancy import scoped, scoped_key
+from ..security.tenancy import known_run, scoped, scoped_key
 from ..settings import Settings
 from ..workflow import Workflow
 from .batching import BatcherCache, ask_each
@@ -169,6 +169,7 @@ class PoolClient(FollowsMembers):
 
     async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         """A run's events after ``after`` (a long poll of up to ``timeout_s``) and whether it ended."""
+        known_run(run_id)
         return await self.call("wait_events", run_id, run_id, after, timeout_s)  # type: ignore[no-any-return]
 
     async def health(self) -> list[dict[str, Any]]:
@@ -181,10 +182,12 @@ class PoolClient(FollowsMembers):
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's current state."""
+        known_run(run_id)
         return await self.call("get_run", run_id, run_id)  # type: ignore[no-any-return]
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         """Cancel a run; its final state."""
+        known_run(run_id)
         return await self.call("cancel", run_id, run_id)  # type: ignore[no-any-return]
 
     async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import NotFoundError
 from ..security.principal import DEFAULT_TENANT
-from ..security.tenancy import DEDICATED_SUFFIX, scoped
+from ..security.tenancy import DEDICATED_SUFFIX, known_session, scoped
 from .batching import BatcherCache, ask_each
 from .errors import HostMovedError, translate_ray_error
 from .ids import new_run_id
@@ -38,6 +38,13 @@ TURN_METHODS = frozenset({"patch", "turn"})
 def with_turn_id(method: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """``args`` of ``method``, with a new turn id last when it changes a session's state."""
     return (*args, secrets.token_hex(8)) if method in TURN_METHODS else args
+
+
+def _check_id(method: str, session_id: str) -> None:
+    """404 for an id no session can have ("": the global event log; "list" is routed by
+    its cursor, checked as one; "create" by a new id)."""
+    if session_id and method not in ("create", "list"):
+        known_session(session_id)
 
 
 class SessionsClient(FollowsMembers):
@@ -86,6 +93,7 @@ class SessionsClient(FollowsMembers):
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
         """``method`` on the host of ``session_id``; quick methods are batched with
         concurrent calls to the same host (see batching.py), others sent alone."""
+        _check_id(method, session_id)
         self.members.follow()
         args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
@@ -104,6 +112,7 @@ class SessionsClient(FollowsMembers):
 
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
         """The same from synchronous code."""
+        _check_id(method, session_id)
         self.members.refresh_blocking()
         args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):

@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import ConfigurationError, InvalidRequestError, NotFoundError
 from ..settings import Settings
 from ..store import Store, open_store
+from ..stored_text import storable
 from .api_keys import ApiKey, new_key
 from .guard import SecurityConfig
 
@@ -32,6 +33,9 @@ def create_api_key(store: Store, tenant: str, roles: list[str], name: str = "") 
         raise InvalidRequestError("A key needs a tenant (a non-empty name).", field="tenant")
     if not roles or not all(isinstance(r, str) and r.strip() for r in roles):
         raise InvalidRequestError("A key needs at least one role (e.g. admin, viewer).", field="roles")
+    for field, text in (("tenant", tenant), ("name", name), *(("roles", r) for r in roles)):
+        if not storable(text):
+            raise InvalidRequestError(f"The key's {field} {text!r} holds a NUL or an undecodable byte.", field=field)
     key_id, full_key, secret_hash = new_key()
     key = ApiKey(key_id, tenant.strip(), tuple(r.strip() for r in roles), name, secret_hash, time.time())
     store.add_api_key(key)

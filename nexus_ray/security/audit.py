@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..runtime.ids import new_run_id
+from ..stored_text import storable_form
 from .principal import Principal
 
 logger = logging.getLogger("nexus_ray.audit")
@@ -61,15 +62,20 @@ class AuditTrail:
         nothing is built when the trail is off."""
         if self.sink is None:
             return
-        item = {
-            "audit_id": new_run_id(),
-            "at": time.time(),
+        texts = {
             "tenant": principal.tenant,
             "subject": principal.subject,
             "channel": channel,
             "action": action,
             "target": target,
             "workflow": workflow,
+        }
+        item = {
+            "audit_id": new_run_id(),
+            "at": time.time(),
+            # A NUL in a path's id failed the whole batch on PostgreSQL, and every batch
+            # after it, for good: the trail stopped until a restart lost what was buffered.
+            **{name: storable_form(text) if text is not None else None for name, text in texts.items()},
             "outcome": outcome_of(status),
             "status": status,
             "detail": detail,

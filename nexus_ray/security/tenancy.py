@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 
 from ..errors import NotFoundError
 from .principal import DEFAULT_TENANT
 
 DEDICATED_SUFFIX = "-d"
+_BASE_ID = r"[0-9a-f]{32}"  # runtime/ids.py new_run_id()
+_TAG = r"(?:\.[0-9a-f]{16})?"  # scoped(): an id of a tenant other than "default"
+RUN_ID = re.compile(_BASE_ID + _TAG)
+SESSION_ID = re.compile(_BASE_ID + _TAG + f"(?:{re.escape(DEDICATED_SUFFIX)})?")
+AUDIT_ID = re.compile(_BASE_ID)
 
 
 @functools.lru_cache(maxsize=4096)  # asked several times per request: hash each tenant once
@@ -46,6 +52,21 @@ def tag_of(resource_id: str) -> str:
 def owns(tenant: str, resource_id: str) -> bool:
     """Whether ``resource_id`` belongs to ``tenant``."""
     return tag_of(resource_id) == tenant_tag(tenant)
+
+
+def known_run(run_id: str) -> None:
+    """404 for a ``run_id`` that no run can have, before it is routed anywhere: hashing it
+    failed on a lone surrogate (500), PostgreSQL failed on a NUL (503)."""
+    if not RUN_ID.fullmatch(run_id):
+        raise NotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
+
+
+def known_session(session_id: str) -> None:
+    """404 for a ``session_id`` that no session can have, before it is routed anywhere:
+    besides the failures of :func:`known_run`, any id ending in ``-d`` started a dedicated
+    session's actor (a worker process) to answer that it does not exist."""
+    if not SESSION_ID.fullmatch(session_id):
+        raise NotFoundError(f"No session with id {session_id!r} (it may have expired).", session_id=session_id)
 
 
 def require_run(tenant: str, run_id: str) -> None:

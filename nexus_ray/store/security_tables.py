@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from ..runtime.ids import time_prefix
 from ..security.api_keys import ApiKey
+from ..stored_text import storable
 from .backends import Backend
 
 T = TypeVar("T")
@@ -41,6 +42,8 @@ class SecurityTables:
 
     def revoke_api_key(self, key_id: str) -> ApiKey | None:
         """Revoke a key (at once, for good); the key, or None when there is no such key."""
+        if not storable(key_id):
+            return None
 
         def revoke() -> list[tuple[Any, ...]]:
             self.backend.execute(
@@ -98,6 +101,8 @@ class SecurityTables:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """A tenant's audit entries, newest first; ``before`` is the paging cursor."""
+        if not all(storable(text) for text in (tenant, subject, action, outcome) if text is not None):
+            return []  # no entry has it
         where, params = ["tenant = ?"], [tenant]
         for column, value in (("subject", subject), ("action", action), ("outcome", outcome)):
             if value is not None:

@@ -16,6 +16,7 @@ import pydantic_core
 from ..errors import InvalidRequestError, RateLimitedError, RuntimeUnavailableError
 from ..runtime.ids import time_prefix
 from ..security.tenancy import tag_of
+from ..stored_text import storable
 from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event, run_started
 from .backends import Backend
@@ -236,6 +237,8 @@ class Store(SecurityTables):
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run and its node states (each node's last ``node.*`` event, see
         workflow/events.py: a host records a node's state as that event), or None."""
+        if not storable(run_id):
+            return None
 
         def read() -> RunRecord | None:
             self.pending.flush()  # this transaction's own node events too
@@ -276,6 +279,8 @@ class Store(SecurityTables):
     ) -> list[RunRecord]:
         """Runs newest first (ids sort by time), filtered (``tenant_tag``: one tenant's,
         see security/tenancy.py); ``before`` is the paging cursor."""
+        if not all(storable(text) for text in (workflow, session_id) if text is not None):
+            return []  # no run has it
         where, params = [], []
         filters = (("workflow", workflow), ("status", status), ("session_id", session_id), ("tenant_tag", tenant_tag))
         for column, value in filters:
@@ -308,6 +313,8 @@ class Store(SecurityTables):
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None when it does not exist or has expired."""
+        if not storable(session_id):
+            return None
         rows = self._transact(
             lambda: self.backend.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?", (session_id,))
         )
@@ -403,6 +410,8 @@ class Store(SecurityTables):
     def delete_session(self, session_id: str) -> bool:
         """Delete a live session and its event log, leaving only the log's last event,
         ``session.deleted``; False when there was no live session."""
+        if not storable(session_id):
+            return False
         now = time.time()
         with self.transaction():
             rows = self.backend.execute(
@@ -485,12 +494,16 @@ class Store(SecurityTables):
 
     def last_event_seq(self, scope: str, scope_id: str) -> int:
         """The sequence number of a log's last event (0 when it has none)."""
+        if not storable(scope_id):
+            return 0
         return self._transact(lambda: self.pending.last_seq(scope, scope_id))
 
     def list_events(
         self, scope: str, scope_id: str, event_type: str | None = None, after: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Events of one log after sequence number ``after``, oldest first."""
+        if not all(storable(text) for text in (scope_id, event_type) if text is not None):
+            return []  # no log or event has it
         sql = "SELECT seq, type, data, created_at FROM events WHERE scope = ? AND scope_id = ? AND seq > ?"
         params: list[Any] = [scope, scope_id, after]
         if event_type is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import InvalidRequestError
 from ..json_form import as_stored
+from ..stored_text import storable
 from .result import NodeStatus, RunStatus
 
 RUN_TERMINAL = frozenset({"run.completed", "run.failed", "run.cancelled"})
@@ -83,8 +84,10 @@ def check_custom_event(event_type: Any, data: Any) -> dict[str, Any]:
     what live followers get too. Refused here, by name: data the store cannot write used
     to fail the write after the node, and its run was resumed, and its node run again,
     until the caller got a 503."""
-    if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
-        raise InvalidRequestError(f"An event type must be a string of 1-200 characters, got {event_type!r}.")
+    if not isinstance(event_type, str) or not 0 < len(event_type) <= 200 or not storable(event_type):
+        raise InvalidRequestError(
+            f"An event type must be a string of 1-200 characters without NUL or lone surrogates, got {event_type!r}."
+        )
     if event_type.startswith(RESERVED_EVENT_PREFIXES):
         raise InvalidRequestError(
             f"Event type {event_type!r} uses a reserved prefix {RESERVED_EVENT_PREFIXES}; choose another name.",

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -267,6 +268,32 @@ def test_bad_mode_is_422(client: TestClient) -> None:
 def test_unknown_run_404(client: TestClient) -> None:
     assert problem(client.get("/runs/nope"), 404)["run_id"] == "nope"
     problem(client.post("/runs/nope/cancel"), 404)
+
+
+@pytest.mark.parametrize("junk", ["a\x00b", "\ud800", "nope-d"])
+def test_ids_no_run_or_session_can_have_are_404_on_every_channel(client: TestClient, junk: str) -> None:
+    # A NUL failed on PostgreSQL (503), a lone surrogate in the problem's JSON (500).
+    body = json.dumps({"inputs": {"x": 1}, "session_id": junk})  # ensure_ascii: "\ud800" as JSON sends it
+    sent = client.post("/workflows/double_plus_one/execute", content=body, headers={"content-type": "application/json"})
+    assert problem(sent, 404)["session_id"] == junk
+    assert (
+        client.get("/sessions/" + quote(junk, errors="surrogatepass")).status_code == 404
+        and client.get("/runs/" + quote(junk, errors="surrogatepass")).status_code == 404
+    )
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "host": "127.0.0.1:8000",
+    }
+    call = {"name": "nexus_get_session", "arguments": {"session_id": junk}}
+    r = client.post(
+        "/mcp", content=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}), headers=headers
+    )
+    if junk == "\ud800":  # the MCP SDK's JSON parser refuses it: a JSON-RPC parse error
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32700
+        return
+    result = json.loads(next(line[6:] for line in r.text.splitlines() if line.startswith("data: ")))["result"]
+    assert result["isError"] and result["_meta"]["nexus/error"]["status"] == 404
 
 
 def test_cancel_running_then_conflict(client: TestClient) -> None:
