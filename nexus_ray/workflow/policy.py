@@ -62,7 +62,10 @@ class NodePolicy:
 
     def delay_s(self, attempt: int) -> float:
         """Backoff before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        # 2**64 times any backoff passes any cap; from attempt 1,025 on, the power itself
+        # overflowed a float, and the node failed with that OverflowError instead of its own.
+        doublings = min(attempt - 1, 64)
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2**doublings)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

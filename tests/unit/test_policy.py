@@ -138,6 +138,8 @@ def test_a_lone_exception_name_or_class_is_one_kind_not_its_letters() -> None:
 def test_backoff_is_capped() -> None:
     policy = NodePolicy(backoff_s=1, max_backoff_s=4)
     assert all(2 <= policy.delay_s(10) <= 4 for _ in range(50))
+    many = NodePolicy(retries=10**6, backoff_s=0.001, max_backoff_s=0.01)  # "retry until it is back"
+    assert all(0.005 <= many.delay_s(attempt) <= 0.01 for attempt in (1_025, 5_000, 10**6))
 
 
 async def nap(seconds: float) -> float:
