@@ -280,6 +280,12 @@ def test_ids_no_run_or_session_can_have_are_404_on_every_channel(client: TestCli
         client.get("/sessions/" + quote(junk, errors="surrogatepass")).status_code == 404
         and client.get("/runs/" + quote(junk, errors="surrogatepass")).status_code == 404
     )
+    with client.websocket_connect("/ws/double_plus_one") as ws:  # its error frame ended the socket
+        for message in ({"inputs": {"x": 1}, "session_id": junk}, {"cancel": junk}):
+            ws.send_text(json.dumps(message))
+            assert ws.receive_json()["error"]["status"] == 404
+        ws.send_json({"inputs": {"x": 2}})
+        assert ws.receive_json()["type"] == "run.started"
     headers = {
         "accept": "application/json, text/event-stream",
         "content-type": "application/json",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pydantic_core
 import pytest
 
 from nexus_ray import InvalidRequestError
@@ -83,3 +84,13 @@ def test_too_deep_a_nesting_is_refused_not_a_recursion_error() -> None:
     for _ in range(99):
         inner = inner[0]
     assert inner == []
+
+
+def test_a_lone_surrogate_is_written_as_its_escape_and_other_failures_still_raise() -> None:
+    # JSON can carry "\ud800" and an error naming a sent id echoes it; UTF-8 cannot encode it.
+    value = {"session_id": "\ud800", "x": float("nan"), "xs": [float("inf")]}
+    assert (
+        json.loads(dumps(value)) == json.loads(dumps_text(value)) == {"session_id": "\ud800", "x": None, "xs": [None]}
+    )
+    with pytest.raises(pydantic_core.PydanticSerializationError):
+        dumps({"a": object(), "b": "\ud800"})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -48,20 +46,11 @@ def problem_doc(description: str) -> dict[str, Any]:
 def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """A problem+json response with the problem's status."""
     return Response(
-        content=_problem_json(problem),
+        content=dumps(problem),
         status_code=int(problem["status"]),
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,
     )
-
-
-def _problem_json(problem: dict[str, Any]) -> bytes:
-    try:
-        return dumps(problem)
-    except PydanticSerializationError:
-        # A lone surrogate the request sent (JSON can carry "\ud800", UTF-8 cannot encode
-        # it) and the error names: written as its escape. It was a 500 instead of the 404.
-        return json.dumps(problem, default=str).encode()
 
 
 def install_problem_handlers(app: FastAPI, debug: bool = False) -> None:
