@@ -156,6 +156,9 @@ def test_a_server_killed_alone_leaves_no_haproxy_on_its_port(servers: list[Serve
     tree = first.tree()
     haproxies = [p for p in tree if p.name() == "haproxy"]
     assert haproxies, "the haproxy ingress runs HAProxy"
+    # Serve's files of it, in the dir of its Ray node (haproxy -f <dir>/haproxy.cfg): a killed server's stay
+    files = {Path(arg).parent for p in haproxies for arg in p.cmdline() if arg.endswith("haproxy.cfg")}
+    assert files and all(d.parent == HAPROXY_FILES for d in files), files
     first.proc.kill()  # the server process alone: Ray's processes follow it, HAProxy must too
     first.proc.wait()
     try:
@@ -166,7 +169,9 @@ def test_a_server_killed_alone_leaves_no_haproxy_on_its_port(servers: list[Serve
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         psutil.wait_procs(tree, timeout=10)
-    haproxy_dirs = set(HAPROXY_FILES.glob("*"))  # Serve's, one per Ray node: the first's stays
+        for directory in files:
+            shutil.rmtree(directory, ignore_errors=True)
+    haproxy_dirs = set(HAPROXY_FILES.glob("*"))
     second = start(servers, DURABLE_APP, tmp_path, port, ingress="haproxy")
     second.wait_for_banner()
     assert httpx.get(f"{second.url}/health", timeout=10).status_code == 200
