@@ -18,6 +18,7 @@ from .cluster_capacity import resource_wait_s
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
 from .remote_nodes import RayNodeRunner
+from .restarts import was_restarted
 from .run_service import RunService
 from .sessions_client import SessionsClient
 from .thread_switching import tune_thread_switching
@@ -60,7 +61,7 @@ class RunHost(BatchTarget):
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
             crash_retries=config.crash_retries,
         )
-        if ray.get_runtime_context().was_current_actor_reconstructed:  # calls in flight come again
+        if was_restarted():  # calls in flight come again
             self.service.expect_retries()
         self.service.start_maintenance()
         self._cpu: ProcessCpu = ProcessCpu()

@@ -16,6 +16,7 @@ from .batching import BatchTarget
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
 from .idle_stop import IdleClock, check_every_s, counted
+from .restarts import was_restarted
 from .session_service import DEDICATED_HOST_PREFIX, SessionService
 from .sessions_client import SESSION_BATCHED
 
@@ -38,7 +39,7 @@ class SessionHost(BatchTarget):
         self.service: SessionService = SessionService(
             host_id, lambda: open_store(config.store_url, config.home), config.session_idle_s
         )
-        if ray.get_runtime_context().was_current_actor_reconstructed:  # calls in flight come again
+        if was_restarted():  # calls in flight come again
             self.service.expect_retries()
         self.service.start_maintenance(every_s=min(10.0, config.session_idle_s))
         self.idle = IdleClock(config.session_idle_s)

@@ -70,7 +70,10 @@ def test_serve_runs_and_sigint_leaves_nothing(servers: list[ServerProcess], tmp_
     assert r.json()["outputs"]["add_one"]["result"]["value"] == 11
     (logs_line,) = [line for line in banner.splitlines() if line.startswith("  host logs: ")]
     logs = Path(logs_line.removeprefix("  host logs: ").removesuffix(" (worker-*.err)"))
-    assert list(logs.glob("worker-*.err")), f"no worker logs in {logs}"  # where the hosts' warnings go
+    worker_logs = list(logs.glob("worker-*.err"))
+    assert worker_logs, f"no worker logs in {logs}"  # where the hosts' warnings go
+    noise = [f.name for f in worker_logs if "RayDeprecationWarning" in f.read_text(errors="replace")]
+    assert noise == [], f"Ray's deprecation warning in the hosts' logs: {noise}"  # from each host's start
 
     tree = server.tree()
     assert {"raylet", "gcs_server"} <= {p.name() for p in tree}
