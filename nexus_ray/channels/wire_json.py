@@ -73,17 +73,6 @@ def loads(text: str | bytes | bytearray) -> Any:
         raise TooDeepJSONError() from None
 
 
-def _nulled(value: Any) -> Any:
-    """``value`` with non-finite floats as None (what :func:`dumps` writes for them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _nulled(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_nulled(item) for item in value]
-    return value
-
-
 def non_finite_at(value: Any) -> str | None:
     """The path (``x[1].y``) of the first NaN or infinity in JSON-like ``value``, or None.
     For JSON parsed elsewhere (the MCP SDK reads NaN, Infinity and 1e400 as floats)."""
@@ -103,8 +92,8 @@ def dumps(value: Any) -> bytes:
     """``value`` as standard JSON (non-finite floats as ``null``)."""
     try:
         return pydantic_core.to_json(value, inf_nan_mode="null")
-    except pydantic_core.PydanticSerializationError as exc:
-        return _escaped(value, None, exc).encode()
+    except pydantic_core.PydanticSerializationError:
+        return _escaped(value, None).encode()
 
 
 def dumps_text(value: Any, fallback: Callable[[Any], Any] | None = None) -> str:
@@ -112,15 +101,14 @@ def dumps_text(value: Any, fallback: Callable[[Any], Any] | None = None) -> str:
     turns what JSON cannot hold into something it can."""
     try:
         return pydantic_core.to_json(value, inf_nan_mode="null", fallback=fallback).decode()
-    except pydantic_core.PydanticSerializationError as exc:
-        return _escaped(value, fallback, exc)
+    except pydantic_core.PydanticSerializationError:
+        return _escaped(value, fallback)
 
 
-def _escaped(value: Any, fallback: Callable[[Any], Any] | None, error: Exception) -> str:
-    """``value`` as JSON with every non-ASCII character escaped. For a lone surrogate: JSON
-    can carry "\\ud800" (a request may send one, and an error naming it echoes it), UTF-8
-    cannot encode it. Before, the 404 for such a session id was a 500, and a WebSocket's
-    error frame naming it ended the socket. Any other ``error`` is raised."""
-    if "surrogates not allowed" not in str(error):
-        raise error
-    return json.dumps(_nulled(value), default=fallback)
+def _escaped(value: Any, fallback: Callable[[Any], Any] | None) -> str:
+    """``value`` as JSON with every non-ASCII character escaped, converted as :func:`dumps`
+    converts it; for a lone surrogate: JSON can carry "\\ud800" (a request may send one,
+    and an error naming it echoes it), UTF-8 cannot encode it. Before, the 404 for such a
+    session id was a 500, and a WebSocket's error frame naming it ended the socket. What
+    pydantic cannot convert at all raises its error again here."""
+    return json.dumps(pydantic_core.to_jsonable_python(value, inf_nan_mode="null", fallback=fallback))
