@@ -30,7 +30,6 @@ if os.getppid() == 1:  # the parent died before prctl: start no orphan
     sys.exit("nexus_ray: HAProxy's parent is gone; not starting it")
 os.execv(REAL, [REAL, *sys.argv[1:]])
 """
-_set_here: list[str] = []  # the wrapper path this process put in BINARY_VARIABLE, if any
 
 
 def write_wrapper(directory: Path, real: str) -> Path:
@@ -44,9 +43,9 @@ def write_wrapper(directory: Path, real: str) -> Path:
 def bind_haproxy_to_its_parent(directory: Path) -> Path | None:
     """Make Serve start HAProxy through the wrapper (written in ``directory``, which must
     outlive the server): call before Ray starts. The wrapper, or None where it does not
-    apply: not Linux, or ``RAY_SERVE_HAPROXY_BINARY_PATH`` set by the user (left alone)."""
-    current = os.environ.get(BINARY_VARIABLE)
-    if sys.platform != "linux" or (current is not None and current not in _set_here):
+    apply: not Linux, or ``RAY_SERVE_HAPROXY_BINARY_PATH`` set by the user (left alone;
+    the server sets it only while Ray starts, see ray_cluster.for_ray_only)."""
+    if sys.platform != "linux" or BINARY_VARIABLE in os.environ:
         return None
     if " " in sys.executable or len(sys.executable) > SHEBANG_MAX:  # a "#!" line could not start it
         logger.warning(
@@ -55,13 +54,11 @@ def bind_haproxy_to_its_parent(directory: Path) -> Path | None:
         return None
     from ray.serve._private.haproxy import get_haproxy_binary
 
-    os.environ.pop(BINARY_VARIABLE, None)  # a wrapper of an earlier start here is gone
     try:
         real = get_haproxy_binary()
     except FileNotFoundError:
         return None  # Serve reports the missing binary itself when it starts
     wrapper = write_wrapper(directory, real)
     os.environ[BINARY_VARIABLE] = str(wrapper)
-    _set_here[:] = [str(wrapper)]
     logger.debug("HAProxy %s runs through %s (it dies with its parent)", real, wrapper)
     return wrapper

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from nexus_ray.runtime import haproxy_fate
 from nexus_ray.runtime.haproxy_fate import BINARY_VARIABLE, bind_haproxy_to_its_parent, write_wrapper
+from nexus_ray.runtime.ray_cluster import for_ray_only
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 SLEEP = "/bin/sleep"
@@ -67,13 +67,12 @@ def test_serve_is_pointed_at_the_wrapper_unless_the_user_chose_a_binary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(BINARY_VARIABLE, raising=False)
-    monkeypatch.setattr(haproxy_fate, "_set_here", [])
-    (tmp_path / "first").mkdir()
-    (tmp_path / "second").mkdir()
-    first = bind_haproxy_to_its_parent(tmp_path / "first")
-    assert first == tmp_path / "first" / "nexus-haproxy" and os.environ[BINARY_VARIABLE] == str(first)
-    second = bind_haproxy_to_its_parent(tmp_path / "second")  # a later start in this process: its own
-    assert second == tmp_path / "second" / "nexus-haproxy" and os.environ[BINARY_VARIABLE] == str(second)
+    for start in ("first", "second"):  # a later start in this process gets a wrapper of its own
+        (tmp_path / start).mkdir()
+        with for_ray_only([BINARY_VARIABLE]):  # as RayRuntime.start calls it
+            wrapper = bind_haproxy_to_its_parent(tmp_path / start)
+            assert wrapper == tmp_path / start / "nexus-haproxy" and os.environ[BINARY_VARIABLE] == str(wrapper)
+        assert BINARY_VARIABLE not in os.environ
     monkeypatch.setenv(BINARY_VARIABLE, "/opt/haproxy/bin/haproxy")
     assert bind_haproxy_to_its_parent(tmp_path) is None
     assert os.environ[BINARY_VARIABLE] == "/opt/haproxy/bin/haproxy"
@@ -83,6 +82,5 @@ def test_a_python_path_no_shebang_can_hold_leaves_haproxy_unwrapped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(BINARY_VARIABLE, raising=False)
-    monkeypatch.setattr(haproxy_fate, "_set_here", [])
     monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python")
     assert bind_haproxy_to_its_parent(tmp_path) is None and BINARY_VARIABLE not in os.environ
