@@ -10,7 +10,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..security.principal import DEFAULT_TENANT
-from ..security.tenancy import known_run, scoped, scoped_key
+from ..security.tenancy import known_run, known_session, scoped, scoped_key
 from ..settings import Settings
 from ..workflow import Workflow
 from .batching import BatcherCache, ask_each
@@ -125,6 +125,7 @@ class PoolClient(FollowsMembers):
         tenant: str = DEFAULT_TENANT,
     ) -> tuple[Any, ...]:
         """(method, routing id, *args) of a run in a session."""
+        known_session(session_id)  # before a RunHost is asked to look it up
         if key is None:
             run_id = scoped(new_run_id(), tenant)
             return "execute_in_session", run_id, name, inputs, run_id, session_id, wait

@@ -41,6 +41,10 @@ def test_junk_ids_are_404_before_any_routing(junk: str) -> None:
     for call in (runs.get_run(junk), runs.cancel(junk), runs.wait_events(junk, 0, 1.0)):
         with pytest.raises(NotFoundError, match="No run with id"):
             asyncio.run(call)
+    with pytest.raises(NotFoundError, match="No session with id"):
+        asyncio.run(runs.execute_in_session("double_plus_one", {"x": 1}, junk, wait=True))
+    with pytest.raises(NotFoundError, match="No session with id"):
+        runs.run_call("double_plus_one", {"x": 1}, True, "key-1", junk)  # the Python API's runs
     with pytest.raises(NotFoundError, match="No run with id"):
         Nexus().get_run(junk)  # before the runtime is started
 
