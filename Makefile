@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit integration bench lint haproxy clean
+.PHONY: run test unit integration bench lint haproxy constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "nexus_ray needs Python >= 3.11; set PYTHON=python3.11")'
@@ -46,6 +46,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check nexus_ray tests benchmarks examples
 	$(BIN)/ruff format --check nexus_ray tests benchmarks examples
 	$(BIN)/mypy nexus_ray
+
+# After `.venv/bin/pip install -U ...` and a `make test` that passes: pin what is installed
+# (no $(STAMP) prerequisite: it would install the old pins again first).
+constraints:
+	test -x $(BIN)/python
+	{ grep '^#' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .nexus .pytest_cache
