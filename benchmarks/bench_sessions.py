@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 
 from benchmarks.common import started, stat, write_results  # noqa: E402
-from benchmarks.loadgen import post_json, tool  # noqa: E402
+from benchmarks.loadgen import load, post_json, tool  # noqa: E402
 from nexus_ray import Nexus  # noqa: E402
 
 
@@ -66,41 +65,10 @@ def python_ops(app: Nexus, seconds: float) -> dict[str, float]:
 def rest_ops(url: str, seconds: float) -> dict[str, float]:
     sid = httpx.post(f"{url}/sessions", json={"state": {"n": 0}}).json()["session_id"]
     out = {"create": post_json(f"{url}/sessions", b'{"state": {"n": 0}}', 32, seconds)}
-    out["get"] = _get(f"{url}/sessions/{sid}", seconds)
-    out["update"] = _patch(f"{url}/sessions/{sid}", seconds)
+    out["get"] = load("GET", f"{url}/sessions/{sid}", None, 32, seconds)
+    out["update"] = load("PATCH", f"{url}/sessions/{sid}", b'{"n": 1}', 32, seconds)
     assert all(r.errors == 0 for r in out.values()), {k: r.errors for k, r in out.items()}
     return {k: round(r.rps) for k, r in out.items()}
-
-
-def _get(url: str, seconds: float) -> Any:
-    import subprocess
-
-    from benchmarks.loadgen import LoadResult
-
-    out = subprocess.run(["wrk", "-t2", "-c32", f"-d{round(seconds)}s", url], capture_output=True, text=True).stdout
-    rps = float(out.split("Requests/sec:")[1].split()[0])
-    errors = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
-    return LoadResult(rps, 0, 0, 0, errors)
-
-
-def _patch(url: str, seconds: float) -> Any:
-    import subprocess
-
-    from benchmarks.loadgen import LoadResult
-
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        'wrk.method = "PATCH"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[{"n": 1}]]\n'
-    )
-    try:
-        out = subprocess.run(
-            ["wrk", "-t2", "-c32", f"-d{round(seconds)}s", "-s", str(script), url], capture_output=True, text=True
-        ).stdout
-    finally:
-        script.unlink()
-    rps = float(out.split("Requests/sec:")[1].split()[0])
-    errors = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
-    return LoadResult(rps, 0, 0, 0, errors)
 
 
 def memory_for(app: Nexus, count: int) -> dict[str, float]:

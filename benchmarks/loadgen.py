@@ -29,23 +29,34 @@ def post_json(
 ) -> LoadResult:
     """POST ``body`` (with ``headers``) to ``url`` from ``connections`` keep-alive
     connections for ``seconds``."""
+    return load("POST", url, body, connections, seconds, headers)
+
+
+def load(
+    method: str, url: str, body: bytes | None, connections: int, seconds: float, headers: dict[str, str] | None = None
+) -> LoadResult:
+    """``method`` (with a JSON ``body``, or none) to ``url`` from ``connections`` keep-alive
+    connections for ``seconds``: wrk when installed, else httpx."""
     assert url.startswith("http://127.0.0.1"), "benchmarks only target loopback"
     if shutil.which("wrk"):
-        return _wrk(url, body, connections, seconds, headers or {})
-    return asyncio.run(_httpx(url, body, connections, seconds, headers or {}))
+        return _wrk(method, url, body, connections, seconds, headers or {})
+    return asyncio.run(_httpx(method, url, body, connections, seconds, headers or {}))
 
 
-_LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-%s
-wrk.body = [[%s]]
-"""
+def _lua(method: str, body: bytes | None, headers: dict[str, str]) -> str:
+    if body is not None:
+        headers = {"Content-Type": "application/json", **headers}
+    lines = [f'wrk.method = "{method}"', *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())]
+    if body is not None:
+        lines.append(f"wrk.body = [[{body.decode()}]]")
+    return "\n".join(lines) + "\n"
 
 
-def _wrk(url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]) -> LoadResult:
-    extra = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+def _wrk(
+    method: str, url: str, body: bytes | None, connections: int, seconds: float, headers: dict[str, str]
+) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_LUA % (extra, body.decode()))
+        script.write(_lua(method, body, headers))
     threads = min(connections, 2)
     out = subprocess.run(
         [
@@ -79,7 +90,11 @@ def _wrk_pct(out: str, pct: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-async def _httpx(url: str, body: bytes, connections: int, seconds: float, headers: dict[str, str]) -> LoadResult:
+async def _httpx(
+    method: str, url: str, body: bytes | None, connections: int, seconds: float, headers: dict[str, str]
+) -> LoadResult:
+    if body is not None:
+        headers = {"content-type": "application/json", **headers}
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -90,7 +105,7 @@ async def _httpx(url: str, body: bytes, connections: int, seconds: float, header
             nonlocal errors
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                r = await client.post(url, content=body, headers={"content-type": "application/json", **headers})
+                r = await client.request(method, url, content=body, headers=headers)
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += not r.is_success
 
