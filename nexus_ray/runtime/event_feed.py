@@ -81,7 +81,10 @@ class EventFeed:
             if event["seq"] <= log.last_seq:
                 continue  # at-least-once upstream: never publish a seq twice
             terminal = self.is_terminal(event)
-            if terminal and self.erase_on_end:
+            if (terminal and self.erase_on_end) or event["seq"] > log.last_seq + 1:
+                # A gap: another writer of the store (a second cluster on it) numbered the
+                # events between, so memory no longer holds every event after a cursor
+                # before this one, and such cursors are read from the store (covers).
                 log.events.clear()
             log.events.append(event)
             log.last_seq, log.touched = event["seq"], time.monotonic()
@@ -154,6 +157,9 @@ class EventFeed:
             await asyncio.wait_for(changed.wait(), timeout_s)
         except TimeoutError:
             return EventBatch([], False)
+        if not log.covers(after) and not log.closed:  # what woke it came after a gap
+            stored = await load(log_id, after)
+            return EventBatch(stored, bool(stored) and self.is_terminal(stored[-1]))
         return EventBatch(log.after(after), log.closed)
 
     def drop_idle(self, idle_s: float = IDLE_S, keep: Callable[[str], bool] = lambda _: False) -> int:

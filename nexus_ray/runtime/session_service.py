@@ -28,7 +28,7 @@ from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
 from .errors import HostMovedError
-from .event_feed import EventFeed
+from .event_feed import EventBatch, EventFeed
 from .hashing import HashRing
 from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
@@ -41,6 +41,8 @@ logger = logging.getLogger("nexus_ray.runtime")
 DEDICATED_HOST_PREFIX = "dedicated-"  # a dedicated session's host id: this + the session id
 PURGE_CHUNK = 200  # expired sessions deleted per transaction
 ORPHAN_AFTER_S = 60.0  # any host purges a session expired this long (its own host did not)
+CONFLICT_ATTEMPTS = 3  # a turn decided again on what the store holds, when another writer changed it
+READ_CHECK_S = 1.0  # a read checks a copy in memory the store has not confirmed for this long
 
 
 @dataclass
@@ -66,6 +68,7 @@ class _Active:
     draining: asyncio.Task[None] | None = None
     applied: dict[str, SessionRecord] = field(default_factory=dict)  # turn id → its record, after a restart
     stale: bool = False  # a commit failed: it may have been stored all the same (a lost reply)
+    checked: float = field(default_factory=time.monotonic)  # when the store last confirmed the record
 
 
 class SessionService:
@@ -138,8 +141,31 @@ class SessionService:
             raise taken from None
 
     async def get(self, session_id: str) -> dict[str, Any]:
-        """The session's state and version."""
-        return (await self._activate(session_id)).record.to_dict()
+        """The session's state and version, as the store holds them."""
+        return (await self._current(session_id)).record.to_dict()
+
+    async def _current(self, session_id: str) -> _Active:
+        """The live session. A copy in memory that the store has not confirmed (read,
+        written) for READ_CHECK_S is checked against the store's version (one short read)
+        first: a second cluster on the same store changes it through hosts of its own.
+        Before, a read through one cluster returned the state from before a write or a
+        delete made through the other for as long as the session stayed in memory. Not
+        on every read: that cost a third of the reads per second of one busy session."""
+        active = await self._activate(session_id)
+        if time.monotonic() - active.checked > READ_CHECK_S:
+            await self._refresh(session_id, active)
+        return active
+
+    async def _refresh(self, session_id: str, active: _Active) -> None:
+        """Read the session again when the store's version is not the one in memory."""
+        version = await self.store.call("session_version", session_id)
+        if version is None:
+            if self._active.get(session_id) is active:
+                del self._active[session_id]
+            raise _not_found(session_id)
+        if version != active.record.version:
+            await self._reload(session_id, active)
+        active.checked = time.monotonic()
 
     async def patch(
         self, session_id: str, patch: dict[str, Any], if_version: int | None = None, turn_id: str | None = None
@@ -190,46 +216,46 @@ class SessionService:
             active.draining = None
 
     async def _commit_turns(self, session_id: str, active: _Active, turns: list[_Turn]) -> None:
-        if active.stale:
-            try:
-                await self._reload(session_id, active)
-            except Exception as exc:
-                for turn in turns:
-                    settle(turn.future, error=exc)
+        """Apply ``turns`` in order and store them in one write. The copy in memory is
+        only this host's: another writer of the store (a second cluster on it) may have
+        changed the session. So a write the store refuses as stale, and a 412 decided
+        on the copy, are decided again on the session read back from the store."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            if active.stale or attempt:
+                try:
+                    await self._reload(session_id, active)
+                except Exception as exc:
+                    _settle_all(turns, exc)
+                    return
+            accepted, states, refused = _apply_turns(session_id, active, turns)
+            if not attempt and any(isinstance(error, PreconditionFailedError) for _, error in refused):
+                try:
+                    if await self.store.call("session_version", session_id) != active.record.version:
+                        continue  # the copy was stale: decide every turn again on the stored one
+                except Exception as exc:
+                    active.stale = isinstance(exc, StoreUnavailableError)
+                    _settle_all(turns, exc)
+                    return
+            for turn, error in refused:
+                settle(turn.future, error=error)
+            turns = accepted
+            if not accepted:
                 return
-        base = active.record
-        accepted, states = [], []
-        state, version = base.state, base.version
-        for turn in turns:
-            done = active.applied.get(turn.turn_id) if turn.turn_id is not None else None
-            if done is not None:  # a retry of a turn committed before this host restarted
-                settle(turn.future, result=done.to_dict())
-                continue
             try:
-                state = _apply(session_id, turn, state, version)
-            except Exception as exc:  # this turn's own mistake: the others go on
-                settle(turn.future, error=exc)
-                continue
-            accepted.append(turn)
-            states.append(state)
-            version += 1
-        if not accepted:
-            return
-        try:
-            turn_ids = [turn.turn_id for turn in accepted]
-            saved = await self.store.call("save_session_states", session_id, states, base.version, turn_ids)
-            if saved is None:
-                self._active.pop(session_id, None)
-                gone = await self.store.call("get_session", session_id) is None
-                raise _not_found(session_id) if gone else _changed_elsewhere(session_id)
-        except Exception as exc:
-            active.stale = isinstance(exc, StoreUnavailableError)
-            for turn in accepted:
-                settle(turn.future, error=exc)
-            return
-        active.record, active.last_used = saved[-1], time.monotonic()
-        for turn, record in zip(accepted, saved, strict=True):
-            settle(turn.future, result=record.to_dict())
+                saved = await self.store.call(
+                    "save_session_states", session_id, states, active.record.version, [t.turn_id for t in accepted]
+                )
+            except Exception as exc:
+                active.stale = isinstance(exc, StoreUnavailableError)
+                _settle_all(accepted, exc)
+                return
+            if saved is not None:
+                active.record, active.last_used = saved[-1], time.monotonic()
+                active.checked = active.last_used
+                for turn, record in zip(accepted, saved, strict=True):
+                    settle(turn.future, result=record.to_dict())
+                return
+        _settle_all(turns, _changed_elsewhere(session_id))
 
     async def _reload(self, session_id: str, active: _Active) -> None:
         """Read the session again after a failed commit (which the store may hold)."""
@@ -238,7 +264,7 @@ class SessionService:
             if self._active.get(session_id) is active:
                 del self._active[session_id]
             raise _not_found(session_id)
-        active.record, active.stale = record, False
+        active.record, active.stale, active.checked = record, False, time.monotonic()
 
     async def complete_run(
         self,
@@ -286,6 +312,7 @@ class SessionService:
                     raise
                 if saved is not None:
                     active.record, active.last_used = saved, time.monotonic()
+                    active.checked = active.last_used
                     return status, error
                 self._active.pop(session_id, None)  # changed on another host: reload and reapply
         raise ConflictError(f"Session {session_id!r} kept changing elsewhere; run {run_id} was not finished.")
@@ -294,6 +321,7 @@ class SessionService:
         """The current session, recording that ``channel`` synced it (a ``session.synced`` event)."""
         _check_channel(channel)
         async with self._locked(session_id) as active:
+            await self._refresh(session_id, active)
             await self.store.call("append_event", "session", session_id, "session.synced", {"channel": channel})
             return active.record.to_dict()
 
@@ -327,8 +355,11 @@ class SessionService:
 
     async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         """The session's events after ``after`` (waiting up to ``timeout_s`` for new ones),
-        and whether the session is gone. Every event of a session is written by its host,
-        so after the first call the waits are served from memory."""
+        and whether the session is gone. In a cluster every event of a session is written
+        by its host, so the waits are served from memory. A wait that ends with nothing
+        new also looks at the store once: a second cluster on the same store writes the
+        session's events through hosts of its own (before, their events never reached
+        this cluster's followers)."""
         self._check_owner(session_id)
         if not self.feed.is_tracked(session_id):
             last = await self.store.call("last_event_seq", "session", session_id)
@@ -337,6 +368,10 @@ class SessionService:
             self.feed.track(session_id, last)
         batch = await self.feed.wait(session_id, after, timeout_s, self._stored_events)
         assert batch is not None  # tracked above
+        if not batch.events and not batch.closed:
+            stored = await self._stored_events(session_id, after)
+            self.feed.publish(stored)
+            batch = EventBatch(stored, bool(stored) and stored[-1]["type"] in SESSION_TERMINAL)
         self.metrics.delivered.inc(len(batch.events))
         return batch.to_wire()
 
@@ -472,6 +507,37 @@ class SessionService:
         if self._watch is not None:
             self._watch.stop()
         self.store.close()
+
+
+def _apply_turns(
+    session_id: str, active: _Active, turns: list[_Turn]
+) -> tuple[list[_Turn], list[dict[str, Any]], list[tuple[_Turn, Exception]]]:
+    """``turns`` applied in order to the session's state: the accepted ones with the state
+    after each, and the refused ones with their own mistake (the others go on). A retry
+    of a turn committed before this host restarted is answered here."""
+    accepted: list[_Turn] = []
+    states: list[dict[str, Any]] = []
+    refused: list[tuple[_Turn, Exception]] = []
+    state, version = active.record.state, active.record.version
+    for turn in turns:
+        done = active.applied.get(turn.turn_id) if turn.turn_id is not None else None
+        if done is not None:
+            settle(turn.future, result=done.to_dict())
+            continue
+        try:
+            state = _apply(session_id, turn, state, version)
+        except Exception as exc:
+            refused.append((turn, exc))
+            continue
+        accepted.append(turn)
+        states.append(state)
+        version += 1
+    return accepted, states, refused
+
+
+def _settle_all(turns: list[_Turn], error: Exception) -> None:
+    for turn in turns:
+        settle(turn.future, error=error)
 
 
 def _apply(session_id: str, turn: _Turn, state: dict[str, Any], version: int) -> dict[str, Any]:

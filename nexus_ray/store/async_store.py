@@ -215,6 +215,7 @@ READS = frozenset(
     {
         "get_run",
         "get_session",
+        "session_version",
         "list_runs",
         "list_sessions",
         "list_events",

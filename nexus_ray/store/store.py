@@ -321,6 +321,18 @@ class Store(SecurityTables):
         record = _session(rows[0]) if rows else None
         return None if record is None or record.expired(time.time()) else record
 
+    def session_version(self, session_id: str) -> int | None:
+        """The session's version, or None when it does not exist or has expired (a cheap
+        check that a copy held in memory is still the stored one)."""
+        if not storable(session_id):
+            return None
+        rows = self._transact(
+            lambda: self.backend.execute("SELECT version, expires_at FROM sessions WHERE session_id = ?", (session_id,))
+        )
+        if not rows or (rows[0][1] is not None and rows[0][1] <= time.time()):
+            return None
+        return int(rows[0][0])
+
     def save_session(self, session_id: str, state: dict[str, Any], expected_version: int) -> SessionRecord | None:
         """Store a new state if the session is still at ``expected_version`` (with its
         ``session.updated`` event); the new record, else None (changed, deleted or expired)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +13,9 @@ from ray.exceptions import RayTaskError
 
 from nexus_ray import Nexus, NotFoundError
 from nexus_ray.errors import PreconditionFailedError
+from nexus_ray.runtime.session_service import READ_CHECK_S
+from nexus_ray.store import Store
+from nexus_ray.store.backends import SQLiteBackend
 
 
 def test_session_shared_between_python_and_rest(app: Nexus, http: httpx.Client) -> None:
@@ -122,3 +127,34 @@ def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_
         time.sleep(0.2)
     assert app.get_session(sid)["state"] == {"n": 1}  # a new actor, the state from the store
     app.delete_session(sid)
+
+
+def test_what_another_cluster_on_the_store_did_to_a_session_is_seen_over_rest(http: httpx.Client) -> None:
+    """Another cluster on the same store writes through hosts of its own; here its writes
+    are made on the store directly. Before, this cluster's host answered from its copy:
+    a PATCH got a 409, an If-Match of the stored version a 412, a GET the old state (also
+    after a delete), and the other cluster's events never reached its followers."""
+    sid = http.post("/sessions", json={"state": {"n": 1}}).json()["session_id"]
+    assert http.get(f"/sessions/{sid}").json()["version"] == 1  # now in its host's memory
+    other = Store(SQLiteBackend(Path(os.environ["NEXUS_HOME"]) / "nexus.db"))
+    try:
+        other.save_session_states(sid, [{"n": 2}], 1)
+        patched = http.patch(f"/sessions/{sid}", json={"m": 1})
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["state"] == {"n": 2, "m": 1} and patched.json()["version"] == 3
+        other.save_session_states(sid, [{"n": 3, "m": 1}], 3)
+        matched = http.patch(f"/sessions/{sid}", json={"k": 1}, headers={"If-Match": '"4"'})
+        assert matched.status_code == 200, matched.text
+        assert matched.json()["state"] == {"n": 3, "m": 1, "k": 1} and matched.json()["version"] == 5
+        seen = http.get(f"/sessions/{sid}/events", params={"after": 0, "follow": "false"}).json()["events"]
+        assert [e["data"]["version"] for e in seen if e["type"] == "session.updated"] == [2, 3, 4, 5]
+        other.save_session_states(sid, [{"n": 4}], 5)
+        page = http.get(f"/sessions/{sid}/events", params={"after": seen[-1]["seq"], "follow": "false"}).json()
+        assert [(e["type"], e["data"]["version"]) for e in page["events"]] == [("session.updated", 6)]
+        time.sleep(READ_CHECK_S + 0.1)
+        assert http.get(f"/sessions/{sid}").json()["state"] == {"n": 4}
+        assert other.delete_session(sid)
+        time.sleep(READ_CHECK_S + 0.1)
+        assert http.get(f"/sessions/{sid}").status_code == 404
+    finally:
+        other.close()

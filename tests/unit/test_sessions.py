@@ -12,6 +12,7 @@ import pytest
 
 from nexus_ray import InvalidRequestError, NotFoundError
 from nexus_ray.errors import PreconditionFailedError, StoreUnavailableError
+from nexus_ray.runtime import session_service
 from nexus_ray.runtime.merge_patch import merge_patch
 from nexus_ray.runtime.session_service import SessionService
 from nexus_ray.store import Store
@@ -64,6 +65,97 @@ async def test_if_match_on_a_stale_version_is_refused(sessions: SessionService) 
     with pytest.raises(PreconditionFailedError) as err:
         await sessions.patch(sid, {"n": 2}, if_version=1)
     assert err.value.details["current_version"] == 2 and err.value.http_status == 412
+
+
+@pytest.fixture
+def two_clusters(tmp_path: Path) -> Iterator[tuple[SessionService, SessionService]]:
+    """The hosts of one session in two clusters on one store (a blue/green upgrade's
+    overlap, two servers on one NEXUS_HOME): each holds its own copy in memory."""
+    hosts = [SessionService("s0", lambda: Store(SQLiteBackend(tmp_path / "s.db"))) for _ in range(2)]
+    yield hosts[0], hosts[1]
+    for host in hosts:
+        host.close()
+
+
+async def test_a_turn_on_a_copy_another_cluster_changed_is_decided_on_what_the_store_holds(
+    two_clusters: tuple[SessionService, SessionService],
+) -> None:
+    """Before, a PATCH on a copy the other cluster had changed got a 409 ("changed
+    elsewhere"), and one with the store's If-Match version a 412 naming the stale one."""
+    a, b = two_clusters
+    sid = (await a.create({"n": 1}))["session_id"]
+    await b.patch(sid, {"n": 2})
+    patched = await a.patch(sid, {"m": 1})
+    assert patched["state"] == {"n": 2, "m": 1} and patched["version"] == 3
+    matched = await b.patch(sid, {"n": 5}, if_version=3)
+    assert matched["state"] == {"n": 5, "m": 1} and matched["version"] == 4
+    with pytest.raises(PreconditionFailedError) as err:
+        await a.patch(sid, {"n": 6}, if_version=3)  # its copy says 3; the store holds 4
+    assert err.value.details["current_version"] == 4
+    await b.delete(sid)
+    with pytest.raises(NotFoundError):
+        await a.patch(sid, {"n": 7})
+
+
+async def test_a_read_sees_another_cluster_s_write_once_its_copy_is_checked(
+    two_clusters: tuple[SessionService, SessionService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy the store has not confirmed for READ_CHECK_S is checked before a read.
+    Before, a read returned the state from before the other cluster's write (or delete)
+    for as long as the session stayed in memory."""
+    monkeypatch.setattr(session_service, "READ_CHECK_S", 0.05, raising=False)
+    a, b = two_clusters
+    sid = (await a.create({"n": 1}))["session_id"]
+    await b.patch(sid, {"n": 2})
+    assert (await a.get(sid))["version"] == 1  # within READ_CHECK_S of its own write
+    await asyncio.sleep(0.06)
+    read = await a.get(sid)
+    assert read["state"] == {"n": 2} and read["version"] == 2
+    assert (await a.sync(sid, "api"))["version"] == 2
+    await b.delete(sid)
+    await asyncio.sleep(0.06)
+    with pytest.raises(NotFoundError):
+        await a.get(sid)
+
+
+async def test_turns_of_two_clusters_at_once_all_apply_once(
+    two_clusters: tuple[SessionService, SessionService],
+) -> None:
+    a, b = two_clusters
+    sid = (await a.create({"n": 0}))["session_id"]
+    await b.get(sid)
+    replies = await asyncio.gather(
+        *(host.turn(sid, lambda s: {"n": s["n"] + 1}) for _ in range(25) for host in (a, b)),
+        return_exceptions=True,
+    )
+    assert [r for r in replies if not isinstance(r, dict)] == []  # before: one cluster's 25 got a 409
+    final = await a.turn(sid, lambda s: s)
+    assert final["state"]["n"] == 50 and final["version"] == 52
+    assert sorted(r["version"] for r in replies) == list(range(2, 52))
+
+
+async def test_a_follower_sees_the_events_another_cluster_wrote(
+    two_clusters: tuple[SessionService, SessionService],
+) -> None:
+    """Before, a follower on one cluster never got an event written through the other:
+    waits were served from its host's memory, and an event of its own cluster numbered
+    after one of the other's was delivered without it (the cursor then passed it)."""
+    a, b = two_clusters
+    sid = (await a.create({"n": 0}))["session_id"]
+    cursor = (await a.events(sid))[-1]["seq"]
+    assert await a.wait_events(sid, cursor, 0.05) == ([], False)  # a's feed now follows the log
+    await b.patch(sid, {"n": 1})
+    events, ended = await a.wait_events(sid, cursor, 0.05)
+    assert [e["data"]["state"] for e in events] == [{"n": 1}] and not ended
+    waiting = asyncio.ensure_future(a.wait_events(sid, events[-1]["seq"], 5.0))
+    await asyncio.sleep(0.05)
+    await b.patch(sid, {"n": 2})
+    await a.patch(sid, {"n": 3})  # wakes the wait; its event is numbered after b's
+    events, _ = await asyncio.wait_for(waiting, 5)
+    assert [e["data"]["state"] for e in events] == [{"n": 2}, {"n": 3}]
+    await b.delete(sid)
+    events, ended = await a.wait_events(sid, events[-1]["seq"], 0.05)
+    assert [e["type"] for e in events] == ["session.deleted"] and ended
 
 
 async def test_concurrent_turns_are_serialized(sessions: SessionService) -> None:

@@ -169,14 +169,17 @@ def test_sessions_versions_ttl_and_listing(store: Store) -> None:
     saved = store.save_session("s1", {"a": 2}, expected_version=1)
     assert saved is not None and saved.version == 2 and saved.state == {"a": 2}
     assert store.save_session("s1", {"a": 3}, expected_version=1) is None  # stale version
+    assert store.session_version("s1") == 2 and store.session_version("nope") is None
+    assert store.session_version("a\x00b") is None  # no session can have that id
     store.create_session("s2", {}, ttl_s=0.05)
     assert [s.session_id for s in store.list_sessions()] == ["s2", "s1"]
     time.sleep(0.1)
     assert store.get_session("s2") is None and store.save_session("s2", {}, 1) is None
+    assert store.session_version("s2") is None  # expired
     assert [s.session_id for s in store.list_sessions()] == ["s1"]
     assert store.purge_expired_sessions() == 1
     assert store.delete_session("s1") and not store.delete_session("s1")
-    assert store.get_session("s1") is None
+    assert store.get_session("s1") is None and store.session_version("s1") is None
 
 
 def test_several_turns_saved_at_once_keep_a_version_and_event_each(store: Store) -> None:
