@@ -22,6 +22,7 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
 from ..errors import InvalidRequestError, RuntimeUnavailableError
+from .errors import unsendable_calls
 
 OK, ERROR, PENDING = "ok", "error", "pending"
 Call = tuple[str, tuple[Any, ...]]
@@ -60,6 +61,8 @@ class CallBatcher:
         except (RayTaskError, RayActorError) as exc:  # the caller translates (it may retry)
             for _, future in batch:
                 settle(future, error=exc)
+        except Exception as exc:  # Ray could not send it: an argument it cannot pickle
+            self._drop_unsendable(batch, exc)
         else:
             parked = []
             for (_, future), (kind, value) in zip(batch, replies, strict=True):
@@ -75,6 +78,21 @@ class CallBatcher:
             self._inflight -= 1
             if self._queue:
                 self._send_next()
+
+    def _drop_unsendable(self, batch: list[tuple[Call, asyncio.Future[Any]]], exc: Exception) -> None:
+        """Answer the calls of ``batch`` whose arguments Ray cannot pickle with that mistake,
+        and queue the others again. Before, no call of such a batch was ever answered: a
+        function turn holding a lock left its caller, and the calls sent with it, waiting
+        for ever."""
+        errors = unsendable_calls([call for call, _ in batch])
+        if not any(errors):  # not the arguments: every call gets what Ray raised
+            for _, future in batch:
+                settle(future, error=exc)
+            return
+        for (_, future), error in zip(batch, errors, strict=True):
+            if error is not None:
+                settle(future, error=error)
+        self._queue[:0] = [item for item, error in zip(batch, errors, strict=True) if error is None]
 
     async def _claim_all(self, parked: list[tuple[Call, asyncio.Future[Any]]]) -> None:
         """Claim parked calls in one streaming call; a claim whose reply was lost when the

@@ -15,7 +15,7 @@ from ..errors import NotFoundError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, known_session, scoped
 from .batching import BatcherCache, ask_each
-from .errors import HostMovedError, translate_ray_error
+from .errors import HostMovedError, translate_ray_error, unsendable
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
 from .named_actors import NAMESPACE
@@ -108,6 +108,8 @@ class SessionsClient(FollowsMembers):
                     await self.members.refresh()
                     continue
                 self._on_error(session_id, exc, attempt)
+            except TypeError as exc:
+                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
@@ -124,6 +126,8 @@ class SessionsClient(FollowsMembers):
                     self.members.refresh_blocking(force=True)
                     continue
                 self._on_error(session_id, exc, attempt)
+            except TypeError as exc:
+                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
     def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:

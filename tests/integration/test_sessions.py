@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 from ray.exceptions import RayTaskError
 
-from nexus_ray import Nexus, NotFoundError
+from nexus_ray import InvalidRequestError, Nexus, NotFoundError
 from nexus_ray.errors import PreconditionFailedError
 from nexus_ray.runtime.session_service import READ_CHECK_S
 from nexus_ray.store import Store
@@ -158,3 +160,40 @@ def test_what_another_cluster_on_the_store_did_to_a_session_is_seen_over_rest(ht
         assert http.get(f"/sessions/{sid}").status_code == 404
     finally:
         other.close()
+
+
+async def test_what_ray_cannot_pickle_or_json_cannot_hold_is_named_and_the_calls_sent_with_it_go_on(
+    app: Nexus,
+) -> None:
+    """Before, each was Ray's page-long TypeError ("Could not serialize the argument ..."),
+    and through the async API no call batched with it was ever answered."""
+    sid = (await app.acreate_session({"n": 1}))["session_id"]
+    lock = threading.Lock()
+
+    def locked(state: dict[str, object]) -> dict[str, object]:
+        return {**state, "locked": lock.locked()}
+
+    with pytest.raises(InvalidRequestError, match=r"turn cannot be sent .* \(cannot pickle '_thread.lock' object\)"):
+        app.update_session(sid, locked)
+    with pytest.raises(InvalidRequestError, match="A session patch cannot be stored as JSON"):
+        app.update_session(sid, {"lock": lock})
+    with pytest.raises(InvalidRequestError, match="A session's state cannot be stored as JSON"):
+        app.create_session({"lock": lock})
+    with pytest.raises(InvalidRequestError, match="The data of event 'custom.lock' cannot be stored as JSON"):
+        app.broadcast_event("custom.lock", {"lock": lock}, session_id=sid)
+    first = asyncio.ensure_future(app.aget_session(sid))  # goes alone; the others are batched behind it
+    together = asyncio.gather(
+        app.aupdate_session(sid, {"n": 2}),
+        app.aupdate_session(sid, locked),
+        app.aupdate_session(sid, {"lock": lock}),
+        app.aget_session(sid),
+        return_exceptions=True,
+    )
+    patched, bad_turn, bad_patch, read = await asyncio.wait_for(together, 30)
+    assert (await first)["state"] == {"n": 1}
+    assert isinstance(bad_turn, InvalidRequestError) and "cannot pickle" in str(bad_turn)
+    assert isinstance(bad_patch, InvalidRequestError) and "cannot be stored as JSON" in str(bad_patch)
+    assert isinstance(patched, dict) and patched["state"] == {"n": 2}
+    assert isinstance(read, dict) and read["session_id"] == sid  # answered, not left waiting
+    after = await app.aget_session(sid)
+    assert after["state"] == {"n": 2} and after["version"] == 2  # what was refused changed nothing

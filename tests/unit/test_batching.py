@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import ray
 
 from nexus_ray import InvalidRequestError, NotFoundError, RuntimeUnavailableError
 from nexus_ray.runtime.batching import BatcherCache, BatchTarget, CallBatcher
+from nexus_ray.runtime.errors import UNPICKLABLE, unsendable
 
 
 class Target(BatchTarget):
@@ -62,6 +65,50 @@ class Handle:
 
     def __getattr__(self, name: str) -> Method:
         return Method(self.target, name)
+
+
+class PicklingMethod(Method):
+    """Like Ray's: ``remote`` raises Ray's TypeError when an argument cannot be pickled."""
+
+    def remote(self, *args: Any) -> Any:
+        try:
+            ray.cloudpickle.dumps(args)
+        except Exception as exc:
+            raise TypeError(f"{UNPICKLABLE} {args!r} for a task or actor Target.{self.name}:\n...") from exc
+        return super().remote(*args)
+
+
+class PicklingHandle(Handle):
+    def __getattr__(self, name: str) -> Method:
+        return PicklingMethod(self.target, name)
+
+
+async def test_a_call_ray_cannot_pickle_gets_its_own_error_and_the_calls_sent_with_it_go_on() -> None:
+    """Before, no call of such a batch was ever answered (a function turn holding a lock
+    left its caller and every call batched with it waiting for ever)."""
+    target = Target()
+    batcher = CallBatcher(PicklingHandle(target))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(batcher.call("double", 1))  # goes alone; the others queue behind it
+    lock = threading.Lock()
+    rest = [batcher.call("double", 2), batcher.call("double", lock), batcher.call("double", 3)]
+    replies = await asyncio.wait_for(asyncio.gather(*rest, return_exceptions=True), 5)
+    assert await first == 2 and replies[0] == 4 and replies[2] == 6
+    assert isinstance(replies[1], InvalidRequestError)
+    assert str(replies[1]) == (
+        "The arguments of double cannot be sent to its host: Ray cannot pickle them "
+        "(cannot pickle '_thread.lock' object)."
+    )
+    assert target.batches == [1, 2]
+
+
+def test_ray_s_error_for_an_argument_it_cannot_pickle_names_what_failed() -> None:
+    lock = threading.Lock()
+    args = (lambda state: {**state, "locked": lock.locked()},)
+    error = unsendable(TypeError(f"{UNPICKLABLE} <function> for a task or actor X.turn:\n===="), "turn", args)
+    assert isinstance(error, InvalidRequestError) and error.http_status == 400
+    assert "turn cannot be sent to its host" in str(error) and "cannot pickle '_thread.lock' object" in str(error)
+    assert unsendable(TypeError("unsupported operand"), "turn", args) is None
+    assert unsendable(ValueError(UNPICKLABLE), "turn", args) is None
 
 
 async def test_concurrent_calls_are_coalesced_and_each_gets_its_own_value() -> None:
