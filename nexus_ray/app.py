@@ -88,7 +88,11 @@ class Nexus:
         self._catalog.add(item)
         if self._pool is not None:
             self._ship(item.workflow)
-            self._pool.register(name, item.workflow, item)
+            try:
+                self._pool.register(name, item.workflow, item)
+            except TypeError as exc:
+                self._catalog.remove(name)
+                raise _unshippable(exc, {name: item.workflow}) from None
             self._await_channels()
         return item
 
@@ -591,7 +595,12 @@ class Nexus:
             self._ship(workflow)
         wait_s = resource_wait_s(self.settings.resource_wait_s, embedded=runtime.started_here)
         settings = self.settings.model_copy(update={"resource_wait_s": wait_s})
-        self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
+        try:
+            self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
+        except TypeError as exc:
+            self._runtime = None
+            runtime.stop()
+            raise _unshippable(exc, workflows) from None
 
     def _check_store(self) -> None:
         """On an embedded Ray the hosts open the store on this machine: open it here first,
@@ -719,3 +728,10 @@ def _session_change(change: Any) -> tuple[str, Any]:
     if callable(change):
         return "turn", change
     return "patch", _session_json(change, "A session patch")
+
+
+def _unshippable(exc: TypeError, workflows: Mapping[str, Workflow]) -> Exception:
+    """The WorkflowError for workflows Ray could not send to the hosts, or ``exc`` itself."""
+    from .runtime.code_shipping import unshippable
+
+    return unshippable(exc, workflows) or exc

@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import sys
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray import cloudpickle
 
+from ..errors import WorkflowError
 from ..workflow import Workflow
+from .errors import UNPICKLABLE
 
 _INSTALLED = {Path(p).resolve() for p in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}}
 
@@ -44,3 +47,23 @@ def ship_module_of(obj: Any) -> None:
 def _is_installed(path: Path) -> bool:
     resolved = path.resolve()
     return any(root in resolved.parents for root in _INSTALLED)
+
+
+def unshippable(exc: BaseException, workflows: Mapping[str, Workflow]) -> WorkflowError | None:
+    """Ray's error for workflows it could not pickle to send them to the hosts, as a
+    WorkflowError naming the first node it cannot pickle and why (found by pickling each
+    node again); None for any other error. Before, it was Ray's page-long TypeError."""
+    if not (isinstance(exc, TypeError) and str(exc).startswith(UNPICKLABLE)):
+        return None
+    for name, workflow in workflows.items():
+        for node_id, node in workflow.nodes.items():
+            try:
+                cloudpickle.dumps(node)
+            except Exception as reason:  # a closure can fail to pickle in many ways
+                return WorkflowError(
+                    f"Workflow {name!r} cannot be sent to its hosts: Ray cannot pickle node {node_id!r} "
+                    f"({reason}). Create what it holds (a lock, a connection, a client) inside the node.",
+                    workflow=name,
+                    node=node_id,
+                )
+    return WorkflowError(f"The workflows cannot be sent to their hosts: {str(exc).splitlines()[0]}")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from nexus_ray import ConflictError, InputValidationError, InvalidRequestError, Nexus, RunStatus, WorkflowNotFoundError
+from nexus_ray import (
+    ConflictError,
+    InputValidationError,
+    InvalidRequestError,
+    Nexus,
+    RunStatus,
+    WorkflowBuilder,
+    WorkflowNotFoundError,
+)
+from nexus_ray.errors import WorkflowError
+from nexus_ray.settings import Settings
 
 
 def test_execute_every_example_from_python(app: Nexus) -> None:
@@ -94,3 +105,40 @@ def test_register_while_serving_adds_route(app: Nexus) -> None:
     assert app.execute("cube", n=2).outputs["cube"]["result"] == 8
     with pytest.raises(ConflictError):
         app.register("cube", cube)
+
+
+def guarded_workflow() -> WorkflowBuilder:
+    """A node that closes over a lock, which Ray cannot pickle to send it to the hosts."""
+    lock = threading.Lock()
+
+    def guarded(x: int) -> int:
+        with lock:
+            return x + 1
+
+    return WorkflowBuilder().add_node(guarded, "g")
+
+
+NOT_SENT = r"Workflow 'guarded' cannot be sent to its hosts: Ray cannot pickle node 'g' \(cannot pickle '_thread.lock'"
+
+
+def test_a_workflow_ray_cannot_pickle_is_refused_naming_its_node(
+    app: Nexus, http: httpx.Client, tmp_path: Path
+) -> None:
+    """Before, registering it while serving, or starting an app with it, raised Ray's
+    page-long TypeError, and the workflow stayed in the app's catalog."""
+    with pytest.raises(WorkflowError, match=NOT_SENT) as refused:
+        app.register("guarded", guarded_workflow())
+    assert refused.value.details == {"workflow": "guarded", "node": "g"}
+    assert "guarded" not in {w["name"] for w in http.get("/workflows").json()}
+    with pytest.raises(WorkflowNotFoundError):
+        app.execute("guarded", x=1)
+    other = Nexus(settings=Settings(home=tmp_path / "home"))
+    other.register("guarded", guarded_workflow())
+    with pytest.raises(WorkflowError, match=NOT_SENT):
+        other.runtime_pool()  # on the running Ray: its hosts are started here
+    other.unregister("guarded")
+    other.register("plain", WorkflowBuilder().add_node("PythonCodeNode", "p", {"code": "result = 1"}))
+    try:
+        assert other.execute("plain").outputs["p"]["result"] == 1  # the app starts once the workflow is fixed
+    finally:
+        other.stop()
