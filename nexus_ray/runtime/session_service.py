@@ -160,9 +160,7 @@ class SessionService:
         """Read the session again when the store's version is not the one in memory."""
         version = await self.store.call("session_version", session_id)
         if version is None:
-            if self._active.get(session_id) is active:
-                del self._active[session_id]
-            raise _not_found(session_id)
+            raise self._gone(session_id, active)
         if version != active.record.version:
             await self._reload(session_id, active)
         active.checked = time.monotonic()
@@ -261,10 +259,14 @@ class SessionService:
         """Read the session again after a failed commit (which the store may hold)."""
         record = await self.store.call("get_session", session_id)
         if record is None:
-            if self._active.get(session_id) is active:
-                del self._active[session_id]
-            raise _not_found(session_id)
+            raise self._gone(session_id, active)
         active.record, active.stale, active.checked = record, False, time.monotonic()
+
+    def _gone(self, session_id: str, active: _Active) -> NotFoundError:
+        """Forget ``active``, whose session the store no longer has; the error to raise."""
+        if self._active.get(session_id) is active:
+            del self._active[session_id]
+        return _not_found(session_id)
 
     async def complete_run(
         self,
