@@ -106,6 +106,8 @@ class CallBatcher:
             for _, future in waiting.values():
                 settle(future, error=exc)
             waiting.clear()
+        except Exception:  # the stream itself broke (a lost object, Ray's own failure): claim the rest one by one
+            pass  # before, they were never answered
         await asyncio.gather(*(self._claim(claim, future) for claim, future in waiting.values()))
 
     async def _claim(self, claim: Call, future: asyncio.Future[Any]) -> None:

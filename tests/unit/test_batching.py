@@ -204,3 +204,23 @@ def test_each_event_loop_gets_its_own_batcher_and_pickling_drops_them() -> None:
     assert seen[0] is not seen[1]
     copy = pickle.loads(pickle.dumps(cache))
     assert copy.options == {"wait_s": 0.01} and len(copy._by_loop) == 0
+
+
+class BreaksStream(LosesReplies):
+    """A target whose claim stream fails after its first group with an error of Ray's
+    object layer, neither a task's nor an actor's (an object lost with its node)."""
+
+    async def stream_claims(self, claims: list[tuple[str, tuple[Any, ...]]]) -> AsyncIterator[Any]:
+        async for group in BatchTarget.stream_claims(self, claims):
+            yield group
+            raise ray.exceptions.RaySystemError("the stream's object was lost")
+
+
+async def test_parked_calls_whose_claim_stream_broke_are_claimed_one_by_one() -> None:
+    """Before, the calls not yet answered when the stream broke were never answered."""
+    target = BreaksStream()
+    batcher = CallBatcher(Handle(target), wait_s=0.01)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(batcher.call("double", 1))
+    naps = asyncio.gather(*(batcher.call("nap", s) for s in (0.05, 0.1, 0.15)))
+    assert await first == 2 and await asyncio.wait_for(naps, 5) == [0.05, 0.1, 0.15]
+    assert target.calls == ["call_batch", "call_batch", "stream_claims", "claim", "claim"]
