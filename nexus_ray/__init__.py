@@ -17,6 +17,7 @@ _EXPORTS = {
     "AuthenticationError": ".errors",
     "ConfigurationError": ".errors",
     "ConflictError": ".errors",
+    "ExitCalledError": ".exits",
     "PermissionDeniedError": ".errors",
     "RateLimitedError": ".errors",
     "ScalingPolicy": ".scaling",
@@ -51,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
+    "ExitCalledError",
     "HTTPRequestNode",
     "InputValidationError",
     "InvalidRequestError",
@@ -117,6 +119,7 @@ if TYPE_CHECKING:
         WorkflowError,
         WorkflowNotFoundError,
     )
+    from .exits import ExitCalledError
     from .scaling import ScalingPolicy
     from .settings import Settings
     from .workflow import (

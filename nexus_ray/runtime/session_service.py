@@ -21,6 +21,7 @@ from ..errors import (
     PreconditionFailedError,
     StoreUnavailableError,
 )
+from ..exits import exit_error
 from ..json_form import as_stored
 from ..security.tenancy import DEDICATED_SUFFIX
 from ..store import AsyncStore, SessionRecord, Store
@@ -530,6 +531,9 @@ def _apply_turns(
             state = _apply(session_id, turn, state, version)
         except Exception as exc:
             refused.append((turn, exc))
+            continue
+        except SystemExit as exc:  # raised on, it would stop the host's loop (see nexus_ray.exits)
+            refused.append((turn, exit_error(exc, f"a turn of session {session_id!r}")))
             continue
         accepted.append(turn)
         states.append(state)

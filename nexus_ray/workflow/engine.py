@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..exits import exit_error
 from ..json_form import stored_form
 from .graph import Workflow
 from .graph_types import Connection
@@ -223,6 +224,7 @@ class _Run:
             raise RuntimeError(f"node {node_id!r} asks for resources {resources}, but no cluster runtime is attached")
         else:
             work = self.engine.remote.run_node(node, self.values[node_id], ctx, resources)
+        work = _exit_is_an_error(work, node_id)  # before a timeout runs it as a task of its own
         try:
             if timeout_s is not None:
                 work = within(work, timeout_s, node_id, node_task_name(self.run_id, node_id))
@@ -304,3 +306,11 @@ def _as_json(outputs: dict[str, Any]) -> dict[str, Any]:
             "None, lists and dicts (datetimes, UUIDs, dataclasses and pydantic models are converted), "
             "e.g. array.tolist() for a NumPy array"
         ) from None
+
+
+async def _exit_is_an_error(work: Awaitable[dict[str, Any]], node_id: str) -> dict[str, Any]:
+    """``work``, with a ``SystemExit`` it raises as the node's own error (see nexus_ray.exits)."""
+    try:
+        return await work
+    except SystemExit as exc:
+        raise exit_error(exc, f"node {node_id!r}") from None

@@ -10,6 +10,7 @@ import pytest
 
 from nexus_ray import (
     ConflictError,
+    ExitCalledError,
     InputValidationError,
     InvalidRequestError,
     Nexus,
@@ -142,3 +143,23 @@ def test_a_workflow_ray_cannot_pickle_is_refused_naming_its_node(
         assert other.execute("plain").outputs["p"]["result"] == 1  # the app starts once the workflow is fixed
     finally:
         other.stop()
+
+
+def leave(state: dict[str, object]) -> dict[str, object]:
+    raise SystemExit(3)
+
+
+def test_code_that_calls_sys_exit_fails_alone_and_its_host_goes_on(app: Nexus, http: httpx.Client) -> None:
+    """Before, SystemExit from a node's code or a session turn stopped its host's loop."""
+    app.register("leaves", WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "raise SystemExit(2)"}))
+    try:
+        result = http.post("/workflows/leaves/execute", json={"inputs": {}}).json()
+        assert result["status"] == "failed" and result["error"]["type"] == "ExitCalledError"
+        assert result["error"]["message"] == "node 'n' called sys.exit(2); it fails, and its host goes on"
+    finally:
+        app.unregister("leaves")
+    sid = app.create_session({"n": 1})["session_id"]
+    with pytest.raises(ExitCalledError, match=r"called sys.exit\(3\)"):
+        app.update_session(sid, leave)
+    assert app.update_session(sid, {"n": 2})["version"] == 2
+    assert app.execute("double_plus_one", x=1).status == RunStatus.COMPLETED

@@ -7,6 +7,7 @@ def test_public_api_is_pinned_and_sorted() -> None:
         "AuthenticationError",
         "ConfigurationError",
         "ConflictError",
+        "ExitCalledError",
         "HTTPRequestNode",
         "InputValidationError",
         "InvalidRequestError",

@@ -17,7 +17,7 @@ from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
 from nexus_ray.store.async_store import store_failure
 from nexus_ray.store.backends import SQLiteBackend
-from nexus_ray.workflow import NodeStatus, RunStatus, Workflow, WorkflowBuilder
+from nexus_ray.workflow import NodePolicy, NodeStatus, RunStatus, Workflow, WorkflowBuilder
 from nexus_ray.workflow.events import node_event
 
 from .helpers import CALLS, double_plus_one, two_steps
@@ -410,4 +410,38 @@ async def test_inputs_the_store_cannot_keep_are_refused_with_nothing_stored(tmp_
     with pytest.raises(NotFoundError):
         await svc.get_run("run-bad")
     assert not svc.feed.is_tracked("run-bad")
+    svc.close()
+
+
+def exits_from_a_thread(code: int) -> int:
+    raise SystemExit(code)
+
+
+async def exits_on_the_loop(code: int) -> int:
+    raise SystemExit(code)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_node_that_calls_sys_exit_fails_its_run_and_the_host_goes_on(durable: bool, tmp_path: Path) -> None:
+    """sys.exit(), exit(), argparse or click given bad arguments. Before, a plain
+    function's run never ended (the thread's SystemExit never reached it), and from
+    an async node or a PythonCodeNode, SystemExit stopped the host's event loop."""
+    workflows = {
+        "thread": WorkflowBuilder().add_node(exits_from_a_thread, "n").build(),
+        "loop": WorkflowBuilder().add_node(exits_on_the_loop, "n").build(),
+        "code": WorkflowBuilder().add_node("PythonCodeNode", "n", {"code": "raise SystemExit(code)"}).build(),
+        "timed": WorkflowBuilder().add_node(exits_on_the_loop, "n", policy=NodePolicy(timeout_s=5)).build(),
+        "dpo": double_plus_one(),
+    }
+    factory = (lambda: Store(SQLiteBackend(tmp_path / "s.db"))) if durable else None
+    svc = RunService("h0", workflows, store_factory=factory)  # type: ignore[arg-type]
+    for code, name in enumerate(["thread", "loop", "code", "timed"], start=2):
+        result = await asyncio.wait_for(svc.execute(name, {"n": {"code": code}}, f"r-{name}"), 5)
+        assert result["status"] == "failed", name
+        assert result["error"] == {
+            "node": "n",
+            "type": "ExitCalledError",
+            "message": f"node 'n' called sys.exit({code}); it fails, and its host goes on",
+        }
+    assert (await svc.execute("dpo", {"double": {"x": 1}}, "r-after"))["status"] == "completed"
     svc.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nexus_ray import InvalidRequestError, NotFoundError
+from nexus_ray import ExitCalledError, InvalidRequestError, NotFoundError
 from nexus_ray.errors import PreconditionFailedError, StoreUnavailableError
 from nexus_ray.runtime import session_service
 from nexus_ray.runtime.merge_patch import merge_patch
@@ -190,6 +190,29 @@ async def test_queued_turns_commit_together_each_with_its_own_version_and_event(
     updates = await sessions.events(sid, "session.updated")
     assert [(e["data"]["version"], e["data"]["state"]["n"]) for e in updates] == [(2, 1), (3, 2), (4, 3)]
     assert (await sessions.get(sid))["version"] == 4
+
+
+async def test_a_turn_that_calls_sys_exit_fails_alone_and_the_host_goes_on(sessions: SessionService) -> None:
+    """Before, SystemExit left the host's loop with it: the turns with it were never
+    answered, nor any later call to that host."""
+    sid = (await sessions.create({"n": 0}))["session_id"]
+
+    def leave(state: dict[str, Any]) -> dict[str, Any]:
+        raise SystemExit(3)
+
+    replies = await asyncio.wait_for(
+        asyncio.gather(
+            sessions.turn(sid, lambda s: {"n": s["n"] + 1}),
+            sessions.turn(sid, leave),
+            sessions.turn(sid, lambda s: {"n": s["n"] + 1}),
+            return_exceptions=True,
+        ),
+        5,
+    )
+    assert isinstance(replies[1], ExitCalledError)
+    assert str(replies[1]) == f"a turn of session {sid!r} called sys.exit(3); it fails, and its host goes on"
+    assert [r["state"] for r in replies if isinstance(r, dict)] == [{"n": 1}, {"n": 2}]
+    assert (await sessions.get(sid))["version"] == 3
 
 
 async def test_ttl_expiry(sessions: SessionService) -> None:
