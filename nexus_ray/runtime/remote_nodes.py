@@ -9,6 +9,7 @@ from typing import Any
 import ray
 
 from ..errors import ResourcesUnavailableError
+from ..exits import exit_error
 from ..workflow import Node, NodeContext
 from ..workflow.progress import CURRENT_NODE
 from .cluster_capacity import ClusterCapacity, ray_node_totals
@@ -20,7 +21,10 @@ SYSTEM_RETRIES = 3
 # be; exceptions raised by the node are not: retrying them is the node policy's job (backoff, retry_on).
 @ray.remote(max_retries=SYSTEM_RETRIES, retry_exceptions=False)
 def _run_node_task(node: Node, inputs: dict[str, Any], ctx: NodeContext) -> dict[str, Any]:
-    return asyncio.run(node.run(inputs, ctx))
+    try:
+        return asyncio.run(node.run(inputs, ctx))
+    except SystemExit as exc:  # else the worker exits with it, and Ray runs the task again (3 times)
+        raise exit_error(exc, f"node {ctx.node_id!r}") from None
 
 
 class RayNodeRunner:

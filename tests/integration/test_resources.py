@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
 import httpx
 
-from nexus_ray import Nexus
+from nexus_ray import Nexus, WorkflowBuilder
 
 from .test_streams import read_sse
 
@@ -41,3 +43,23 @@ def test_a_node_no_cluster_node_can_hold_fails_after_the_wait_instead_of_hanging
     assert types.index("node.started") < types.index("node.waiting") < types.index("node.failed")
     waiting = events[types.index("node.waiting")]["data"]
     assert waiting == {"node": "train", "resources": {"CPU": 1.0, "nexus_absent": 1.0}, "wait_s": 1.0}
+
+
+def exits_in_a_task(marks: str) -> int:
+    Path(marks, uuid.uuid4().hex).touch()  # one mark per execution
+    raise SystemExit(7)
+
+
+def test_a_ray_task_node_that_calls_sys_exit_fails_once_with_its_own_error(
+    app: Nexus, http: httpx.Client, tmp_path: Path
+) -> None:
+    """Before, the worker exited with it, Ray ran the task 3 times more (4 worker
+    processes), and the node failed with WorkerCrashedError."""
+    app.register("exits_remotely", WorkflowBuilder().add_node(exits_in_a_task, "n", resources={"num_cpus": 0.5}))
+    try:
+        body = http.post("/workflows/exits_remotely/execute", json={"inputs": {"marks": str(tmp_path)}}).json()
+    finally:
+        app.unregister("exits_remotely")
+    assert body["status"] == "failed" and body["error"]["type"] == "ExitCalledError", body
+    assert body["error"]["message"] == "node 'n' called sys.exit(7); it fails, and its host goes on"
+    assert len(list(tmp_path.iterdir())) == 1
