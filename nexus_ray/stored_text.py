@@ -25,6 +25,12 @@ def storable(text: str) -> bool:
     return True
 
 
+def all_storable(*texts: str | None) -> bool:
+    """Whether every text given (None: a filter not set) can be stored as it is; a lookup
+    by one that cannot finds nothing."""
+    return all(storable(text) for text in texts if text is not None)
+
+
 def storable_form(text: str) -> str:
     """``text`` with each NUL and lone surrogate replaced by U+FFFD (for records that
     must be kept whatever a caller sent, such as the audit trail)."""

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from ..runtime.ids import time_prefix
 from ..security.api_keys import ApiKey
-from ..stored_text import storable
+from ..stored_text import all_storable, storable
 from .backends import Backend
 
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class SecurityTables:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """A tenant's audit entries, newest first; ``before`` is the paging cursor."""
-        if not all(storable(text) for text in (tenant, subject, action, outcome) if text is not None):
+        if not all_storable(tenant, subject, action, outcome):
             return []  # no entry has it
         where, params = ["tenant = ?"], [tenant]
         for column, value in (("subject", subject), ("action", action), ("outcome", outcome)):

@@ -16,7 +16,7 @@ import pydantic_core
 from ..errors import InvalidRequestError, RateLimitedError, RuntimeUnavailableError
 from ..runtime.ids import time_prefix
 from ..security.tenancy import tag_of
-from ..stored_text import storable
+from ..stored_text import all_storable, storable
 from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event, run_started
 from .backends import Backend
@@ -279,7 +279,7 @@ class Store(SecurityTables):
     ) -> list[RunRecord]:
         """Runs newest first (ids sort by time), filtered (``tenant_tag``: one tenant's,
         see security/tenancy.py); ``before`` is the paging cursor."""
-        if not all(storable(text) for text in (workflow, session_id) if text is not None):
+        if not all_storable(workflow, session_id):
             return []  # no run has it
         where, params = [], []
         filters = (("workflow", workflow), ("status", status), ("session_id", session_id), ("tenant_tag", tenant_tag))
@@ -514,7 +514,7 @@ class Store(SecurityTables):
         self, scope: str, scope_id: str, event_type: str | None = None, after: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Events of one log after sequence number ``after``, oldest first."""
-        if not all(storable(text) for text in (scope_id, event_type) if text is not None):
+        if not all_storable(scope_id, event_type):
             return []  # no log or event has it
         sql = "SELECT seq, type, data, created_at FROM events WHERE scope = ? AND scope_id = ? AND seq > ?"
         params: list[Any] = [scope, scope_id, after]
