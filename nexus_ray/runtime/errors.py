@@ -38,12 +38,16 @@ def cannot_send(method: str, reason: object) -> InvalidRequestError:
     )
 
 
-def unsendable(exc: BaseException, method: str, args: tuple[Any, ...]) -> InvalidRequestError | None:
-    """Ray's error for arguments it cannot pickle, as :func:`cannot_send` naming what failed
-    (Ray's own message is a page long and names its internals); None for any other error."""
-    if not (isinstance(exc, TypeError) and str(exc).startswith(UNPICKLABLE)):
-        return None
-    return _pickle_problem(method, args) or cannot_send(method, str(exc).splitlines()[0])
+def submit(actor: Any, method: str, args: tuple[Any, ...]) -> Any:
+    """``actor.method.remote(*args)`` (its ObjectRef). Ray's error for arguments it cannot
+    pickle is raised as :func:`cannot_send` naming what failed: Ray's own is a page long
+    and names its internals."""
+    try:
+        return getattr(actor, method).remote(*args)
+    except TypeError as exc:
+        if not str(exc).startswith(UNPICKLABLE):
+            raise
+        raise _pickle_problem(method, args) or cannot_send(method, str(exc).splitlines()[0]) from None
 
 
 def unsendable_calls(calls: list[tuple[str, tuple[Any, ...]]]) -> list[InvalidRequestError | None]:

@@ -15,7 +15,7 @@ from ..settings import Settings
 from ..workflow import Workflow
 from .batching import BatcherCache, ask_each
 from .catalog import WorkflowCatalog
-from .errors import translate_ray_error, unsendable
+from .errors import submit, translate_ray_error
 from .ids import new_run_id, request_hash
 from .membership import FollowsMembers, MemberView
 from .named_actors import NAMESPACE, named_actors
@@ -57,11 +57,9 @@ class PoolClient(FollowsMembers):
         self.members.follow()
         for attempt in (1, 2):
             try:
-                return await getattr(self.host_for(run_id), method).remote(*args)
+                return await submit(self.host_for(run_id), method, args)
             except (RayTaskError, RayActorError) as exc:
                 await self._after_failure(exc, attempt)
-            except TypeError as exc:
-                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
     async def _after_failure(self, exc: RayTaskError | RayActorError, attempt: int) -> None:
@@ -202,13 +200,11 @@ class PoolClient(FollowsMembers):
         self.members.refresh_blocking()
         for attempt in (1, 2):
             try:
-                return ray.get(getattr(self.host_for(run_id), method).remote(*args))
+                return ray.get(submit(self.host_for(run_id), method, args))
             except (RayTaskError, RayActorError) as exc:
                 if not self._retry_after(exc, attempt):
                     raise translate_ray_error(exc) from exc
                 self.members.refresh_blocking(force=True)
-            except TypeError as exc:
-                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
 

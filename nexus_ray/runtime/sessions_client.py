@@ -15,7 +15,7 @@ from ..errors import NotFoundError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, known_session, scoped
 from .batching import BatcherCache, ask_each
-from .errors import HostMovedError, translate_ray_error, unsendable
+from .errors import HostMovedError, submit, translate_ray_error
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
 from .named_actors import NAMESPACE
@@ -101,15 +101,13 @@ class SessionsClient(FollowsMembers):
             try:
                 if method in SESSION_BATCHED:
                     return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
-                return await getattr(host, method).remote(*args)
+                return await submit(host, method, args)
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
                     await asyncio.sleep(_backoff(attempt))
                     await self.members.refresh()
                     continue
                 self._on_error(session_id, exc, attempt)
-            except TypeError as exc:
-                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
     def call_blocking(self, method: str, session_id: str, *args: Any) -> Any:
@@ -119,15 +117,13 @@ class SessionsClient(FollowsMembers):
         args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
-                return ray.get(getattr(self.host_for(session_id), method).remote(*args))
+                return ray.get(submit(self.host_for(session_id), method, args))
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
                     time.sleep(_backoff(attempt))
                     self.members.refresh_blocking(force=True)
                     continue
                 self._on_error(session_id, exc, attempt)
-            except TypeError as exc:
-                raise unsendable(exc, method, args) or exc from None
         raise AssertionError("unreachable")
 
     def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:

@@ -16,7 +16,7 @@ import ray
 
 from nexus_ray import InvalidRequestError, NotFoundError, RuntimeUnavailableError
 from nexus_ray.runtime.batching import BatcherCache, BatchTarget, CallBatcher
-from nexus_ray.runtime.errors import UNPICKLABLE, unsendable
+from nexus_ray.runtime.errors import UNPICKLABLE, submit
 
 
 class Target(BatchTarget):
@@ -104,11 +104,22 @@ async def test_a_call_ray_cannot_pickle_gets_its_own_error_and_the_calls_sent_wi
 def test_ray_s_error_for_an_argument_it_cannot_pickle_names_what_failed() -> None:
     lock = threading.Lock()
     args = (lambda state: {**state, "locked": lock.locked()},)
-    error = unsendable(TypeError(f"{UNPICKLABLE} <function> for a task or actor X.turn:\n===="), "turn", args)
-    assert isinstance(error, InvalidRequestError) and error.http_status == 400
-    assert "turn cannot be sent to its host" in str(error) and "cannot pickle '_thread.lock' object" in str(error)
-    assert unsendable(TypeError("unsupported operand"), "turn", args) is None
-    assert unsendable(ValueError(UNPICKLABLE), "turn", args) is None
+    with pytest.raises(InvalidRequestError) as refused:
+        submit(PicklingHandle(Target()), "double", args)
+    assert refused.value.http_status == 400 and str(refused.value) == (
+        "The arguments of double cannot be sent to its host: Ray cannot pickle them "
+        "(cannot pickle '_thread.lock' object)."
+    )
+
+    class Refuses:
+        def remote(self, *args: Any) -> None:
+            raise TypeError("remote() got an unexpected keyword argument")
+
+    class Actor:
+        double = Refuses()
+
+    with pytest.raises(TypeError, match="unexpected keyword"):  # any other TypeError is left as it is
+        submit(Actor(), "double", (1,))
 
 
 async def test_concurrent_calls_are_coalesced_and_each_gets_its_own_value() -> None:
