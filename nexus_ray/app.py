@@ -16,7 +16,6 @@ from .runtime.paging import EVENTS_MAX, event_after, page_cursor, page_limit, ru
 from .security.tenancy import known_run
 from .settings import Settings, load_settings
 from .workflow import RunResult, Workflow, WorkflowBuilder
-from .workflow.events import check_custom_event
 from .workflow.typed import node_class_of
 
 # The app serving from this process (a list, so start/stop need no global statement).
@@ -427,7 +426,6 @@ class Nexus:
         """A new session: ``{"session_id", "state", "version": 1, ...}``; ``channel`` (e.g.
         "api", "cli") is recorded in its ``session.created`` event. ``dedicated=True`` gives
         it its own Ray actor (default: ``session_isolation``)."""
-        state = _session_json(state, "A session's state")
         self._ensure_runtime()
         return self._pool.sessions().create_blocking(state, ttl_s, channel, dedicated)  # type: ignore[no-any-return]
 
@@ -442,10 +440,9 @@ class Nexus:
         """Append a custom event to a session's ordered log (no session: the global log);
         the event with its sequence number. Types starting ``session.``/``run.``/``node.`` are
         reserved."""
-        data = check_custom_event(event_type, data or {})  # here: Ray need not pickle what JSON cannot hold
         self._ensure_runtime()
         key = session_id or ""
-        return self._pool.sessions().call_blocking("emit", key, session_id, event_type, data)  # type: ignore[no-any-return]
+        return self._pool.sessions().call_blocking("emit", key, session_id, event_type, data or {})  # type: ignore[no-any-return]
 
     def emit(
         self, event_type: str, data: dict[str, Any] | None = None, *, session_id: str | None = None
@@ -508,9 +505,9 @@ class Nexus:
         overlap, so ``lambda s: {**s, "n": s["n"] + 1}`` is a safe increment). With
         ``if_version``, only if the session is still at that version (else
         PreconditionFailedError)."""
-        method, change = _session_change(change)
         self._ensure_runtime()
         client = self._pool.sessions()
+        method = "turn" if callable(change) else "patch"
         return client.call_blocking(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
 
     def delete_session(self, session_id: str) -> None:
@@ -537,7 +534,6 @@ class Nexus:
         dedicated: bool | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`create_session`."""
-        state = _session_json(state, "A session's state")
         sessions = (await self._apool()).sessions()
         return await sessions.create(state, ttl_s, dedicated, channel=channel)  # type: ignore[no-any-return]
 
@@ -553,7 +549,7 @@ class Nexus:
         if_version: int | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`update_session`."""
-        method, change = _session_change(change)
+        method = "turn" if callable(change) else "patch"
         return await (await self._apool()).sessions().call(method, session_id, session_id, change, if_version)  # type: ignore[no-any-return]
 
     async def adelete_session(self, session_id: str) -> None:
@@ -714,20 +710,6 @@ def _check_run_options(idempotency_key: object, session_id: object) -> None:
         )
     if session_id is not None and (not isinstance(session_id, str) or not session_id):
         raise InvalidRequestError(f"session_id must be a session's id, got {session_id!r}.", field="session_id")
-
-
-def _session_json(value: Any, what: str) -> Any:
-    """A session's state or patch as the store will keep it, converted here: what JSON
-    cannot hold is refused by name before Ray has to pickle it (a lock in a patch was
-    Ray's page-long TypeError, and in the async API it left its batch unanswered)."""
-    return as_stored(value, what) if isinstance(value, dict) else value  # the host names other types
-
-
-def _session_change(change: Any) -> tuple[str, Any]:
-    """The SessionHost method for ``change`` (a function turn or a merge patch) and what to send."""
-    if callable(change):
-        return "turn", change
-    return "patch", _session_json(change, "A session patch")
 
 
 def _unshippable(exc: TypeError, workflows: Mapping[str, Workflow]) -> Exception:
