@@ -143,7 +143,7 @@ class EventFeed:
             stored = await load(log_id, after)
             log = self._logs.get(log_id)
             if stored:
-                return EventBatch(stored, self.is_terminal(stored[-1]))
+                return self.stored_batch(stored)
             if log is None:
                 return None
         log.touched = time.monotonic()
@@ -159,8 +159,12 @@ class EventFeed:
             return EventBatch([], False)
         if not log.covers(after) and not log.closed:  # what woke it came after a gap
             stored = await load(log_id, after)
-            return EventBatch(stored, bool(stored) and self.is_terminal(stored[-1]))
+            return self.stored_batch(stored)
         return EventBatch(log.after(after), log.closed)
+
+    def stored_batch(self, events: list[dict[str, Any]]) -> EventBatch:
+        """A batch of events read from the store: closed when the last one ends its log."""
+        return EventBatch(events, bool(events) and self.is_terminal(events[-1]))
 
     def drop_idle(self, idle_s: float = IDLE_S, keep: Callable[[str], bool] = lambda _: False) -> int:
         """Forget logs untouched for ``idle_s`` (unless ``keep(log_id)``); how many."""

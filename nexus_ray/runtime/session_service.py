@@ -29,7 +29,7 @@ from ..workflow import RunStatus
 from ..workflow.events import SESSION_TERMINAL, check_custom_event
 from .batching import settle
 from .errors import HostMovedError
-from .event_feed import EventBatch, EventFeed
+from .event_feed import EventFeed
 from .hashing import HashRing
 from .host_metrics import SessionHostMetrics, check_store
 from .ids import new_run_id
@@ -153,12 +153,14 @@ class SessionService:
         delete made through the other for as long as the session stayed in memory. Not
         on every read: that cost a third of the reads per second of one busy session."""
         active = await self._activate(session_id)
-        if time.monotonic() - active.checked > READ_CHECK_S:
-            await self._refresh(session_id, active)
+        await self._refresh(session_id, active)
         return active
 
     async def _refresh(self, session_id: str, active: _Active) -> None:
-        """Read the session again when the store's version is not the one in memory."""
+        """Read the session again when the store's version is not the one in memory (asked
+        only when the store has not confirmed it for READ_CHECK_S)."""
+        if time.monotonic() - active.checked <= READ_CHECK_S:
+            return
         version = await self.store.call("session_version", session_id)
         if version is None:
             raise self._gone(session_id, active)
@@ -374,7 +376,7 @@ class SessionService:
         if not batch.events and not batch.closed:
             stored = await self._stored_events(session_id, after)
             self.feed.publish(stored)
-            batch = EventBatch(stored, bool(stored) and stored[-1]["type"] in SESSION_TERMINAL)
+            batch = self.feed.stored_batch(stored)
         self.metrics.delivered.inc(len(batch.events))
         return batch.to_wire()
 
