@@ -57,6 +57,7 @@ RESULT_TTL_S = 300.0
 DURABLE_RESULT_TTL_S = 10.0
 PURGE_EVERY_S = 60.0  # how often a host deletes the runs past the retention
 PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
+SESSION_LOG_CHUNKS = 50  # transactions of PURGE_CHUNK session logs a purge round walks at most
 STORE_RECOVERY_S = 30.0  # how long a run whose store write failed waits for the store to answer
 STORE_RECOVERIES = 5  # store failures a run goes on after, on this host
 
@@ -98,6 +99,7 @@ class RunService:
         self.retention_s = retention_s
         self.crash_retries = crash_retries
         self._purging: asyncio.Task[None] | None = None
+        self._session_logs_after = ""  # where the walk over session logs goes on
         self.lookup = lookup
         self.max_runs_per_tenant = max_runs_per_tenant
         self.owner = f"{host_id}/{os.getpid()}/{secrets.token_hex(3)}"  # one per incarnation
@@ -607,13 +609,26 @@ class RunService:
 
     async def purge_expired_runs(self) -> int:
         """Delete the finished runs older than the retention, a chunk per transaction (so
-        the runs being written wait for one chunk at most); how many. Every host does
-        this: a chunk another host deleted first is found empty."""
+        the runs being written wait for one chunk at most), then the global and session
+        events that old; how many runs. Every host does this: a chunk another host
+        deleted first is found empty."""
         assert self.store is not None and self.retention_s is not None
         cutoff = time.time() - self.retention_s
         runs: int = await self.store.drain("purge_finished_runs", cutoff, chunk=PURGE_CHUNK)
         await self.store.drain("purge_global_events", cutoff, chunk=PURGE_CHUNK)  # broadcasts without a session
+        await self.purge_session_logs(cutoff)
         return runs
+
+    async def purge_session_logs(self, cutoff: float) -> None:
+        """Trim session event logs past the retention, going on where the last round
+        stopped: at most SESSION_LOG_CHUNKS transactions a round, so a store with many
+        old sessions costs each round a bounded time, not a walk over all of them."""
+        assert self.store is not None
+        for _ in range(SESSION_LOG_CHUNKS):
+            after = await self.store.call("purge_session_logs", cutoff, self._session_logs_after, PURGE_CHUNK)
+            self._session_logs_after = after or ""
+            if after is None:
+                return
 
     async def _resume(self, run_id: str) -> None:
         self._start(await self._resumed_plan(await self._load(run_id)))

@@ -479,6 +479,56 @@ class Store(SecurityTables):
 
         return self._transact(purge, write=True)
 
+    def purge_session_logs(self, created_before: float, after: str = "", limit: int = 200) -> str | None:
+        """Trim up to ``limit`` session event logs, in id order from the first after
+        ``after``: a live session's events created before ``created_before`` go but for its
+        newest (its sequence numbers go on from there); a gone session's end
+        (``session.deleted``/``session.expired``) goes whole once that old. At most
+        ``limit`` rows are deleted. Returns where to go on (pass it as ``after``), or None
+        when no log is left. Only sessions created before the cutoff can have an event
+        that old, and session ids begin with their creation time, so the walk ends there."""
+        end = time_prefix(created_before)
+
+        def purge() -> str | None:
+            cursor, budget = after, limit
+            for _ in range(limit):
+                row = self.backend.execute(
+                    "SELECT scope_id FROM events WHERE scope = 'session' AND scope_id > ? AND scope_id < ?"
+                    " ORDER BY scope_id LIMIT 1",
+                    (cursor, end),
+                )
+                if not row:
+                    return None
+                deleted, done = self._trim_session_log(row[0][0], created_before, budget)
+                budget -= deleted
+                if not done:  # the row budget ran out within this log: the next call goes on with it
+                    return cursor
+                cursor = row[0][0]
+            return cursor
+
+        return self._transact(purge, write=True)
+
+    def _trim_session_log(self, session_id: str, created_before: float, budget: int) -> tuple[int, bool]:
+        """Delete up to ``budget`` of one session log's events created before the cutoff
+        (oldest first); how many, and whether the log has none such left."""
+        log = "scope = 'session' AND scope_id = ?"
+        newest_seq, newest_at = self.backend.execute(
+            f"SELECT seq, created_at FROM events WHERE {log} ORDER BY seq DESC LIMIT 1", (session_id,)
+        )[0]
+        if newest_at < created_before and not self.backend.execute(
+            "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
+        ):  # a gone session: only its end is left (its older events went with it)
+            return self.backend.changes(f"DELETE FROM events WHERE {log}", (session_id,)), True
+        rows = self.backend.execute(
+            f"SELECT seq, created_at FROM events WHERE {log} AND seq < ? ORDER BY seq LIMIT ?",
+            (session_id, newest_seq, budget + 1),
+        )
+        stale = list(itertools.takewhile(lambda r: r[1] < created_before, rows[:budget]))
+        if stale:
+            self.backend.changes(f"DELETE FROM events WHERE {log} AND seq <= ?", (session_id, stale[-1][0]))
+        more = len(stale) == budget and len(rows) > budget and rows[budget][1] < created_before
+        return len(stale), not more
+
     def _close_session_log(self, session_id: str, event_type: str) -> None:
         """End a gone session's log with ``event_type`` and delete every event before it:
         its states and patches go with the session; the last event tells a subscriber why

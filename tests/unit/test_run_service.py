@@ -187,6 +187,13 @@ async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
     for n in range(3):  # three broadcasts without a session, two days old
         aged.append_event("global", "", "news", {"n": n})
     aged.backend.execute("UPDATE events SET created_at = created_at - 2 * 86400 WHERE scope = 'global'")
+    used, gone = (f"{int((time.time() - 3 * 86400) * 1000):012x}{n:020x}" for n in (7, 8))
+    for session_id in (used, gone):  # created three days ago: every event of theirs is that old
+        aged.create_session(session_id, {"v": 0}, None)
+        aged.save_session(session_id, {"v": 1}, 1)
+    aged.delete_session(gone)
+    aged.backend.execute("UPDATE events SET created_at = created_at - 3 * 86400 WHERE scope = 'session'")
+    aged.save_session(used, {"v": 2}, 2)  # and one event of today
     aged.backend.commit()
     aged.close()
     keeper = RunService("h1", {"dpo": double_plus_one()}, store_factory=lambda: Store(SQLiteBackend(db)))
@@ -209,6 +216,12 @@ async def test_runs_past_the_retention_are_purged_a_chunk_at_a_time(
             break
         await asyncio.sleep(0.02)
     assert [e["data"] for e in news] == [{"n": 2}]  # the newest stays: numbers go on from it
+    for _ in range(100):
+        logs = [await purger.store.call("list_events", "session", s) for s in (used, gone)]  # type: ignore[union-attr]
+        if len(logs[0]) == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert [[e["type"] for e in log] for log in logs] == [["session.updated"], []]
     purger.close()
 
 
