@@ -63,6 +63,12 @@ class Settings(BaseSettings):
         "shared", description="'dedicated': every session gets its own Ray actor (isolation, its own process)."
     )
     session_idle_s: float = Field(300.0, gt=0, description="A session unused this long is dropped from memory.")
+    max_dedicated_sessions: int = Field(
+        32,
+        ge=1,
+        description="Dedicated sessions whose Ray actor (a worker process each) may be up at once; a call that "
+        "would start one more gets 429 until one leaves memory.",
+    )
     ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress (when not autoscaled).")
     scaling: ScalingPolicy = Field(
         default=ScalingPolicy(),

@@ -8,6 +8,16 @@ from ray.actor import ActorHandle
 NAMESPACE = "nexus"
 
 
+def actor_names(prefix: str) -> list[str]:
+    """The names of this namespace's live actors that start with ``prefix`` (one call to
+    the GCS; no handle is looked up)."""
+    return [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == NAMESPACE and actor["name"].startswith(prefix)
+    ]
+
+
 def named_actors(prefix: str) -> dict[str, ActorHandle]:
     """The live actors of this namespace whose names start with ``prefix``, by name."""
     found = {}

@@ -31,8 +31,9 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from ..scaling import PoolScaler, ScalingPolicy
 from .batching import ask_each
+from .dedicated_slots import DedicatedSlots, host_name, sessions_of
 from .membership import CLOSED, MemberView, keep_running
-from .named_actors import NAMESPACE, named_actors
+from .named_actors import NAMESPACE, actor_names, named_actors
 
 logger = logging.getLogger("nexus_ray.runtime")
 DRAIN_TIMEOUT_S = 300.0  # a shrinking RunHost finishes its runs this long before it is stopped
@@ -100,6 +101,7 @@ class PoolManager:
             pool.note()
         sessions = self.pools["session"]
         ray.get([h.adopt_ring.remote(sessions.version, list(sessions.hosts)) for h in sessions.hosts.values()])
+        self.dedicated_slots = DedicatedSlots(config.get("max_dedicated_sessions", 32), self._live_dedicated)
         self.closed = False
         self._loop_task: asyncio.Task[None] | None = None
         if any(p.scaler is not None for p in self.pools.values()):
@@ -155,6 +157,15 @@ class PoolManager:
             for handle in pool.hosts.values():
                 ray.kill(handle, no_restart=True)
             pool.hosts = {}
+
+    # -- dedicated sessions ----------------------------------------------------------------
+    async def admit_dedicated(self, session_id: str) -> bool:
+        """Whether dedicated session ``session_id`` may start its actor (see dedicated_slots.py)."""
+        return await self.dedicated_slots.admit(session_id)
+
+    async def _live_dedicated(self) -> set[str]:
+        names = await asyncio.to_thread(actor_names, host_name(self.prefix, ""))
+        return sessions_of(self.prefix, names)
 
     # -- resizing -----------------------------------------------------------------------
     async def _autoscale(self) -> None:

@@ -11,10 +11,11 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, RateLimitedError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, known_session, scoped
 from .batching import BatcherCache, ask_each
+from .dedicated_slots import host_name
 from .errors import HostMovedError, submit, translate_ray_error
 from .ids import new_run_id
 from .membership import FollowsMembers, MemberView
@@ -22,6 +23,7 @@ from .named_actors import NAMESPACE
 from .session_service import DEDICATED_HOST_PREFIX
 
 MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.6 s
+DEDICATED_RETRY_AFTER_S = 10.0  # what a caller refused a dedicated session's actor is told
 
 
 def _backoff(attempt: int) -> float:
@@ -86,7 +88,7 @@ class SessionsClient(FollowsMembers):
             from .session_host import SessionHost
 
             handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
-                name=f"{self.prefix}-session-{session_id}", namespace=NAMESPACE, get_if_exists=True
+                name=host_name(self.prefix, session_id), namespace=NAMESPACE, get_if_exists=True
             ).remote(DEDICATED_HOST_PREFIX + session_id, self.settings)
         return handle
 
@@ -97,8 +99,10 @@ class SessionsClient(FollowsMembers):
         self.members.follow()
         args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
-            host = self.host_for(session_id)
             try:
+                if manager := self._starts_host(session_id):
+                    self._admitted(session_id, await manager.admit_dedicated.remote(session_id))
+                host = self.host_for(session_id)
                 if method in SESSION_BATCHED:
                     return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
                 return await submit(host, method, args)
@@ -117,6 +121,8 @@ class SessionsClient(FollowsMembers):
         args = with_turn_id(method, args)
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
+                if manager := self._starts_host(session_id):
+                    self._admitted(session_id, ray.get(manager.admit_dedicated.remote(session_id)))
                 return ray.get(submit(self.host_for(session_id), method, args))
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
@@ -125,6 +131,26 @@ class SessionsClient(FollowsMembers):
                     continue
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
+
+    def _starts_host(self, session_id: str) -> ActorHandle | None:
+        """The PoolManager to ask when a call for ``session_id`` may start a dedicated
+        session's actor: this process has no handle to one (the actor may be up already:
+        the manager knows). None otherwise."""
+        if session_id.endswith(DEDICATED_SUFFIX) and session_id not in self._dedicated:
+            return self.members.manager
+        return None
+
+    def _admitted(self, session_id: str, admitted: Any) -> None:
+        if not admitted:
+            limit = self.settings.get("max_dedicated_sessions")
+            raise RateLimitedError(
+                f"Dedicated session {session_id!r} cannot start its Ray actor: {limit} dedicated sessions have "
+                "one already (NEXUS_MAX_DEDICATED_SESSIONS), each a worker process. One frees its actor when it "
+                "is deleted or has been unused for NEXUS_SESSION_IDLE_S; a shared session has no such limit.",
+                retry_after_s=DEDICATED_RETRY_AFTER_S,
+                limit=limit,
+                session_id=session_id,
+            )
 
     def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:
         """Whether to ask for the pool's members and try again: the host no longer owns the

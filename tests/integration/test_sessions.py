@@ -131,6 +131,40 @@ def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_
     app.delete_session(sid)
 
 
+def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_again(
+    app: Nexus, http: httpx.Client
+) -> None:
+    """Each dedicated session has a worker process of its own (~94 MB). Before, nothing
+    bounded them: a loop of `POST /sessions {"dedicated": true}` started processes until
+    the machine ran out of memory."""
+    import ray
+
+    first = http.post("/sessions", json={"state": {"n": 1}, "dedicated": True}).json()["session_id"]
+    manager = app._pool.manager
+    limit = app.settings.max_dedicated_sessions
+    # Slots given out whose actors never come (as if their callers had died): the rest of them.
+    fillers = [f"{n:032x}-d" for n in range(limit)]
+    taken = [ray.get(manager.admit_dedicated.remote(s)) for s in fillers]
+    assert False in taken, "the slots never ran out"
+
+    refused = http.post("/sessions", json={"state": {}, "dedicated": True})
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
+    problem = refused.json()
+    assert problem["type"].endswith("/rate-limited") and "NEXUS_MAX_DEDICATED_SESSIONS" in problem["detail"]
+    assert problem["limit"] == limit
+    assert http.get(f"/sessions/{first}").json()["state"] == {"n": 1}  # a session with its actor up goes on
+    assert app.get_session(first)["version"] == 1  # also from a process without a handle to it
+    assert http.post("/sessions", json={"state": {}}).status_code == 201  # shared ones have no such limit
+
+    deadline = time.monotonic() + 15  # the fillers' actors never came: their slots are free again
+    while (again := http.post("/sessions", json={"state": {}, "dedicated": True})).status_code == 429:
+        assert time.monotonic() < deadline, again.json()
+        time.sleep(0.5)
+    assert again.status_code == 201
+    for sid in (first, again.json()["session_id"]):
+        assert http.delete(f"/sessions/{sid}").status_code == 204
+
+
 def test_what_another_cluster_on_the_store_did_to_a_session_is_seen_over_rest(http: httpx.Client) -> None:
     """Another cluster on the same store writes through hosts of its own; here its writes
     are made on the store directly. Before, this cluster's host answered from its copy:

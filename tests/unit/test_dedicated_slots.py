@@ -1,0 +1,82 @@
+"""Slots for dedicated session actors: at most ``limit`` up at once; a slot whose actor is
+gone is found free when the slots run out."""
+
+from __future__ import annotations
+
+from nexus_ray.runtime.dedicated_slots import RECHECK_S, STARTING_S, DedicatedSlots, host_name, sessions_of
+
+
+class Cluster:
+    """The live dedicated actors, as the PoolManager lists them, and a clock."""
+
+    def __init__(self) -> None:
+        self.up: set[str] = set()
+        self.now = 100.0
+        self.listed = 0
+
+    async def live(self) -> set[str]:
+        self.listed += 1
+        return set(self.up)
+
+    def slots(self, limit: int) -> DedicatedSlots:
+        return DedicatedSlots(limit, self.live, clock=lambda: self.now)
+
+
+async def test_no_more_than_the_limit_start_and_one_holding_a_slot_is_always_admitted() -> None:
+    cluster = Cluster()
+    slots = cluster.slots(2)
+    assert [await slots.admit(s) for s in ("a-d", "b-d", "c-d")] == [True, True, False]
+    cluster.up = {"a-d", "b-d"}
+    cluster.now += STARTING_S
+    assert await slots.admit("a-d") and await slots.admit("b-d")  # another process's first call to them
+    assert not await slots.admit("c-d")
+    assert cluster.listed == 2  # once at first, once for the refusal; holders never cost a listing
+
+
+async def test_a_slot_whose_actor_is_gone_is_free_at_the_next_recount() -> None:
+    cluster = Cluster()
+    slots = cluster.slots(2)
+    assert await slots.admit("a-d") and await slots.admit("b-d")
+    cluster.up = {"a-d", "b-d"}
+    cluster.now += STARTING_S
+    cluster.up.discard("a-d")  # it stopped itself (idle) or was deleted: nobody says so
+    assert await slots.admit("c-d")
+    assert slots.held == 2 and not await slots.admit("a-d")  # its next call must wait for a slot too
+
+
+async def test_a_slot_just_given_out_counts_while_its_actor_starts() -> None:
+    cluster = Cluster()
+    slots = cluster.slots(1)
+    assert await slots.admit("a-d")  # not listed yet: its actor is being created
+    cluster.now += STARTING_S / 2
+    assert not await slots.admit("b-d")
+    cluster.now += STARTING_S  # never came up (its caller died first)
+    assert await slots.admit("b-d")
+
+
+async def test_at_the_limit_the_actors_are_listed_at_most_once_a_recheck_interval() -> None:
+    cluster = Cluster()
+    slots = cluster.slots(1)
+    cluster.up = {"a-d"}
+    assert await slots.admit("a-d")
+    cluster.now += STARTING_S
+    for _ in range(50):  # a flood of new dedicated sessions at the limit
+        assert not await slots.admit("b-d")
+    assert cluster.listed == 2  # once at first, once for the flood
+    cluster.now += RECHECK_S
+    assert not await slots.admit("b-d") and cluster.listed == 3
+
+
+async def test_actors_up_before_the_manager_restarted_are_counted() -> None:
+    cluster = Cluster()
+    cluster.up = {"old1-d", "old2-d"}
+    slots = cluster.slots(3)
+    assert await slots.admit("old1-d")  # a call from a process without a handle to it
+    assert await slots.admit("a-d")
+    assert not await slots.admit("b-d")
+    assert slots.held == 3
+
+
+def test_dedicated_sessions_are_found_by_their_hosts_names_not_the_pool_s() -> None:
+    names = [host_name("nexus-ab", "0190aa-d"), "nexus-ab-session-host-0", host_name("nexus-cd", "0190bb-d")]
+    assert sessions_of("nexus-ab", names) == {"0190aa-d"}
