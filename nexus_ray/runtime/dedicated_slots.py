@@ -56,8 +56,12 @@ class DedicatedSlots:
         """Slots held now (as far as this knows: the actor of one may have stopped since)."""
         return len(self._held)
 
-    async def admit(self, session_id: str) -> bool:
-        """Whether ``session_id`` may have an actor: it holds a slot already, or one is free."""
+    async def admit(self, session_id: str, beyond_limit: bool = False) -> bool:
+        """Whether ``session_id`` may have an actor: it holds a slot already, or one is
+        free, or ``beyond_limit`` (a call that must not wait: it takes a slot anyway)."""
+        if beyond_limit:
+            self._held.setdefault(session_id, self.clock())
+            return True
         if session_id not in self._held and self._recount_due():
             await self._recount()
         if session_id in self._held:

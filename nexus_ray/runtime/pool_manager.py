@@ -159,9 +159,9 @@ class PoolManager:
             pool.hosts = {}
 
     # -- dedicated sessions ----------------------------------------------------------------
-    async def admit_dedicated(self, session_id: str) -> bool:
+    async def admit_dedicated(self, session_id: str, beyond_limit: bool = False) -> bool:
         """Whether dedicated session ``session_id`` may start its actor (see dedicated_slots.py)."""
-        return await self.dedicated_slots.admit(session_id)
+        return await self.dedicated_slots.admit(session_id, beyond_limit)
 
     async def _live_dedicated(self) -> set[str]:
         names = await asyncio.to_thread(actor_names, host_name(self.prefix, ""))

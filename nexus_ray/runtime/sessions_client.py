@@ -24,6 +24,10 @@ from .session_service import DEDICATED_HOST_PREFIX
 
 MOVE_ATTEMPTS = 8  # a resize moves a session within milliseconds; 8 tries wait up to ~1.6 s
 DEDICATED_RETRY_AFTER_S = 10.0  # what a caller refused a dedicated session's actor is told
+# Calls that start a dedicated session's actor even past NEXUS_MAX_DEDICATED_SESSIONS: a
+# delete frees what it takes, and the end of a run in the session cannot be put off (its
+# nodes are done; refused, the run stayed `running` until another host adopted it).
+BEYOND_LIMIT = frozenset({"delete", "complete_run"})
 
 
 def _backoff(attempt: int) -> float:
@@ -101,7 +105,8 @@ class SessionsClient(FollowsMembers):
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
                 if manager := self._starts_host(session_id):
-                    self._admitted(session_id, await manager.admit_dedicated.remote(session_id))
+                    admitted = await manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT)
+                    self._admitted(session_id, admitted)
                 host = self.host_for(session_id)
                 if method in SESSION_BATCHED:
                     return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
@@ -122,7 +127,9 @@ class SessionsClient(FollowsMembers):
         for attempt in range(1, MOVE_ATTEMPTS + 1):
             try:
                 if manager := self._starts_host(session_id):
-                    self._admitted(session_id, ray.get(manager.admit_dedicated.remote(session_id)))
+                    self._admitted(
+                        session_id, ray.get(manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT))
+                    )
                 return ray.get(submit(self.host_for(session_id), method, args))
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):

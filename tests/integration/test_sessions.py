@@ -139,7 +139,14 @@ def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_agai
     the machine ran out of memory."""
     import ray
 
+    from nexus_ray.runtime.dedicated_slots import STARTING_S, host_name
+    from nexus_ray.runtime.named_actors import NAMESPACE
+
     first = http.post("/sessions", json={"state": {"n": 1}, "dedicated": True}).json()["session_id"]
+    stopped = http.post("/sessions", json={"state": {}, "dedicated": True}).json()["session_id"]
+    client = app._pool.sessions()
+    ray.kill(ray.get_actor(host_name(client.prefix, stopped), namespace=NAMESPACE), no_restart=True)
+    time.sleep(STARTING_S)  # its slot no longer counts as one whose actor is starting
     manager = app._pool.manager
     limit = app.settings.max_dedicated_sessions
     # Slots given out whose actors never come (as if their callers had died): the rest of them.
@@ -155,6 +162,8 @@ def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_agai
     assert http.get(f"/sessions/{first}").json()["state"] == {"n": 1}  # a session with its actor up goes on
     assert app.get_session(first)["version"] == 1  # also from a process without a handle to it
     assert http.post("/sessions", json={"state": {}}).status_code == 201  # shared ones have no such limit
+    assert http.get(f"/sessions/{stopped}").status_code == 429  # its actor is gone: it needs a slot
+    assert http.delete(f"/sessions/{stopped}").status_code == 204  # a delete never waits for one
 
     deadline = time.monotonic() + 15  # the fillers' actors never came: their slots are free again
     while (again := http.post("/sessions", json={"state": {}, "dedicated": True})).status_code == 429:

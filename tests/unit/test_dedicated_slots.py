@@ -80,3 +80,12 @@ async def test_actors_up_before_the_manager_restarted_are_counted() -> None:
 def test_dedicated_sessions_are_found_by_their_hosts_names_not_the_pool_s() -> None:
     names = [host_name("nexus-ab", "0190aa-d"), "nexus-ab-session-host-0", host_name("nexus-cd", "0190bb-d")]
     assert sessions_of("nexus-ab", names) == {"0190aa-d"}
+
+
+async def test_a_call_that_must_not_wait_takes_a_slot_past_the_limit() -> None:
+    """A delete (it frees what it takes) and the end of a run in the session."""
+    cluster = Cluster()
+    slots = cluster.slots(1)
+    assert await slots.admit("a-d")
+    assert await slots.admit("b-d", beyond_limit=True)
+    assert slots.held == 2 and not await slots.admit("c-d")
