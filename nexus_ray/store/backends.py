@@ -6,6 +6,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,10 @@ class Backend(Protocol):
     def lock(self, name: str) -> None:
         """Hold the lock ``name`` until the current transaction ends, so that a count and
         the insert it allows cannot interleave with another connection's."""
+        ...
+
+    def table_exists(self, name: str) -> bool:
+        """Whether the table ``name`` exists (in the current transaction)."""
         ...
 
     def commit(self) -> None:
@@ -131,6 +136,9 @@ class SQLiteBackend:
     def lock(self, name: str) -> None:
         self._begin(write=True)  # the database's write lock: every writer waits for it
 
+    def table_exists(self, name: str) -> bool:
+        return bool(self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
     # Whether a transaction is open is asked of SQLite (conn.in_transaction), never kept
     # here: SQLite ends a transaction by itself on some errors (a full disk, an I/O error),
     # and a flag of ours then said "open" for ever: every later commit failed ("no
@@ -169,11 +177,26 @@ def _open(path: Path) -> sqlite3.Connection:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal_mode(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     return conn
+
+
+def _wal_mode(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Put the database in WAL mode. Switching a new one needs a lock that SQLite does not
+    wait for: of 8 processes opening a new store at once, one in 40 got "database is
+    locked" here (a cluster's hosts at their first start)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _writes(sql: str) -> bool:
@@ -251,6 +274,9 @@ class PostgresBackend:
         # Row locks cannot stop a COUNT and an INSERT of two connections from interleaving
         # (READ COMMITTED sees no phantom): an advisory lock on the name does.
         self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.execute("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0])
 
     def commit(self) -> None:
         import psycopg

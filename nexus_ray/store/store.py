@@ -79,28 +79,31 @@ class Store(SecurityTables):
     # -- schema -------------------------------------------------------------------------
     def schema_version(self) -> int:
         """The stored schema version (0 for an empty database)."""
-        try:
-            rows = self.backend.execute("SELECT value FROM nexus_meta WHERE key = 'schema_version'")
-        except Exception as exc:
-            self.backend.rollback()
-            if _no_such_table(exc):  # a new database
-                return 0
-            raise
-        self.backend.commit()
+        return self._transact(self._read_schema_version)
+
+    def _read_schema_version(self) -> int:
+        if not self.backend.table_exists("nexus_meta"):  # a new database
+            return 0
+        rows = self.backend.execute("SELECT value FROM nexus_meta WHERE key = 'schema_version'")
         return int(rows[0][0]) if rows else 0
 
     def migrate(self) -> None:
-        """Bring an older store up to SCHEMA_VERSION; refuse a newer one."""
-        version = self.schema_version()
-        if version > SCHEMA_VERSION:
-            raise StoreVersionError(
-                f"The store ({self.backend.name}) has schema version {version}, newer than this nexus_ray "
-                f"supports ({SCHEMA_VERSION}). Upgrade nexus_ray, or point NEXUS_HOME / NEXUS_STORE_URL elsewhere.",
-                store_version=version,
-                supported_version=SCHEMA_VERSION,
-            )
-        while version < SCHEMA_VERSION:
-            with self.transaction():
+        """Bring an older store up to SCHEMA_VERSION; refuse a newer one. One transaction
+        under a lock: processes that open a new or older store at once (a cluster's hosts
+        at its first start, or after an upgrade) wait for the first to migrate it, then
+        find it current. (Before, all but one failed: "table runs already exists".)"""
+        with self.transaction(write=True):
+            self.backend.lock("nexus-schema")
+            version = self._read_schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"The store ({self.backend.name}) has schema version {version}, newer than this nexus_ray "
+                    f"supports ({SCHEMA_VERSION}). Upgrade nexus_ray, or point NEXUS_HOME / NEXUS_STORE_URL "
+                    "elsewhere.",
+                    store_version=version,
+                    supported_version=SCHEMA_VERSION,
+                )
+            while version < SCHEMA_VERSION:
                 for statement in MIGRATIONS[version]:
                     self.backend.execute(statement)
                 version += 1
@@ -681,11 +684,6 @@ class Store(SecurityTables):
     def close(self) -> None:
         """Close the connection."""
         self.backend.close()
-
-
-def _no_such_table(exc: Exception) -> bool:
-    """Whether ``exc`` says a table does not exist (SQLite's message, PostgreSQL's class)."""
-    return "no such table" in str(exc) or type(exc).__name__ == "UndefinedTable"
 
 
 def _dump(value: Any) -> str:

@@ -48,6 +48,47 @@ def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], obj
     store.close()
 
 
+def open_at_once(make_backend: Callable[[], object], count: int = 6) -> list[str]:
+    """Open ``count`` stores on one database from as many threads at the same moment, as
+    a cluster's hosts do at its first start or after an upgrade; the errors."""
+    start, errors = threading.Barrier(count), []
+
+    def open_one() -> None:
+        try:
+            start.wait()
+            Store(make_backend()).close()  # type: ignore[arg-type]
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_stores_opened_at_once_on_a_new_database_all_start(make_backend: Callable[[], object]) -> None:
+    """Before, all but one failed ("table runs already exists"; on PostgreSQL a duplicate
+    key of pg_type): each read version 0 and ran the migrations itself."""
+    assert open_at_once(make_backend) == []
+    store = Store(make_backend())  # type: ignore[arg-type]
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_stores_opened_at_once_on_an_older_database_migrate_it_once(make_backend: Callable[[], object]) -> None:
+    backend = make_backend()
+    for statement in MIGRATIONS[0]:  # a version-1 store
+        backend.execute(statement)  # type: ignore[attr-defined]
+    backend.execute("INSERT INTO nexus_meta (key, value) VALUES ('schema_version', '1')")  # type: ignore[attr-defined]
+    backend.commit()  # type: ignore[attr-defined]
+    assert open_at_once(make_backend) == []  # before: "duplicate column name: session_id"
+    store = Store(backend)  # type: ignore[arg-type]
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
 def node_state(store: Store, run_id: str, node_id: str, status: NodeStatus, **fields: Any) -> None:
     """What a host records when a node changes state: its node.* event."""
     store.append_event("run", run_id, *node_event(node_id, status, **fields))
@@ -278,23 +319,20 @@ def test_after_sqlite_ends_a_transaction_by_itself_the_store_goes_on_atomically(
 
 
 def test_an_unreadable_schema_version_is_an_error_not_a_new_database() -> None:
-    # Only "no such table" means a new database; anything else (a permission, a broken
+    # Only a missing table means a new database; anything else (a permission, a broken
     # connection) used to read as version 0, and the migration then failed confusingly.
     import sqlite3
 
     class Unreadable:
         name = "sqlite"
-        rolled_back = False
+
+        def table_exists(self, name: str) -> bool:
+            return True
 
         def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
             raise sqlite3.OperationalError("permission denied for table nexus_meta")
 
-        def rollback(self) -> None:
-            self.rolled_back = True
-
-    backend = Unreadable()
     store = Store.__new__(Store)
-    store.backend = backend  # type: ignore[assignment]
+    store.backend = Unreadable()  # type: ignore[assignment]
     with pytest.raises(sqlite3.OperationalError, match="permission denied"):
-        store.schema_version()
-    assert backend.rolled_back
+        store._read_schema_version()
