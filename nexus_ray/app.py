@@ -591,12 +591,18 @@ class Nexus:
             self._ship(workflow)
         wait_s = resource_wait_s(self.settings.resource_wait_s, embedded=runtime.started_here)
         settings = self.settings.model_copy(update={"resource_wait_s": wait_s})
+        from ray.exceptions import RayActorError
+
+        from .runtime.errors import translate_ray_error
+
         try:
             self._pool = RunHostPool(workflows, settings, self._catalog.items(), self._deployment)
-        except TypeError as exc:
+        except (TypeError, RayActorError) as exc:
             self._runtime = None
             runtime.stop()
-            raise _unshippable(exc, workflows) from None
+            if isinstance(exc, TypeError):
+                raise _unshippable(exc, workflows) from None
+            raise translate_ray_error(exc) from None
 
     def _check_store(self) -> None:
         """On an embedded Ray the hosts open the store on this machine: open it here first,

@@ -2,24 +2,59 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
-from ..errors import InvalidRequestError, RuntimeUnavailableError
+from ..errors import InvalidRequestError, NexusError, RuntimeUnavailableError
 
 
 def translate_ray_error(exc: Exception) -> Exception:
     """What an actor raised (a NexusError, or the exception of a caller's own function,
     such as a session turn), unwrapped from Ray's error (raise it ``from`` that error: it
-    keeps the actor's traceback); a dead actor is RuntimeUnavailableError."""
+    keeps the actor's traceback); a dead actor is RuntimeUnavailableError, or the
+    NexusError its constructor raised."""
     cause = getattr(exc, "cause", None)
     if isinstance(cause, Exception):
         return cause
     if isinstance(exc, RayActorError):
-        return RuntimeUnavailableError(f"A run host is not available: {exc}. Retry shortly.")
+        return init_failure(exc) or RuntimeUnavailableError(f"A host is not available: {exc}. Retry shortly.")
     return exc
+
+
+_RAISED = re.compile(r"^nexus_ray(?:\.\w+)*\.(\w+Error): ", re.MULTILINE)  # a traceback's last line
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def init_failure(exc: RayActorError) -> NexusError | None:
+    """The NexusError an actor's constructor raised (a host that cannot open the store:
+    PostgreSQL refusing connections, a newer schema), or None. Ray keeps only its text, a
+    traceback; when a constructor failed creating another actor (the PoolManager its
+    hosts), the innermost error is the last."""
+    if not exc.actor_init_failed:
+        return None
+    text = _ANSI.sub("", str(exc))
+    raised = list(_RAISED.finditer(text))
+    kind = _nexus_error_named(raised[-1].group(1)) if raised else None
+    if kind is None:
+        return None
+    message = text[raised[-1].end() :].strip()
+    try:
+        return kind(message)
+    except TypeError:  # a kind with arguments of its own (RateLimitedError)
+        return RuntimeUnavailableError(message)
+
+
+def _nexus_error_named(name: str) -> type[NexusError] | None:
+    kinds: list[type[NexusError]] = [NexusError]
+    while kinds:
+        kind = kinds.pop()
+        if kind.__name__ == name:
+            return kind
+        kinds.extend(kind.__subclasses__())
+    return None
 
 
 class HostMovedError(RuntimeUnavailableError):
