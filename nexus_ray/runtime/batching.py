@@ -141,6 +141,11 @@ class BatcherCache:
             batcher = per_loop[key] = CallBatcher(handle, **self.options)
         return batcher
 
+    def forget(self, key: str) -> None:
+        """Drop the batchers of ``key`` (calls they hold go on)."""
+        for per_loop in list(self._by_loop.values()):
+            per_loop.pop(key, None)
+
     def __getstate__(self) -> dict[str, Any]:
         return {"options": self.options}
 

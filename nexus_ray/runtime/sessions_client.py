@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import OrderedDict
 from typing import Any
 
 import ray
@@ -28,6 +29,9 @@ DEDICATED_RETRY_AFTER_S = 10.0  # what a caller refused a dedicated session's ac
 # delete frees what it takes, and the end of a run in the session cannot be put off (its
 # nodes are done; refused, the run stayed `running` until another host adopted it).
 BEYOND_LIMIT = frozenset({"delete", "complete_run"})
+# Handles to dedicated hosts one process keeps, the least recently used dropped first (with
+# their batchers): one was kept for every dedicated session this process ever called.
+DEDICATED_HANDLES_KEPT = 256
 
 
 def _backoff(attempt: int) -> float:
@@ -74,11 +78,11 @@ class SessionsClient(FollowsMembers):
     ) -> None:
         self.members = members if isinstance(members, MemberView) else MemberView(members, kind="session")
         self.prefix, self.settings, self.dedicated_by_default = prefix, settings or {}, dedicated_by_default
-        self._dedicated: dict[str, ActorHandle] = {}
+        self._dedicated: OrderedDict[str, ActorHandle] = OrderedDict()
         self.batchers = BatcherCache(max_inflight=1, max_batch=256, wait_s=0.05)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_dedicated": {}}  # handles are looked up again where used
+        return {**self.__dict__, "_dedicated": OrderedDict()}  # handles are looked up again where used
 
     def _host_key(self, session_id: str) -> str:
         return session_id if session_id.endswith(DEDICATED_SUFFIX) else self.ring.member_for(session_id)
@@ -88,13 +92,24 @@ class SessionsClient(FollowsMembers):
         if not session_id.endswith(DEDICATED_SUFFIX):
             return self.hosts[self.ring.member_for(session_id)]
         handle = self._dedicated.get(session_id)
-        if handle is None:
-            from .session_host import SessionHost
+        if handle is not None:
+            self._dedicated.move_to_end(session_id)
+            return handle
+        from .session_host import SessionHost
 
-            handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
-                name=host_name(self.prefix, session_id), namespace=NAMESPACE, get_if_exists=True
-            ).remote(DEDICATED_HOST_PREFIX + session_id, self.settings)
+        handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
+            name=host_name(self.prefix, session_id), namespace=NAMESPACE, get_if_exists=True
+        ).remote(DEDICATED_HOST_PREFIX + session_id, self.settings)
+        while len(self._dedicated) > DEDICATED_HANDLES_KEPT:
+            self._forget(next(iter(self._dedicated)))
         return handle
+
+    def _forget(self, session_id: str) -> None:
+        """Drop this process's handle to a dedicated session's host, and its batchers. (Its
+        actor, if up and nobody else holds a handle, is stopped by Ray: the session is
+        passivated; the next call starts it again.)"""
+        self._dedicated.pop(session_id, None)
+        self.batchers.forget(session_id)
 
     async def call(self, method: str, session_id: str, *args: Any) -> Any:
         """``method`` on the host of ``session_id``; quick methods are batched with
@@ -173,7 +188,7 @@ class SessionsClient(FollowsMembers):
         handle and retry; a dedicated host whose session is gone is stopped."""
         dedicated = session_id.endswith(DEDICATED_SUFFIX)
         if dedicated and isinstance(exc, RayActorError) and attempt == 1:
-            self._dedicated.pop(session_id, None)
+            self._forget(session_id)
             return
         # a NotFoundError from an actor is also a RayTaskError (Ray's dual class): unwrap it
         error = translate_ray_error(exc) if isinstance(exc, RayTaskError | RayActorError) else exc
@@ -216,7 +231,7 @@ class SessionsClient(FollowsMembers):
         """Stop a deleted dedicated session's actor (no-op for shared ones)."""
         if session_id.endswith(DEDICATED_SUFFIX):
             ray.kill(self.host_for(session_id), no_restart=True)
-            self._dedicated.pop(session_id, None)
+            self._forget(session_id)
 
     async def wait_events(self, session_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         """A session's events after ``after`` (a long poll of up to ``timeout_s``) and
