@@ -30,7 +30,9 @@ DEDICATED_RETRY_AFTER_S = 10.0  # what a caller refused a dedicated session's ac
 # nodes are done; refused, the run stayed `running` until another host adopted it).
 BEYOND_LIMIT = frozenset({"delete", "complete_run"})
 # Handles to dedicated hosts one process keeps, the least recently used dropped first (with
-# their batchers): one was kept for every dedicated session this process ever called.
+# their batchers): one was kept for every dedicated session this process ever called. At
+# least twice NEXUS_MAX_DEDICATED_SESSIONS, so those dropped are most likely of actors that
+# stopped already (Ray stops a live one whose creator drops its handle).
 DEDICATED_HANDLES_KEPT = 256
 
 
@@ -100,14 +102,14 @@ class SessionsClient(FollowsMembers):
         handle = self._dedicated[session_id] = SessionHost.options(  # type: ignore[attr-defined]
             name=host_name(self.prefix, session_id), namespace=NAMESPACE, get_if_exists=True
         ).remote(DEDICATED_HOST_PREFIX + session_id, self.settings)
-        while len(self._dedicated) > DEDICATED_HANDLES_KEPT:
+        while len(self._dedicated) > max(DEDICATED_HANDLES_KEPT, 2 * self.settings.get("max_dedicated_sessions", 0)):
             self._forget(next(iter(self._dedicated)))
         return handle
 
     def _forget(self, session_id: str) -> None:
         """Drop this process's handle to a dedicated session's host, and its batchers. (Its
-        actor, if up and nobody else holds a handle, is stopped by Ray: the session is
-        passivated; the next call starts it again.)"""
+        actor, if up and created by this process, is stopped by Ray: the session is
+        passivated, and the next call from any process starts it again.)"""
         self._dedicated.pop(session_id, None)
         self.batchers.forget(session_id)
 

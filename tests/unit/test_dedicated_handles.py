@@ -47,3 +47,12 @@ async def test_the_least_recently_used_dedicated_handles_go_with_their_batchers(
     assert client.batchers.get("s1-d", first) is client.batchers.get("s1-d", first)  # kept
     client._forget("s1-d")
     assert "s1-d" not in client._dedicated and not any("s1-d" in b for b in client.batchers._by_loop.values())
+
+
+def test_twice_the_dedicated_limit_are_kept_when_that_is_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_host, "SessionHost", FakeHostClass)
+    monkeypatch.setattr("nexus_ray.runtime.sessions_client.DEDICATED_HANDLES_KEPT", 3)
+    client = SessionsClient({"session-host-0": "h0"}, prefix="app", settings={"max_dedicated_sessions": 4})  # type: ignore[dict-item]
+    for n in range(10):
+        client.host_for(f"s{n}-d")
+    assert list(client._dedicated) == [f"s{n}-d" for n in range(2, 10)]
