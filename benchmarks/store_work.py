@@ -25,6 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_session_logs import session_log_retention  # noqa: E402
 from benchmarks.common import run_like_a_host, scratch_dir, stat  # noqa: E402
 from nexus_ray.runtime.ids import new_run_id  # noqa: E402
 from nexus_ray.runtime.run_service import RunService  # noqa: E402
@@ -186,48 +187,6 @@ def _retention_in(path: Path, groups: int, runs_per_group: int, chunk: int) -> d
         store.close()
 
 
-def session_log_retention(sessions: int = 20000, old_events: int = 4, chunk: int = 200) -> dict[str, Any]:
-    """What trimming session logs works against: ``sessions`` sessions created 10 days ago,
-    each with ``old_events`` events that old and one of today, and a 7-day retention. The
-    ms per ``purge_session_logs`` call (``chunk`` logs or rows) for the walk that deletes
-    the old events, then for a walk that finds nothing to delete (what a host's later
-    rounds cost)."""
-    with scratch_dir("nexus-bench-") as home:
-        store = Store(SQLiteBackend(home / "nexus.db"))
-        try:
-            _old_sessions(store, sessions, old_events)
-            cutoff = time.time() - 7 * 86400
-            return {"trim": _walk_ms(store, cutoff, chunk), "again": _walk_ms(store, cutoff, chunk), "chunk": chunk}
-        finally:
-            store.close()
-
-
-def _old_sessions(store: Store, sessions: int, old_events: int) -> None:
-    created = time.time() - 10 * 86400
-    for first in range(0, sessions, 500):
-        with store.transaction(write=True):
-            for n in range(first, min(first + 500, sessions)):
-                session_id = f"{int(created * 1000):012x}{n:020x}"
-                store.create_session(session_id, {"n": n, "text": "x" * 200}, None)
-                for version in range(1, old_events):
-                    store.save_session(session_id, {"n": n, "text": "y" * 200}, version)
-        store.backend.execute("UPDATE events SET created_at = ? WHERE scope = 'session'", (created,))
-        store.backend.commit()
-    with store.transaction(write=True):
-        for n in range(sessions):
-            store.save_session(f"{int(created * 1000):012x}{n:020x}", {"n": n}, old_events)
-
-
-def _walk_ms(store: Store, cutoff: float, chunk: int) -> dict[str, Any]:
-    after: str | None = ""
-    took = []
-    while after is not None:
-        started = time.perf_counter()
-        after = store.purge_session_logs(cutoff, after, chunk)
-        took.append((time.perf_counter() - started) * 1000)
-    return {"calls": len(took), "total_ms": round(sum(took)), "call_ms": stat(took, 1)}
-
-
 def measure_all() -> dict[str, Any]:
     """Every figure of this module."""
     off, on = in_process(False), in_process(True)
@@ -240,7 +199,7 @@ def measure_all() -> dict[str, Any]:
         "batch_of_16_ms_off": batch_off,
         "batch_of_16_ms_on": batch_on,
         "retention": retention(),
-        "session_log_retention": session_log_retention(),
+        "session_log_retention": session_log_retention(),  # bench_session_logs.py
     }
 
 

@@ -489,48 +489,74 @@ class Store(SecurityTables):
         (``session.deleted``/``session.expired``) goes whole once that old. At most
         ``limit`` rows are deleted. Returns where to go on (pass it as ``after``), or None
         when no log is left. Only sessions created before the cutoff can have an event
-        that old, and session ids begin with their creation time, so the walk ends there."""
-        end = time_prefix(created_before)
+        that old, and session ids begin with their creation time, so the walk ends there.
+        Three statements a call, whatever the number of logs (on PostgreSQL each round trip
+        counts: four a log took 0.7 ms a log here)."""
 
         def purge() -> str | None:
-            cursor, budget = after, limit
-            for _ in range(limit):
-                row = self.backend.execute(
-                    "SELECT scope_id FROM events WHERE scope = 'session' AND scope_id > ? AND scope_id < ?"
-                    " ORDER BY scope_id LIMIT 1",
-                    (cursor, end),
-                )
-                if not row:
-                    return None
-                deleted, done = self._trim_session_log(row[0][0], created_before, budget)
-                budget -= deleted
-                if not done:  # the row budget ran out within this log: the next call goes on with it
-                    return cursor
-                cursor = row[0][0]
+            ids = self._next_session_logs(after, time_prefix(created_before), limit)
+            cursor: str | None = after
+            budget, cuts = limit, []
+            for session_id, oldest, cut in self._session_log_cuts(ids, created_before):
+                if cut - oldest > budget:  # seqs are consecutive but for gaps: at most this many rows
+                    cuts.append((session_id, oldest + budget))
+                    break  # the rest of this log, and the logs after it, in the next call
+                if cut > oldest:
+                    cuts.append((session_id, cut))
+                    budget -= cut - oldest
+                cursor = session_id
+            else:
+                if len(ids) < limit:
+                    cursor = None  # no log left
+            self._delete_before(cuts)
             return cursor
 
         return self._transact(purge, write=True)
 
-    def _trim_session_log(self, session_id: str, created_before: float, budget: int) -> tuple[int, bool]:
-        """Delete up to ``budget`` of one session log's events created before the cutoff
-        (oldest first); how many, and whether the log has none such left."""
-        log = "scope = 'session' AND scope_id = ?"
-        newest_seq, newest_at = self.backend.execute(
-            f"SELECT seq, created_at FROM events WHERE {log} ORDER BY seq DESC LIMIT 1", (session_id,)
-        )[0]
-        if newest_at < created_before and not self.backend.execute(
-            "SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)
-        ):  # a gone session: only its end is left (its older events went with it)
-            return self.backend.changes(f"DELETE FROM events WHERE {log}", (session_id,)), True
+    def _next_session_logs(self, after: str, end: str, limit: int) -> list[str]:
+        """The ids of up to ``limit`` session logs after ``after`` and below ``end``, in
+        order: one index seek each, in one statement (a loose index scan)."""
         rows = self.backend.execute(
-            f"SELECT seq, created_at FROM events WHERE {log} AND seq < ? ORDER BY seq LIMIT ?",
-            (session_id, newest_seq, budget + 1),
+            "WITH RECURSIVE logs(id, n) AS ("
+            " SELECT (SELECT scope_id FROM events WHERE scope = 'session' AND scope_id > ? AND scope_id < ?"
+            " ORDER BY scope_id LIMIT 1), 1"
+            " UNION ALL"
+            " SELECT (SELECT scope_id FROM events WHERE scope = 'session' AND scope_id > logs.id AND scope_id < ?"
+            " ORDER BY scope_id LIMIT 1), n + 1 FROM logs WHERE logs.id IS NOT NULL AND n < ?"
+            ") SELECT id FROM logs WHERE id IS NOT NULL ORDER BY n",
+            (after, end, end, limit),
         )
-        stale = list(itertools.takewhile(lambda r: r[1] < created_before, rows[:budget]))
-        if stale:
-            self.backend.changes(f"DELETE FROM events WHERE {log} AND seq <= ?", (session_id, stale[-1][0]))
-        more = len(stale) == budget and len(rows) > budget and rows[budget][1] < created_before
-        return len(stale), not more
+        return [row[0] for row in rows]
+
+    def _session_log_cuts(self, ids: list[str], created_before: float) -> list[tuple[str, int, int]]:
+        """For each log: (id, its oldest seq, the seq its events are deleted below). A live
+        session keeps its events from the first one created since the cutoff, or else its
+        newest; a gone one keeps none once its end is that old."""
+        if not ids:
+            return []
+        log = "scope = 'session' AND scope_id = ids.id"
+        rows = self.backend.execute(
+            f"WITH ids(id) AS (VALUES {', '.join('(?)' for _ in ids)})"
+            f" SELECT id, (SELECT MIN(seq) FROM events WHERE {log}), (SELECT MAX(seq) FROM events WHERE {log}),"
+            f" (SELECT seq FROM events WHERE {log} AND created_at >= ? ORDER BY seq LIMIT 1),"
+            " EXISTS (SELECT 1 FROM sessions WHERE session_id = ids.id) FROM ids",
+            (*ids, created_before),
+        )
+        order = {session_id: n for n, session_id in enumerate(ids)}
+        cuts = []
+        for session_id, oldest, newest, first_new, live in sorted(rows, key=lambda r: order[r[0]]):
+            if first_new is not None:
+                cuts.append((session_id, oldest, first_new))
+            else:  # every event is that old: a live session keeps its newest
+                cuts.append((session_id, oldest, newest if live else newest + 1))
+        return cuts
+
+    def _delete_before(self, cuts: list[tuple[str, int]]) -> None:
+        """Delete each log's events below its cut, in one statement."""
+        if cuts:
+            # Each term whole: SQLite searches the primary key once a term only so.
+            terms = " OR ".join("(scope = 'session' AND scope_id = ? AND seq < ?)" for _ in cuts)
+            self.backend.changes(f"DELETE FROM events WHERE {terms}", tuple(itertools.chain(*cuts)))
 
     def _close_session_log(self, session_id: str, event_type: str) -> None:
         """End a gone session's log with ``event_type`` and delete every event before it:
