@@ -26,6 +26,16 @@ logger = logging.getLogger("nexus_ray.runtime")
 SYNC_CHECK_S = 1.0  # how stale a synchronous caller's view may get before it asks again
 WATCH_TIMEOUT_S = 30.0
 CLOSED = -1  # what the PoolManager answers a long poll once the app stops
+# A caller whose host died asks for the members again this many times, waiting longer each
+# time (lost_host_backoff: 15.5 s in all). The hosts are the PoolManager's actors: when it
+# crashes they die with it, and it makes new ones once Ray restarts it (~5 s here).
+HOST_LOST_ATTEMPTS = 20
+
+
+def lost_host_backoff(attempt: int) -> float:
+    """The wait before attempt ``attempt + 1`` of a call whose host died (none before the
+    second: after a resize the members have changed already)."""
+    return 0.0 if attempt <= 1 else min(0.05 * 2 ** (attempt - 2), 1.0)
 
 
 class MemberView:

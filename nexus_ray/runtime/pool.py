@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import secrets
+import time
 from typing import Any
 
 import ray
@@ -17,7 +20,7 @@ from .batching import BatcherCache, ask_each
 from .catalog import WorkflowCatalog
 from .errors import submit, translate_ray_error
 from .ids import new_run_id, request_hash
-from .membership import FollowsMembers, MemberView
+from .membership import HOST_LOST_ATTEMPTS, FollowsMembers, MemberView, lost_host_backoff
 from .named_actors import NAMESPACE, named_actors
 from .pool_manager import PoolManager
 from .security_host import start_security_host
@@ -41,7 +44,7 @@ class PoolClient(FollowsMembers):
     async def execute(self, name: str, node_inputs: dict[str, dict[str, Any]], run_id: str) -> dict[str, Any]:
         """Execute a run on its host (batched with concurrent ones) and return the RunResult dict."""
         self.members.follow()
-        for attempt in (1, 2):
+        for attempt in itertools.count(1):
             host_id = self.members.ring.member_for(run_id)
             batcher = self.batchers.get(host_id, self.members.hosts[host_id])
             try:
@@ -55,7 +58,7 @@ class PoolClient(FollowsMembers):
         the pool meanwhile: the call goes again to the current owner (every RunHost method
         is safe to repeat: runs are found by id in the store)."""
         self.members.follow()
-        for attempt in (1, 2):
+        for attempt in itertools.count(1):
             try:
                 return await submit(self.host_for(run_id), method, args)
             except (RayTaskError, RayActorError) as exc:
@@ -67,12 +70,13 @@ class PoolClient(FollowsMembers):
         the translated error."""
         if not self._retry_after(exc, attempt):
             raise translate_ray_error(exc) from exc
+        await asyncio.sleep(lost_host_backoff(attempt))
         await self.members.refresh()
 
     def _retry_after(self, exc: RayTaskError | RayActorError, attempt: int) -> bool:
-        """Whether a failed call goes again: its host died (or left a resizable pool), on
-        the first attempt."""
-        return isinstance(exc, RayActorError) and attempt == 1 and self.members.manager is not None
+        """Whether a failed call goes again: its host died (it left a resizable pool, or
+        the PoolManager that made it crashed and makes new ones), up to HOST_LOST_ATTEMPTS."""
+        return isinstance(exc, RayActorError) and attempt < HOST_LOST_ATTEMPTS and self.members.manager is not None
 
     async def execute_idempotent(
         self,
@@ -198,12 +202,13 @@ class PoolClient(FollowsMembers):
     def call_blocking(self, method: str, run_id: str, *args: Any) -> Any:
         """Like :meth:`call`, for synchronous callers."""
         self.members.refresh_blocking()
-        for attempt in (1, 2):
+        for attempt in itertools.count(1):
             try:
                 return ray.get(submit(self.host_for(run_id), method, args))
             except (RayTaskError, RayActorError) as exc:
                 if not self._retry_after(exc, attempt):
                     raise translate_ray_error(exc) from exc
+                time.sleep(lost_host_backoff(attempt))
                 self.members.refresh_blocking(force=True)
         raise AssertionError("unreachable")
 

@@ -19,7 +19,7 @@ from .batching import BatcherCache, ask_each
 from .dedicated_slots import host_name
 from .errors import HostMovedError, submit, translate_ray_error
 from .ids import new_run_id
-from .membership import FollowsMembers, MemberView
+from .membership import HOST_LOST_ATTEMPTS, FollowsMembers, MemberView, lost_host_backoff
 from .named_actors import NAMESPACE
 from .session_service import DEDICATED_HOST_PREFIX
 
@@ -36,8 +36,10 @@ BEYOND_LIMIT = frozenset({"delete", "complete_run"})
 DEDICATED_HANDLES_KEPT = 256
 
 
-def _backoff(attempt: int) -> float:
-    return min(0.01 * 2**attempt, 0.5)
+def _backoff(exc: Exception, attempt: int) -> float:
+    """The wait before the next attempt: a host that died may take the PoolManager's
+    restart to replace (see membership.py); a moved session is found at once."""
+    return lost_host_backoff(attempt) if isinstance(exc, RayActorError) else min(0.01 * 2**attempt, 0.5)
 
 
 # Quick, non-blocking SessionHost methods that are batched (long polls are sent alone).
@@ -119,7 +121,7 @@ class SessionsClient(FollowsMembers):
         _check_id(method, session_id)
         self.members.follow()
         args = with_turn_id(method, args)
-        for attempt in range(1, MOVE_ATTEMPTS + 1):
+        for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
             try:
                 if manager := self._starts_host(session_id):
                     admitted = await manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT)
@@ -130,7 +132,7 @@ class SessionsClient(FollowsMembers):
                 return await submit(host, method, args)
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
-                    await asyncio.sleep(_backoff(attempt))
+                    await asyncio.sleep(_backoff(exc, attempt))
                     await self.members.refresh()
                     continue
                 self._on_error(session_id, exc, attempt)
@@ -141,7 +143,7 @@ class SessionsClient(FollowsMembers):
         _check_id(method, session_id)
         self.members.refresh_blocking()
         args = with_turn_id(method, args)
-        for attempt in range(1, MOVE_ATTEMPTS + 1):
+        for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
             try:
                 if manager := self._starts_host(session_id):
                     self._admitted(
@@ -150,7 +152,7 @@ class SessionsClient(FollowsMembers):
                 return ray.get(submit(self.host_for(session_id), method, args))
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
-                    time.sleep(_backoff(attempt))
+                    time.sleep(_backoff(exc, attempt))
                     self.members.refresh_blocking(force=True)
                     continue
                 self._on_error(session_id, exc, attempt)
@@ -178,8 +180,10 @@ class SessionsClient(FollowsMembers):
 
     def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:
         """Whether to ask for the pool's members and try again: the host no longer owns the
-        session (the pool was resized) or was removed from the pool."""
-        if attempt >= MOVE_ATTEMPTS or session_id.endswith(DEDICATED_SUFFIX) or self.members.manager is None:
+        session (the pool was resized, up to MOVE_ATTEMPTS), or it was removed from the pool
+        or died (up to HOST_LOST_ATTEMPTS)."""
+        attempts = HOST_LOST_ATTEMPTS if isinstance(exc, RayActorError) else MOVE_ATTEMPTS
+        if attempt >= attempts or session_id.endswith(DEDICATED_SUFFIX) or self.members.manager is None:
             return False
         moved = exc if isinstance(exc, HostMovedError) else getattr(exc, "cause", None)
         return isinstance(exc, RayActorError) or isinstance(moved, HostMovedError)

@@ -146,3 +146,43 @@ def _wait_for(condition: Any, timeout_s: float) -> bool:
             return True
         time.sleep(0.25)
     return False
+
+
+def test_calls_made_while_the_pool_manager_restarts_wait_for_its_new_hosts(app: Nexus, tmp_path: Path) -> None:
+    """The hosts are the PoolManager's actors: when it crashes they die with it, and Ray
+    restarts it, which makes new ones (~5 s here). Before, a run or session call made
+    meanwhile got a 503 ("A host is not available") after its one retry."""
+    import asyncio
+    import os
+    import signal
+
+    other = Nexus(settings=Settings(home=tmp_path / "home"))  # on the shared Ray, with a pool of its own
+    other.register("double", WorkflowBuilder().add_node("PythonCodeNode", "d", {"code": "result = 2 * x"}))
+    try:
+        sid = other.create_session({"n": 1})["session_id"]
+        manager = other.runtime_pool().manager
+        host = next(iter(other.runtime_pool().hosts.values()))
+        os.kill(ray.get(manager.__ray_call__.remote(lambda _: os.getpid())), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:  # its RunHost goes with it
+            try:
+                ray.get(host.__ray_call__.remote(lambda _: None), timeout=5)
+            except ray.exceptions.ActorDiedError:
+                break
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                pass  # going
+            assert time.monotonic() < deadline, "the RunHost outlived its PoolManager"
+            time.sleep(0.1)
+
+        async def meanwhile() -> list[Any]:
+            return list(
+                await asyncio.gather(
+                    other.aexecute("double", x=4), other.aget_session(sid), other.aupdate_session(sid, {"n": 2})
+                )
+            )
+
+        run, before, after = asyncio.run(meanwhile())
+        assert run.outputs["d"]["result"] == 8 and before["state"] == {"n": 1} and after["version"] == 2
+        assert other.execute("double", x=5).outputs["d"]["result"] == 10  # and the blocking API
+    finally:
+        other.stop()
