@@ -159,7 +159,7 @@ def test_calls_made_while_the_pool_manager_restarts_wait_for_its_new_hosts(app: 
     other = Nexus(settings=Settings(home=tmp_path / "home"))  # on the shared Ray, with a pool of its own
     other.register("double", WorkflowBuilder().add_node("PythonCodeNode", "d", {"code": "result = 2 * x"}))
     try:
-        sid = other.create_session({"n": 1})["session_id"]
+        read, changed = (other.create_session({"n": 1})["session_id"] for _ in range(2))
         manager = other.runtime_pool().manager
         host = next(iter(other.runtime_pool().hosts.values()))
         os.kill(ray.get(manager.__ray_call__.remote(lambda _: os.getpid())), signal.SIGKILL)
@@ -177,7 +177,7 @@ def test_calls_made_while_the_pool_manager_restarts_wait_for_its_new_hosts(app: 
         async def meanwhile() -> list[Any]:
             return list(
                 await asyncio.gather(
-                    other.aexecute("double", x=4), other.aget_session(sid), other.aupdate_session(sid, {"n": 2})
+                    other.aexecute("double", x=4), other.aget_session(read), other.aupdate_session(changed, {"n": 2})
                 )
             )
 
