@@ -21,10 +21,9 @@ def actor_names(prefix: str) -> list[str]:
 def named_actors(prefix: str) -> dict[str, ActorHandle]:
     """The live actors of this namespace whose names start with ``prefix``, by name."""
     found = {}
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == NAMESPACE and actor["name"].startswith(prefix):
-            try:
-                found[actor["name"]] = ray.get_actor(actor["name"], namespace=NAMESPACE)
-            except ValueError:  # gone meanwhile
-                continue
+    for name in actor_names(prefix):
+        try:
+            found[name] = ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:  # gone meanwhile
+            continue
     return found

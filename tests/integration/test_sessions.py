@@ -109,6 +109,7 @@ def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_
     import ray
     from ray.exceptions import RayActorError
 
+    from nexus_ray.runtime.dedicated_slots import host_name
     from nexus_ray.runtime.named_actors import NAMESPACE
     from nexus_ray.runtime.session_host import SessionHost
     from nexus_ray.runtime.session_service import DEDICATED_HOST_PREFIX
@@ -116,7 +117,7 @@ def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_
     client = app._pool.sessions()
     sid = client.new_session_id(dedicated=True)
     host = SessionHost.options(  # type: ignore[attr-defined]
-        name=f"{client.prefix}-session-{sid}", namespace=NAMESPACE
+        name=host_name(client.prefix, sid), namespace=NAMESPACE
     ).remote(DEDICATED_HOST_PREFIX + sid, {**client.settings, "session_idle_s": 0.5})
     assert ray.get(host.create.remote(sid, {"n": 1}, None))["version"] == 1
     deadline = time.monotonic() + 30
