@@ -123,9 +123,8 @@ class SessionsClient(FollowsMembers):
         args = with_turn_id(method, args)
         for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
             try:
-                if manager := self._starts_host(session_id):
-                    admitted = await manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT)
-                    self._admitted(session_id, admitted)
+                if (admission := self._admission(method, session_id)) is not None:
+                    self._check_admitted(session_id, await admission)
                 host = self.host_for(session_id)
                 if method in SESSION_BATCHED:
                     return await self.batchers.get(self._host_key(session_id), host).call(method, *args)
@@ -145,10 +144,8 @@ class SessionsClient(FollowsMembers):
         args = with_turn_id(method, args)
         for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
             try:
-                if manager := self._starts_host(session_id):
-                    self._admitted(
-                        session_id, ray.get(manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT))
-                    )
+                if (admission := self._admission(method, session_id)) is not None:
+                    self._check_admitted(session_id, ray.get(admission))
                 return ray.get(submit(self.host_for(session_id), method, args))
             except (RayTaskError, RayActorError, NotFoundError, HostMovedError) as exc:
                 if self._moved(session_id, exc, attempt):
@@ -158,15 +155,16 @@ class SessionsClient(FollowsMembers):
                 self._on_error(session_id, exc, attempt)
         raise AssertionError("unreachable")
 
-    def _starts_host(self, session_id: str) -> ActorHandle | None:
-        """The PoolManager to ask when a call for ``session_id`` may start a dedicated
-        session's actor: this process has no handle to one (the actor may be up already:
-        the manager knows). None otherwise."""
-        if session_id.endswith(DEDICATED_SUFFIX) and session_id not in self._dedicated:
-            return self.members.manager
-        return None
+    def _admission(self, method: str, session_id: str) -> ray.ObjectRef | None:
+        """The PoolManager's answer (to await or get) whether a call of ``method`` may start
+        a dedicated session's actor, asked when this process has no handle to one (the
+        actor may be up already: the manager knows); None when there is nothing to ask."""
+        manager = self.members.manager
+        if manager is None or not session_id.endswith(DEDICATED_SUFFIX) or session_id in self._dedicated:
+            return None
+        return manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT)  # type: ignore[no-any-return]
 
-    def _admitted(self, session_id: str, admitted: Any) -> None:
+    def _check_admitted(self, session_id: str, admitted: bool) -> None:
         if not admitted:
             limit = self.settings.get("max_dedicated_sessions")
             raise RateLimitedError(
