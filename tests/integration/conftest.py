@@ -69,9 +69,10 @@ def add_test_workflows(app: Nexus) -> None:
     app.register("fails", failing)
     app.register("whoami", whoami)
     app.register("switch_interval", switch_interval)
-    from .durable_app import kill_host, three_steps
+    from .durable_app import kill_host, slow_visit, three_steps
 
     app.register("three_steps", three_steps())
+    app.register("slow_visit", slow_visit())
     app.register("poison", WorkflowBuilder(description="Kills its host.").add_node(kill_host, "kill"))
 
 

@@ -8,23 +8,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from nexus_ray import ConflictError, Nexus, NotFoundError, RunStatus
 
-
-def wait_for(http: httpx.Client, run_id: str, done: Any, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = http.get(f"/runs/{run_id}").json()
-        if done(body):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting on run {run_id}: {body}")
+from .polling import wait_for
 
 
 def test_async_mode_status_and_listing(http: httpx.Client) -> None:

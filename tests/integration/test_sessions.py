@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from nexus_ray.errors import PreconditionFailedError
 from nexus_ray.runtime.session_service import READ_CHECK_S
 from nexus_ray.store import Store
 from nexus_ray.store.backends import SQLiteBackend
+
+from .polling import wait_for
 
 
 def test_session_shared_between_python_and_rest(app: Nexus, http: httpx.Client) -> None:
@@ -133,11 +136,12 @@ def test_a_dedicated_session_s_actor_stops_when_idle_and_comes_back_on_its_next_
 
 
 def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_again(
-    app: Nexus, http: httpx.Client
+    app: Nexus, http: httpx.Client, tmp_path: Path
 ) -> None:
     """Each dedicated session has a worker process of its own (~94 MB). Before, nothing
     bounded them: a loop of `POST /sessions {"dedicated": true}` started processes until
-    the machine ran out of memory."""
+    the machine ran out of memory. The end of a run in such a session is never refused: its
+    nodes are done, and the run would stay `running`."""
     import ray
 
     from nexus_ray.runtime.dedicated_slots import STARTING_S, host_name
@@ -145,16 +149,53 @@ def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_agai
 
     first = http.post("/sessions", json={"state": {"n": 1}, "dedicated": True}).json()["session_id"]
     stopped = http.post("/sessions", json={"state": {}, "dedicated": True}).json()["session_id"]
+    visited = http.post("/sessions", json={"state": {"visits": 0}, "dedicated": True}).json()["session_id"]
+    inputs = {"path": str(tmp_path / "steps"), "seconds": STARTING_S + 3}
+    body = {"inputs": inputs, "session_id": visited, "mode": "async"}
+    run_id = http.post("/workflows/slow_visit/execute", json=body).json()["run_id"]
     client = app._pool.sessions()
-    ray.kill(ray.get_actor(host_name(client.prefix, stopped), namespace=NAMESPACE), no_restart=True)
-    time.sleep(STARTING_S)  # its slot no longer counts as one whose actor is starting
-    manager = app._pool.manager
+    wait_for(http, run_id, lambda b: b["nodes"].get("tally", {}).get("status") == "running")  # it read the state
+    for sid in (stopped, visited):
+        ray.kill(ray.get_actor(host_name(client.prefix, sid), namespace=NAMESPACE), no_restart=True)
+    time.sleep(STARTING_S)  # their slots no longer count as ones whose actors are starting
     limit = app.settings.max_dedicated_sessions
-    # Slots given out whose actors never come (as if their callers had died): the rest of them.
-    fillers = [f"{n:032x}-d" for n in range(limit)]
-    taken = [ray.get(manager.admit_dedicated.remote(s)) for s in fillers]
-    assert False in taken, "the slots never ran out"
+    filled, stop_filling = threading.Event(), threading.Event()
+    filler = threading.Thread(target=_fill_dedicated_slots, args=(app._pool.manager, filled, stop_filling))
+    filler.start()
+    try:
+        assert filled.wait(30), "the slots never ran out"
+        _at_the_dedicated_limit(app, http, limit, first, stopped, run_id, visited)
+    finally:
+        stop_filling.set()
+        filler.join()
 
+    deadline = time.monotonic() + 15  # the fillers' actors never came: their slots are free again
+    while (again := http.post("/sessions", json={"state": {}, "dedicated": True})).status_code == 429:
+        assert time.monotonic() < deadline, again.json()
+        time.sleep(0.5)
+    assert again.status_code == 201
+    for sid in (first, visited, again.json()["session_id"]):
+        assert http.delete(f"/sessions/{sid}").status_code == 204
+
+
+def _fill_dedicated_slots(manager: Any, filled: threading.Event, stop: threading.Event) -> None:
+    """Keep every free slot taken by sessions whose actors never come (as if their callers
+    had died), until ``stop``: the manager frees such slots at its next count of the live
+    actors, and they are taken again at once."""
+    import ray
+
+    n = 0
+    while not stop.is_set():
+        while ray.get(manager.admit_dedicated.remote(f"{n:032x}-d")):
+            n += 1
+        n += 1
+        filled.set()
+        time.sleep(0.02)
+
+
+def _at_the_dedicated_limit(
+    app: Nexus, http: httpx.Client, limit: int, first: str, stopped: str, run_id: str, visited: str
+) -> None:
     refused = http.post("/sessions", json={"state": {}, "dedicated": True})
     assert refused.status_code == 429 and refused.headers["retry-after"] == "10"
     problem = refused.json()
@@ -165,14 +206,9 @@ def test_dedicated_sessions_past_the_limit_get_429_and_a_freed_slot_is_used_agai
     assert http.post("/sessions", json={"state": {}}).status_code == 201  # shared ones have no such limit
     assert http.get(f"/sessions/{stopped}").status_code == 429  # its actor is gone: it needs a slot
     assert http.delete(f"/sessions/{stopped}").status_code == 204  # a delete never waits for one
-
-    deadline = time.monotonic() + 15  # the fillers' actors never came: their slots are free again
-    while (again := http.post("/sessions", json={"state": {}, "dedicated": True})).status_code == 429:
-        assert time.monotonic() < deadline, again.json()
-        time.sleep(0.5)
-    assert again.status_code == 201
-    for sid in (first, again.json()["session_id"]):
-        assert http.delete(f"/sessions/{sid}").status_code == 204
+    run = wait_for(http, run_id, lambda b: b["status"] != "running", timeout=30)  # its end starts the actor
+    assert run["status"] == "completed", run
+    assert http.get(f"/sessions/{visited}").json()["state"] == {"visits": 1}
 
 
 def test_what_another_cluster_on_the_store_did_to_a_session_is_seen_over_rest(http: httpx.Client) -> None:
