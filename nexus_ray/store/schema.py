@@ -5,10 +5,19 @@ Types are chosen to mean the same in SQLite and PostgreSQL; JSON is stored as TE
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .checkpoint_carry_over import node_checkpoints_to_events
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
 SCHEMA_VERSION = 8
 
-# MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database).
-MIGRATIONS: dict[int, list[str]] = {
+# MIGRATIONS[v] takes a store from version v to v + 1 (version 0: empty database): SQL
+# statements, and steps that move data in Python (given the backend, in the same transaction).
+MIGRATIONS: dict[int, list[str | Callable[[Backend], None]]] = {
     0: [
         """CREATE TABLE IF NOT EXISTS nexus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
         """CREATE TABLE runs (
@@ -106,8 +115,9 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX audit_by_tenant ON audit (tenant, audit_id)""",
     ],
     5: [
-        # Node states are read from the run's node.* events, which always carried the same
-        # data (written in the same transaction): the table was a second copy of them.
+        # Node states are read from the run's node.* events, written in the same transaction
+        # as the table's rows since a release of schema 4; older runs' are carried over first.
+        node_checkpoints_to_events,
         """DROP TABLE node_checkpoints""",
     ],
     6: [

@@ -104,8 +104,11 @@ class Store(SecurityTables):
                     supported_version=SCHEMA_VERSION,
                 )
             while version < SCHEMA_VERSION:
-                for statement in MIGRATIONS[version]:
-                    self.backend.execute(statement)
+                for step in MIGRATIONS[version]:
+                    if isinstance(step, str):
+                        self.backend.execute(step)
+                    else:
+                        step(self.backend)
                 version += 1
                 self.backend.execute(
                     "INSERT INTO nexus_meta (key, value) VALUES ('schema_version', ?) "

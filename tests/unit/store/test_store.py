@@ -48,6 +48,59 @@ def test_older_store_is_migrated_keeping_its_data(make_backend: Callable[[], obj
     store.close()
 
 
+def test_node_checkpoints_of_an_older_store_become_its_runs_node_events(make_backend: Callable[[], object]) -> None:
+    """Stores older than schema 6 kept node states in node_checkpoints, and those older
+    than schema 5 wrote no node events beside them. Before, schema 6 dropped the table
+    with them: resumed, an unfinished run ran its completed nodes again, and a finished
+    run reported no nodes."""
+    backend = make_backend()
+    for version in range(5):  # a version-5 store (run logs without node events)
+        for statement in MIGRATIONS[version]:
+            backend.execute(statement)  # type: ignore[attr-defined]
+    backend.execute("INSERT INTO nexus_meta (key, value) VALUES ('schema_version', '5')")  # type: ignore[attr-defined]
+    runs = [("old", "running", "'{}'"), ("done", "completed", '\'{"b": {"result": 3}}\''), ("new", "running", "NULL")]
+    for run_id, status, outputs in runs:
+        backend.execute(  # type: ignore[attr-defined]
+            "INSERT INTO runs (run_id, workflow, status, inputs, outputs, created_at, updated_at)"
+            f" VALUES ('{run_id}', 'w', '{status}', '{{}}', {outputs}, 100, 100)"
+        )
+    checkpoint = (
+        "INSERT INTO node_checkpoints (run_id, node_id, status, outputs, error, reason, started_at, duration_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    for row in [
+        ("old", "a", "completed", '{"result": 1}', None, None, 101.0, 500.0),
+        ("old", "b", "running", None, None, None, 102.0, None),
+        ("done", "a", "completed", '{"result": 2}', None, None, 101.0, 20.0),
+        ("done", "x", "skipped", None, None, "branch not taken", None, None),
+        ("done", "b", "completed", '{"result": 3}', None, None, 103.0, 1.5),
+        ("new", "a", "completed", '{"result": 4}', None, None, 101.0, 2.0),  # also in its log
+    ]:
+        backend.execute(checkpoint, row)  # type: ignore[attr-defined]
+    event = "INSERT INTO events (scope, scope_id, seq, type, data, created_at) VALUES ('run', 'new', ?, ?, ?, ?)"
+    backend.execute(event, (1, "run.started", '{"workflow": "w"}', 100.5))  # type: ignore[attr-defined]
+    backend.execute(event, (2, "node.completed", '{"node": "a", "outputs": {"result": 4}}', 101.0))  # type: ignore[attr-defined]
+    backend.commit()  # type: ignore[attr-defined]
+
+    store = Store(backend)  # type: ignore[arg-type]
+    old = store.get_run("old")
+    assert old is not None and set(old.nodes) == {"a", "b"}
+    assert old.nodes["a"].status == NodeStatus.COMPLETED and old.nodes["a"].outputs == {"result": 1}
+    assert old.nodes["a"].started_at == 101.0 and old.nodes["a"].duration_ms == 500.0
+    assert old.nodes["b"].status == NodeStatus.RUNNING and old.nodes["b"].started_at == 102.0
+    done = store.get_run("done")
+    assert done is not None and [done.nodes[n].status for n in ("a", "x", "b")] == ["completed", "skipped", "completed"]
+    assert done.nodes["x"].reason == "branch not taken" and done.nodes["b"].outputs == {"result": 3}
+    assert [e["type"] for e in store.list_events("run", "new")] == ["run.started", "node.completed"]  # left as it was
+    old_log = store.list_events("run", "old")
+    assert [(e["seq"], e["type"], e["created_at"]) for e in old_log] == [
+        (1, "node.started", 101.0),
+        (2, "node.completed", 101.5),
+        (3, "node.started", 102.0),
+    ]
+    store.close()
+
+
 def open_at_once(make_backend: Callable[[], object], count: int = 6) -> list[str]:
     """Open ``count`` stores on one database from as many threads at the same moment, as
     a cluster's hosts do at its first start or after an upgrade; the errors."""
