@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Dedicated sessions whose Ray actor (a worker process each) may be up at once; a call that "
         "would start one more gets 429 until one leaves memory.",
     )
+    max_dedicated_sessions_per_tenant: int | None = Field(
+        None,
+        ge=1,
+        description="Of those, how many one tenant's sessions may hold (429 above); unset: no limit per tenant.",
+    )
     ingress_replicas: int = Field(1, ge=1, description="Serve replicas of the HTTP ingress (when not autoscaled).")
     scaling: ScalingPolicy = Field(
         default=ScalingPolicy(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from ..security.tenancy import DEDICATED_SUFFIX
+from ..security.tenancy import DEDICATED_SUFFIX, tag_of
 
 RECHECK_S = 1.0  # at the limit, the live actors are listed at most this often
 STARTING_S = 2.0  # a slot just given out counts while its actor is being created (named within ms)
@@ -31,8 +31,14 @@ def sessions_of(prefix: str, names: Iterable[str]) -> set[str]:
     return {name[len(head) :] for name in names if name.startswith(head) and name.endswith(DEDICATED_SUFFIX)}
 
 
+ALL_LIMIT = "NEXUS_MAX_DEDICATED_SESSIONS"
+TENANT_LIMIT = "NEXUS_MAX_DEDICATED_SESSIONS_PER_TENANT"
+
+
 class DedicatedSlots:
-    """Slots for dedicated session actors, at most ``limit`` held at once.
+    """Slots for dedicated session actors, at most ``limit`` held at once, and at most
+    ``per_tenant`` of them by one tenant's sessions (when set: else one tenant could take
+    them all, and no other tenant could start a dedicated session).
 
     A slot is held from when it is given out; it is freed when its actor is gone, which
     is found by listing the live ones (``live``: the session ids whose actor exists) when
@@ -46,8 +52,9 @@ class DedicatedSlots:
         limit: int,
         live: Callable[[], Awaitable[set[str]]],
         clock: Callable[[], float] = time.monotonic,
+        per_tenant: int | None = None,
     ) -> None:
-        self.limit, self.live, self.clock = limit, live, clock
+        self.limit, self.live, self.clock, self.per_tenant = limit, live, clock, per_tenant
         self._held: dict[str, float] = {}  # session id -> when its slot was given out
         self._checked = float("-inf")
 
@@ -56,26 +63,39 @@ class DedicatedSlots:
         """Slots held now (as far as this knows: the actor of one may have stopped since)."""
         return len(self._held)
 
-    async def admit(self, session_id: str, beyond_limit: bool = False) -> bool:
-        """Whether ``session_id`` may have an actor: it holds a slot already, or one is
-        free, or ``beyond_limit`` (a call that must not wait: it takes a slot anyway)."""
+    async def admit(self, session_id: str, beyond_limit: bool = False) -> str | None:
+        """None when ``session_id`` may have an actor: it holds a slot already, or one is
+        free, or ``beyond_limit`` (a call that must not wait: it takes a slot anyway).
+        Else the setting whose limit it reached (ALL_LIMIT or TENANT_LIMIT)."""
         if beyond_limit:
             self._held.setdefault(session_id, self.clock())
-            return True
-        if session_id not in self._held and self._recount_due():
+            return None
+        if session_id not in self._held and self._recount_due(session_id):
             await self._recount()
         if session_id in self._held:
-            return True
-        if len(self._held) >= self.limit:
-            return False
-        self._held[session_id] = self.clock()
-        return True
+            return None
+        refusal = self._full(session_id)
+        if refusal is None:
+            self._held[session_id] = self.clock()
+        return refusal
 
-    def _recount_due(self) -> bool:
+    def _full(self, session_id: str) -> str | None:
+        """The limit that a new slot for ``session_id`` would pass, if any."""
+        if len(self._held) >= self.limit:
+            return ALL_LIMIT
+        if self.per_tenant is not None and self._tenant_held(tag_of(session_id)) >= self.per_tenant:
+            return TENANT_LIMIT
+        return None
+
+    def _tenant_held(self, tag: str) -> int:
+        return sum(1 for held in self._held if tag_of(held) == tag)
+
+    def _recount_due(self, session_id: str) -> bool:
         """Never counted (actors up before this manager started count too), or out of
-        slots and not counted within RECHECK_S."""
-        never = self._checked == float("-inf")
-        return never or (len(self._held) >= self.limit and self.clock() - self._checked >= RECHECK_S)
+        slots (for this session's tenant) and not counted within RECHECK_S."""
+        if self._checked == float("-inf"):
+            return True
+        return self._full(session_id) is not None and self.clock() - self._checked >= RECHECK_S
 
     async def _recount(self) -> None:
         live = await self.live()

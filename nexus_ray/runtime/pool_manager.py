@@ -101,7 +101,11 @@ class PoolManager:
             pool.note()
         sessions = self.pools["session"]
         ray.get([h.adopt_ring.remote(sessions.version, list(sessions.hosts)) for h in sessions.hosts.values()])
-        self.dedicated_slots = DedicatedSlots(config.get("max_dedicated_sessions", 32), self._live_dedicated)
+        self.dedicated_slots = DedicatedSlots(
+            config.get("max_dedicated_sessions", 32),
+            self._live_dedicated,
+            per_tenant=config.get("max_dedicated_sessions_per_tenant"),
+        )
         self.closed = False
         self._loop_task: asyncio.Task[None] | None = None
         if any(p.scaler is not None for p in self.pools.values()):
@@ -159,8 +163,9 @@ class PoolManager:
             pool.hosts = {}
 
     # -- dedicated sessions ----------------------------------------------------------------
-    async def admit_dedicated(self, session_id: str, beyond_limit: bool = False) -> bool:
-        """Whether dedicated session ``session_id`` may start its actor (see dedicated_slots.py)."""
+    async def admit_dedicated(self, session_id: str, beyond_limit: bool = False) -> str | None:
+        """None when dedicated session ``session_id`` may start its actor, else the setting
+        whose limit it reached (see dedicated_slots.py)."""
         return await self.dedicated_slots.admit(session_id, beyond_limit)
 
     async def _live_dedicated(self) -> set[str]:

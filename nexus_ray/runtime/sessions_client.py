@@ -16,7 +16,7 @@ from ..errors import NotFoundError, RateLimitedError
 from ..security.principal import DEFAULT_TENANT
 from ..security.tenancy import DEDICATED_SUFFIX, known_session, scoped
 from .batching import BatcherCache, ask_each
-from .dedicated_slots import host_name
+from .dedicated_slots import ALL_LIMIT, TENANT_LIMIT, host_name
 from .errors import HostMovedError, submit, translate_ray_error
 from .ids import new_run_id
 from .membership import HOST_LOST_ATTEMPTS, FollowsMembers, MemberView, lost_host_backoff
@@ -164,17 +164,25 @@ class SessionsClient(FollowsMembers):
             return None
         return manager.admit_dedicated.remote(session_id, method in BEYOND_LIMIT)  # type: ignore[no-any-return]
 
-    def _check_admitted(self, session_id: str, admitted: bool) -> None:
-        if not admitted:
+    def _check_admitted(self, session_id: str, refusal: str | None) -> None:
+        """Raise the 429 for a dedicated session refused its actor (``refusal``: the
+        setting whose limit it reached, see dedicated_slots.py)."""
+        if refusal is None:
+            return
+        if refusal == TENANT_LIMIT:
+            limit = self.settings.get("max_dedicated_sessions_per_tenant")
+            held = f"{limit} dedicated sessions of its tenant have one already ({TENANT_LIMIT})"
+        else:
             limit = self.settings.get("max_dedicated_sessions")
-            raise RateLimitedError(
-                f"Dedicated session {session_id!r} cannot start its Ray actor: {limit} dedicated sessions have "
-                "one already (NEXUS_MAX_DEDICATED_SESSIONS), each a worker process. One frees its actor when it "
-                "is deleted or has been unused for NEXUS_SESSION_IDLE_S; a shared session has no such limit.",
-                retry_after_s=DEDICATED_RETRY_AFTER_S,
-                limit=limit,
-                session_id=session_id,
-            )
+            held = f"{limit} dedicated sessions have one already ({ALL_LIMIT})"
+        raise RateLimitedError(
+            f"Dedicated session {session_id!r} cannot start its Ray actor: {held}, each a worker process. One "
+            "frees its actor when it is deleted or has been unused for NEXUS_SESSION_IDLE_S; a shared session "
+            "has no such limit.",
+            retry_after_s=DEDICATED_RETRY_AFTER_S,
+            limit=limit,
+            session_id=session_id,
+        )
 
     def _moved(self, session_id: str, exc: Exception, attempt: int) -> bool:
         """Whether to ask for the pool's members and try again: the host no longer owns the

@@ -186,7 +186,7 @@ def _fill_dedicated_slots(manager: Any, filled: threading.Event, stop: threading
 
     n = 0
     while not stop.is_set():
-        while ray.get(manager.admit_dedicated.remote(f"{n:032x}-d")):
+        while ray.get(manager.admit_dedicated.remote(f"{n:032x}-d")) is None:
             n += 1
         n += 1
         filled.set()

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from nexus_ray.errors import RateLimitedError
 from nexus_ray.runtime import session_host
+from nexus_ray.runtime.dedicated_slots import ALL_LIMIT, TENANT_LIMIT
 from nexus_ray.runtime.sessions_client import SessionsClient
 
 
@@ -56,3 +58,16 @@ def test_twice_the_dedicated_limit_are_kept_when_that_is_more(monkeypatch: pytes
     for n in range(10):
         client.host_for(f"s{n}-d")
     assert list(client._dedicated) == [f"s{n}-d" for n in range(2, 10)]
+
+
+def test_a_refused_dedicated_session_gets_a_429_naming_the_limit_it_reached() -> None:
+    settings = {"max_dedicated_sessions": 32, "max_dedicated_sessions_per_tenant": 4}
+    client = SessionsClient({"session-host-0": "h0"}, prefix="app", settings=settings)  # type: ignore[dict-item]
+    client._check_admitted("s1-d", None)  # admitted: nothing raised
+    with pytest.raises(RateLimitedError, match=r"4 dedicated sessions of its tenant .*_PER_TENANT\)") as tenant:
+        client._check_admitted("s1-d", TENANT_LIMIT)
+    assert tenant.value.details["limit"] == 4 and tenant.value.headers()["retry-after"] == "10"
+    with pytest.raises(
+        RateLimitedError, match=r"32 dedicated sessions have one already \(NEXUS_MAX_DEDICATED_SESSIONS\)"
+    ):
+        client._check_admitted("s1-d", ALL_LIMIT)
