@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import RayActorError
 
 from ..errors import InvalidRequestError
 from ..settings import Settings
@@ -17,6 +18,7 @@ from .batching import BatchTarget, Call
 from .cluster_capacity import resource_wait_s
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
+from .named_actors import NAMESPACE
 from .remote_nodes import RayNodeRunner
 from .restarts import was_restarted
 from .run_service import RunService
@@ -60,6 +62,7 @@ class RunHost(BatchTarget):
             self._lookup,
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
             crash_retries=config.crash_retries,
+            stop_elsewhere=self._stop_elsewhere,
         )
         if was_restarted():  # calls in flight come again
             self.service.expect_retries()
@@ -124,6 +127,20 @@ class RunHost(BatchTarget):
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         return await self.service.cancel(run_id)
+
+    async def stop_cancelled(self, run_id: str) -> bool:
+        return await self.service.stop_cancelled(run_id)
+
+    async def _stop_elsewhere(self, host_id: str, run_id: str) -> None:
+        """Ask RunHost ``host_id`` of this app to stop run ``run_id``, cancelled here. A host
+        that is gone runs nothing: the run's next owner finds it cancelled in the store."""
+        name = ray.get_runtime_context().get_actor_name()
+        prefix = name[: -len(self.service.host_id)] if name else ""
+        try:
+            peer = await asyncio.to_thread(ray.get_actor, prefix + host_id, namespace=NAMESPACE)
+            await peer.stop_cancelled.remote(run_id)
+        except (ValueError, RayActorError):  # no such actor now, or it died
+            return
 
     async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         return await self.service.list_runs(**filters)

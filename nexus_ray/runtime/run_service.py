@@ -79,6 +79,9 @@ class RunService:
         crash_retries: How many times a node that was running when its host died runs
             again; at the next such death its run fails (a node that kills its host, by
             ``os._exit``, a crash in native code or running out of memory, takes down no more).
+        stop_elsewhere: Tells host ``host_id`` to stop its copy of run ``run_id``, which
+            this host cancelled in the store (see :meth:`stop_cancelled`); without it, that
+            host stops it at its next lease renewal (up to a third of ``lease_s`` later).
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class RunService:
         lookup: Callable[[str], Awaitable[Workflow | None]] | None = None,
         retention_s: float | None = None,
         crash_retries: int = 3,
+        stop_elsewhere: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.host_id = host_id
+        self.stop_elsewhere = stop_elsewhere
         self.retention_s = retention_s
         self.crash_retries = crash_retries
         self._purging: asyncio.Task[None] | None = None
@@ -331,13 +336,31 @@ class RunService:
             return record.result().to_dict()  # a cancel sent again after a restart: it did cancel it
         if record.done:
             raise _already_finished(run_id, record.status.value)
-        # Executing on another host: mark it cancelled there; that host loses its lease and stops.
+        # Executing on another host (one that adopted it, or owned its id before the pool
+        # was resized): mark it cancelled in the store, then tell that host to stop it.
         if record.session_id:  # in a turn of its session, whose log records the end too
             cancelled = RunStatus.CANCELLED
             await self._session_turn(record.session_id, run_id, cancelled, {}, None, [], record.session_version)
         else:
             await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
+        executor = record.owner.split("/", 1)[0] if record.owner else None
+        if executor is not None and executor != self.host_id and self.stop_elsewhere is not None:
+            await self.stop_elsewhere(executor, run_id)
         return await self.get_run(run_id)
+
+    async def stop_cancelled(self, run_id: str) -> bool:
+        """Stop this host's copy of a run that the store says another host cancelled (what
+        lease renewal does at its next round, now); whether a copy was stopped. Its callers
+        here get the cancelled run, and nothing of it is written any more."""
+        task = self._tasks.get(run_id)
+        if task is None or task.done() or self.store is None:
+            return False
+        record = await self._load(run_id)
+        if record.owner == self.owner and not record.done:
+            return False  # still this host's: nobody cancelled it
+        task.cancel()
+        await asyncio.wait([task])
+        return True
 
     async def list_runs(self, **filters: Any) -> list[dict[str, Any]]:
         """Stored runs, newest first (see ``Store.list_runs`` for filters)."""

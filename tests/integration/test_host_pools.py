@@ -27,6 +27,18 @@ def slow_step(tag: str, seconds: float, marks: str) -> dict[str, Any]:
     return {"tag": tag}
 
 
+async def long_nap(marks: str, tag: str) -> str:
+    """Sleeps for a minute; leaves a file when it is cancelled."""
+    import asyncio
+
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        Path(marks, f"{tag}.cancelled").touch()
+        raise
+    return tag
+
+
 def make_app(tmp_path: Path, policy: ScalingPolicy, **settings: Any) -> Nexus:
     app = Nexus(settings=Settings(home=tmp_path / "home", lease_s=2.0, scaling=policy, **settings))
     app.register("slow", WorkflowBuilder().add_node(slow_step, "step"))
@@ -184,5 +196,32 @@ def test_calls_made_while_the_pool_manager_restarts_wait_for_its_new_hosts(app: 
         run, before, after = asyncio.run(meanwhile())
         assert run.outputs["d"]["result"] == 8 and before["state"] == {"n": 1} and after["version"] == 2
         assert other.execute("double", x=5).outputs["d"]["result"] == 10  # and the blocking API
+    finally:
+        other.stop()
+
+
+def test_a_run_cancelled_off_its_host_stops_there_at_once(app: Nexus, tmp_path: Path) -> None:
+    """Runs started before the pool grew go on on their first host, while their ids now
+    belong to the new one, where a cancel goes: it marks the run cancelled in the store and
+    tells the running host. Before, that host stopped it only at its next lease renewal,
+    a third of the lease later (10 s here), and the node went on meanwhile."""
+    hold = ScaleDown(for_s=3600, cooldown_s=3600)
+    settings = Settings(home=tmp_path / "home", lease_s=30.0, scaling=ScalingPolicy(run_hosts_max=2, down=hold))
+    other = Nexus(settings=settings)  # on the shared Ray, with a pool of its own
+    other.register("long", WorkflowBuilder().add_node(long_nap, "nap"))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    try:
+        pool = other.runtime_pool()
+        tags = {other.submit("long", marks=str(marks), tag=f"r{i}"): f"r{i}" for i in range(16)}
+        assert _wait_for(lambda: all(other.get_run(r).nodes.get("nap") for r in tags), 30)
+        assert pool.resize("run", 2) == 2
+        ring = pool.client().members.ring
+        moved = [r for r in tags if ring.member_for(r) != "run-host-0"]  # half of them, most likely
+        assert moved, "no run id moved to the new host"
+        assert other.cancel(moved[0]).status == "cancelled"
+        assert _wait_for(lambda: (marks / f"{tags[moved[0]]}.cancelled").exists(), 3), "the node went on"
+        assert [p.name for p in marks.iterdir()] == [f"{tags[moved[0]]}.cancelled"]  # only that one
+        assert other.get_run(moved[0]).status == "cancelled"
     finally:
         other.stop()

@@ -458,3 +458,39 @@ async def test_a_node_that_calls_sys_exit_fails_its_run_and_the_host_goes_on(dur
         }
     assert (await svc.execute("dpo", {"double": {"x": 1}}, "r-after"))["status"] == "completed"
     svc.close()
+
+
+async def test_a_run_cancelled_through_another_host_stops_on_the_host_running_it_at_once(tmp_path: Path) -> None:
+    """A run runs off its id's host after an adoption or a resize of the pool; a cancel
+    reaches the id's host, which marks it cancelled in the store. Before, the host running
+    it stopped it only at its next lease renewal (up to a third of the lease later): its
+    node went on meanwhile, and a quick one let the next node start."""
+    db = tmp_path / "s.db"
+    workflows = {"two_naps": two_naps()}
+    factory = lambda: Store(SQLiteBackend(db))  # noqa: E731
+    running = RunService("h0", workflows, store_factory=factory, lease_s=30)
+    asked: list[tuple[str, str]] = []
+
+    async def stop_elsewhere(host_id: str, run_id: str) -> None:
+        asked.append((host_id, run_id))
+        assert await running.stop_cancelled(run_id)
+
+    other = RunService("h1", workflows, store_factory=factory, lease_s=30, stop_elsewhere=stop_elsewhere)
+    caller = asyncio.ensure_future(running.execute("two_naps", {"first": {"seconds": 5}}, "r-off"))
+    await asyncio.sleep(0.2)
+    assert not await running.stop_cancelled("r-off")  # still its own: nobody cancelled it
+    started = time.monotonic()
+    assert (await other.cancel("r-off"))["status"] == "cancelled"
+    assert asked == [("h0", "r-off")]
+    result = await asyncio.wait_for(caller, 1)  # its caller on the running host gets the cancelled run
+    assert result["status"] == "cancelled" and time.monotonic() - started < 1
+    assert not await running.stop_cancelled("r-off")  # nothing left to stop
+    events = [e["type"] for e in await running._stored_events("r-off", 0)]
+    assert "node.completed" not in events and events[-1] == "run.cancelled"
+    running.close()
+    other.close()
+
+
+def two_naps() -> Workflow:
+    builder = WorkflowBuilder().add_node(nap, "first").add_node(nap, "second")
+    return builder.add_connection("first", "result", "second", "seconds").build()
