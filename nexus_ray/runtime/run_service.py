@@ -407,8 +407,8 @@ class RunService:
     async def wait_events(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
         """The run's events after ``after`` (waiting up to ``timeout_s`` for new ones), and
         whether the run has ended. Runs this host executes are served from memory; one
-        executing on another host (adopted after a crash) is read from the store, at most
-        every 0.2 s."""
+        executing on another host (adopted after a crash, or started there before the pool
+        grew) is read from the store, at most every 0.2 s."""
         batch = await self.feed.wait(run_id, after, timeout_s, self._stored_events)
         if batch is not None:
             self.metrics.delivered.inc(len(batch.events))
