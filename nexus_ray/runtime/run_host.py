@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -26,6 +27,8 @@ from .sessions_client import SessionsClient
 from .thread_switching import tune_thread_switching
 
 PARKED_KEEP_S = 60.0  # a parked run's task waits this long for its claim once done
+STOP_ELSEWHERE_S = 5.0  # how long a cancel waits for the host running the run to stop it
+logger = logging.getLogger("nexus_ray.runtime")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -133,14 +136,23 @@ class RunHost(BatchTarget):
 
     async def _stop_elsewhere(self, host_id: str, run_id: str) -> None:
         """Ask RunHost ``host_id`` of this app to stop run ``run_id``, cancelled here. A host
-        that is gone runs nothing: the run's next owner finds it cancelled in the store."""
+        that is gone runs nothing: the run's next owner finds it cancelled in the store. A
+        host that does not answer (its event loop blocked) stops it when it renews its
+        leases, as before."""
         name = ray.get_runtime_context().get_actor_name()
         prefix = name[: -len(self.service.host_id)] if name else ""
         try:
             peer = await asyncio.to_thread(ray.get_actor, prefix + host_id, namespace=NAMESPACE)
-            await peer.stop_cancelled.remote(run_id)
+            await asyncio.wait_for(peer.stop_cancelled.remote(run_id), STOP_ELSEWHERE_S)
         except (ValueError, RayActorError):  # no such actor now, or it died
             return
+        except TimeoutError:
+            logger.warning(
+                "run %s: %s did not stop it within %s s; it will at its lease renewal",
+                run_id,
+                host_id,
+                STOP_ELSEWHERE_S,
+            )
 
     async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         return await self.service.list_runs(**filters)
