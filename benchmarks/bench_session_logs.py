@@ -2,7 +2,9 @@
 ``sessions`` sessions created 10 days ago, each with ``old_events`` events that old and
 one of today, and a 7-day retention. The ms per ``purge_session_logs`` call (``chunk``
 logs or rows) for the walk that deletes the old events, then for a walk that finds
-nothing to delete (what a host's later rounds cost). SQLite by default; ``--postgres``
+nothing to delete (what a host's later rounds cost). Then what purging as many expired
+sessions costs (each with 5 events: their logs end with ``session.expired``): the ms per
+``purge_expired_sessions`` call of ``chunk`` sessions. SQLite by default; ``--postgres``
 starts a throwaway PostgreSQL server (initdb/pg_ctl on PATH) and measures on it.
 
     python benchmarks/bench_session_logs.py [--sessions 20000] [--postgres]
@@ -70,6 +72,39 @@ def _old_sessions(store: Store, sessions: int, old_events: int) -> None:
             store.save_session(f"{int(created * 1000):012x}{n:020x}", {"n": n}, old_events)
 
 
+def session_expiry(sessions: int = 20000, chunk: int = 200, postgres: bool = False) -> dict[str, Any]:
+    """ms per ``purge_expired_sessions`` call purging ``sessions`` expired sessions."""
+    with _fresh_backend(postgres) as make:
+        store = Store(make())
+        try:
+            _expired_sessions(store, sessions)
+            took, purged = [], chunk
+            while purged == chunk:
+                started = time.perf_counter()
+                purged = store.purge_expired_sessions(limit=chunk)
+                took.append((time.perf_counter() - started) * 1000)
+            return {"backend": store.backend.name, "sessions": sessions, "purge": _calls(took), "chunk": chunk}
+        finally:
+            store.close()
+
+
+def _expired_sessions(store: Store, sessions: int) -> None:
+    now = time.time()
+    for first in range(0, sessions, 500):
+        with store.transaction(write=True):
+            for n in range(first, min(first + 500, sessions)):
+                session_id = f"{int(now * 1000):012x}{n:020x}"
+                store.create_session(session_id, {"n": n, "text": "x" * 200}, 3600)
+                for version in range(1, 5):
+                    store.save_session(session_id, {"n": n, "text": "y" * 200}, version)
+    store.backend.execute("UPDATE sessions SET expires_at = ?", (now - 1,))
+    store.backend.commit()
+
+
+def _calls(took: list[float]) -> dict[str, Any]:
+    return {"calls": len(took), "total_ms": round(sum(took)), "call_ms": stat(took, 1)}
+
+
 def _walk_ms(store: Store, cutoff: float, chunk: int) -> dict[str, Any]:
     after: str | None = ""
     took = []
@@ -77,7 +112,7 @@ def _walk_ms(store: Store, cutoff: float, chunk: int) -> dict[str, Any]:
         started = time.perf_counter()
         after = store.purge_session_logs(cutoff, after, chunk)
         took.append((time.perf_counter() - started) * 1000)
-    return {"calls": len(took), "total_ms": round(sum(took)), "call_ms": stat(took, 1)}
+    return _calls(took)
 
 
 if __name__ == "__main__":
@@ -86,3 +121,4 @@ if __name__ == "__main__":
     parser.add_argument("--postgres", action="store_true", help="measure on a throwaway PostgreSQL server")
     args = parser.parse_args()
     print(session_log_retention(args.sessions, postgres=args.postgres))
+    print(session_expiry(args.sessions, postgres=args.postgres))

@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_session_logs import session_log_retention  # noqa: E402
+from benchmarks.bench_session_logs import session_expiry, session_log_retention  # noqa: E402
 from benchmarks.common import run_like_a_host, scratch_dir, stat  # noqa: E402
 from nexus_ray.runtime.ids import new_run_id  # noqa: E402
 from nexus_ray.runtime.run_service import RunService  # noqa: E402
@@ -200,6 +200,7 @@ def measure_all() -> dict[str, Any]:
         "batch_of_16_ms_on": batch_on,
         "retention": retention(),
         "session_log_retention": session_log_retention(),  # bench_session_logs.py
+        "session_expiry": session_expiry(),
     }
 
 
@@ -214,3 +215,5 @@ if __name__ == "__main__":
     print(f"a durable run in SQLite: {kept['bytes_per_run']} bytes; {purge}")
     logs = figures["session_log_retention"]
     print(f"trimming 20,000 old session logs, {logs['chunk']} a call: {logs['trim']}; again: {logs['again']}")
+    expiry = figures["session_expiry"]
+    print(f"purging 20,000 expired sessions, {expiry['chunk']} a call: {expiry['purge']}")

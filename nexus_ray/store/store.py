@@ -437,8 +437,7 @@ class Store(SecurityTables):
                 " RETURNING session_id",
                 (session_id, now),
             )
-            if rows:
-                self._close_session_log(session_id, "session.deleted")
+            self._close_session_logs([row[0] for row in rows], "session.deleted")
         return bool(rows)
 
     def list_sessions(
@@ -463,7 +462,9 @@ class Store(SecurityTables):
     ) -> int:
         """Delete up to ``limit`` expired sessions, each with its event log but for its
         last event, ``session.expired``: those ``owns`` names, and any expired for
-        ``orphan_after_s`` (whose host did not purge them). How many."""
+        ``orphan_after_s`` (whose host did not purge them). How many. Five statements,
+        whatever the number of sessions (on PostgreSQL each is a round trip: four a session
+        took 110 ms a call of 200 here)."""
         now = time.time()
 
         def purge() -> int:
@@ -472,16 +473,16 @@ class Store(SecurityTables):
                 " ORDER BY expires_at LIMIT ?",
                 (now, limit),
             )
-            purged = 0
-            for session_id, expires_at in expired:
-                if not (owns(session_id) or expires_at <= now - orphan_after_s):
-                    continue
-                if self.backend.changes(
-                    "DELETE FROM sessions WHERE session_id = ? AND expires_at <= ?", (session_id, now)
-                ):
-                    self._close_session_log(session_id, "session.expired")
-                    purged += 1
-            return purged
+            ids = [sid for sid, expires_at in expired if owns(sid) or expires_at <= now - orphan_after_s]
+            if not ids:
+                return 0
+            marks = ", ".join("?" * len(ids))
+            gone = self.backend.execute(
+                f"DELETE FROM sessions WHERE session_id IN ({marks}) AND expires_at <= ? RETURNING session_id",
+                (*ids, now),
+            )
+            self._close_session_logs([row[0] for row in gone], "session.expired")
+            return len(gone)
 
         return self._transact(purge, write=True)
 
@@ -561,15 +562,22 @@ class Store(SecurityTables):
             terms = " OR ".join("(scope = 'session' AND scope_id = ? AND seq < ?)" for _ in cuts)
             self.backend.changes(f"DELETE FROM events WHERE {terms}", tuple(itertools.chain(*cuts)))
 
-    def _close_session_log(self, session_id: str, event_type: str) -> None:
-        """End a gone session's log with ``event_type`` and delete every event before it:
-        its states and patches go with the session; the last event tells a subscriber why
-        the log ended."""
-        last = self.append_event("session", session_id, event_type, {})
-        self.pending.flush()  # the event's seq is final once written
-        self.backend.changes(
-            "DELETE FROM events WHERE scope = 'session' AND scope_id = ? AND seq < ?", (session_id, last["seq"])
+    def _close_session_logs(self, session_ids: list[str], event_type: str) -> None:
+        """End gone sessions' logs with ``event_type`` after deleting every event of them:
+        their states and patches go with the sessions; the last event (numbered on from
+        the deleted ones) tells a subscriber why the log ended."""
+        if not session_ids:
+            return
+        self.pending.flush()  # their events held in this transaction are counted and deleted too
+        marks = ", ".join("?" * len(session_ids))
+        where = f"WHERE scope = 'session' AND scope_id IN ({marks})"
+        last = dict(
+            self.backend.execute(f"SELECT scope_id, MAX(seq) FROM events {where} GROUP BY scope_id", tuple(session_ids))
         )
+        self.backend.changes(f"DELETE FROM events {where}", tuple(session_ids))
+        for session_id in session_ids:
+            self.seqs.wrote(("session", session_id), int(last.get(session_id) or 0))
+            self.append_event("session", session_id, event_type, {})
 
     # -- events ---------------------------------------------------------------------------
     def append_event(self, scope: str, scope_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
