@@ -2,8 +2,8 @@
 states it holds into their runs' event logs, where the store reads node states now.
 
 Runs written before run logs had node events (by releases of schema 4 and older) have
-their node states only in that table. Dropped with it, an unfinished run resumed after the upgrade
-ran its completed nodes again, and a finished run reported no nodes. A run whose log has
+their node states only in that table. Dropped with it, an unfinished run resumed after
+the upgrade ran its completed nodes again, and a finished run reported no nodes. A run whose log has
 a node event already had every state written there too (in the same transaction), so
 only runs without one are carried over.
 """
@@ -49,8 +49,8 @@ def node_checkpoints_to_events(backend: Backend) -> None:
         ):
             last_seq[run_id] += 1
             rows.append(("run", run_id, last_seq[run_id], event_type, json.dumps(data), at))
-    if rows:
-        backend.insert_rows(_INSERT, rows)
+    if rows and backend.insert_rows(_INSERT, rows) != len(rows):  # cannot happen: numbered after each log's last
+        raise RuntimeError("Carrying node checkpoints over to their runs' logs collided with existing events.")
 
 
 def _node_events(
