@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayActorError
 
 from ..errors import InvalidRequestError
 from ..settings import Settings
@@ -19,7 +17,7 @@ from .batching import BatchTarget, Call
 from .cluster_capacity import resource_wait_s
 from .gc_tuning import tune_gc
 from .host_metrics import ProcessCpu
-from .named_actors import NAMESPACE
+from .peers import RayPeers
 from .remote_nodes import RayNodeRunner
 from .restarts import was_restarted
 from .run_service import RunService
@@ -27,8 +25,6 @@ from .sessions_client import SessionsClient
 from .thread_switching import tune_thread_switching
 
 PARKED_KEEP_S = 60.0  # a parked run's task waits this long for its claim once done
-STOP_ELSEWHERE_S = 5.0  # how long a cancel waits for the host running the run to stop it
-logger = logging.getLogger("nexus_ray.runtime")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -65,7 +61,7 @@ class RunHost(BatchTarget):
             self._lookup,
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
             crash_retries=config.crash_retries,
-            stop_elsewhere=self._stop_elsewhere,
+            peers=RayPeers(_app_prefix(host_id)),
         )
         if was_restarted():  # calls in flight come again
             self.service.expect_retries()
@@ -134,25 +130,8 @@ class RunHost(BatchTarget):
     async def stop_cancelled(self, run_id: str) -> bool:
         return await self.service.stop_cancelled(run_id)
 
-    async def _stop_elsewhere(self, host_id: str, run_id: str) -> None:
-        """Ask RunHost ``host_id`` of this app to stop run ``run_id``, cancelled here. A host
-        that is gone runs nothing: the run's next owner finds it cancelled in the store. A
-        host that does not answer (its event loop blocked) stops it when it renews its
-        leases, as before."""
-        name = ray.get_runtime_context().get_actor_name()
-        prefix = name[: -len(self.service.host_id)] if name else ""
-        try:
-            peer = await asyncio.to_thread(ray.get_actor, prefix + host_id, namespace=NAMESPACE)
-            await asyncio.wait_for(peer.stop_cancelled.remote(run_id), STOP_ELSEWHERE_S)
-        except (ValueError, RayActorError):  # no such actor now, or it died
-            return
-        except TimeoutError:
-            logger.warning(
-                "run %s: %s did not stop it within %s s; it will at its lease renewal",
-                run_id,
-                host_id,
-                STOP_ELSEWHERE_S,
-            )
+    async def wait_events_here(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        return await self.service.wait_events_here(run_id, after, timeout_s)
 
     async def list_runs(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         return await self.service.list_runs(**filters)
@@ -175,3 +154,10 @@ class RunHost(BatchTarget):
     async def load(self) -> dict[str, float]:
         """What the PoolManager scales on: runs in flight here and this process's CPU use."""
         return {"active": float(self.service.info()["active_runs"]), "cpu": self._cpu.percent()}
+
+
+def _app_prefix(host_id: str) -> str:
+    """What this actor's name has before ``host_id`` (its app's prefix, see PoolManager);
+    "" for a host made without a name."""
+    name = ray.get_runtime_context().get_actor_name()
+    return name[: -len(host_id)] if name and name.endswith(host_id) else ""

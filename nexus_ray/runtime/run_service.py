@@ -38,6 +38,7 @@ from .event_feed import EventFeed
 from .host_metrics import RunHostMetrics, check_store
 from .loop_watch import LoopWatch
 from .node_threads import NodeThreads
+from .peers import PeerGoneError, Peers
 from .retry_window import RETRY_WINDOW_S, RetryWindow
 from .rounds import repeat
 
@@ -60,6 +61,8 @@ PURGE_CHUNK = 200  # runs per purge transaction (~2 ms of SQLite here)
 SESSION_LOG_CHUNKS = 50  # transactions of PURGE_CHUNK session logs a purge round walks at most
 STORE_RECOVERY_S = 30.0  # how long a run whose store write failed waits for the store to answer
 STORE_RECOVERIES = 5  # store failures a run goes on after, on this host
+STOP_ELSEWHERE_S = 5.0  # how long a cancel waits for the host running the run to stop it
+PEER_GRACE_S = 5.0  # beyond a long poll's timeout, for the answer of the host that runs it
 
 
 class RunService:
@@ -79,9 +82,10 @@ class RunService:
         crash_retries: How many times a node that was running when its host died runs
             again; at the next such death its run fails (a node that kills its host, by
             ``os._exit``, a crash in native code or running out of memory, takes down no more).
-        stop_elsewhere: Tells host ``host_id`` to stop its copy of run ``run_id``, which
-            this host cancelled in the store (see :meth:`stop_cancelled`); without it, that
-            host stops it at its next lease renewal (up to a third of ``lease_s`` later).
+        peers: Reaches the other hosts (see peers.py), for runs that run off their id's
+            host: a cancel stops such a run there at once (without it, at that host's next
+            lease renewal, up to a third of ``lease_s`` later), and its events are followed
+            there live (without it, read from the store every 0.2 s).
     """
 
     def __init__(
@@ -97,10 +101,10 @@ class RunService:
         lookup: Callable[[str], Awaitable[Workflow | None]] | None = None,
         retention_s: float | None = None,
         crash_retries: int = 3,
-        stop_elsewhere: Callable[[str, str], Awaitable[None]] | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.host_id = host_id
-        self.stop_elsewhere = stop_elsewhere
+        self.peers = peers
         self.retention_s = retention_s
         self.crash_retries = crash_retries
         self._purging: asyncio.Task[None] | None = None
@@ -343,10 +347,32 @@ class RunService:
             await self._session_turn(record.session_id, run_id, cancelled, {}, None, [], record.session_version)
         else:
             await self.store.call("finish_run", run_id, RunStatus.CANCELLED, None, None)
-        executor = record.owner.split("/", 1)[0] if record.owner else None
-        if executor is not None and executor != self.host_id and self.stop_elsewhere is not None:
-            await self.stop_elsewhere(executor, run_id)
+        await self._stop_elsewhere(record)
         return await self.get_run(run_id)
+
+    async def _stop_elsewhere(self, record: RunRecord) -> None:
+        """Tell the host running ``record``'s run (just cancelled here) to stop it. A host
+        that is gone runs nothing; one that does not answer (its event loop blocked) stops
+        it at its lease renewal."""
+        executor = self._executor(record)
+        if executor is None or self.peers is None:
+            return
+        try:
+            await self.peers.call(executor, "stop_cancelled", (record.run_id,), STOP_ELSEWHERE_S)
+        except PeerGoneError:
+            return
+        except TimeoutError:
+            logger.warning(
+                "run %s: %s did not stop it within %s s; it will at its lease renewal",
+                record.run_id,
+                executor,
+                STOP_ELSEWHERE_S,
+            )
+
+    def _executor(self, record: RunRecord) -> str | None:
+        """The other host that runs ``record``'s run (its owner in the store), if any."""
+        host_id = record.owner.split("/", 1)[0] if record.owner else None
+        return host_id if host_id != self.host_id else None
 
     async def stop_cancelled(self, run_id: str) -> bool:
         """Stop this host's copy of a run that the store says another host cancelled (what
@@ -408,7 +434,17 @@ class RunService:
         """The run's events after ``after`` (waiting up to ``timeout_s`` for new ones), and
         whether the run has ended. Runs this host executes are served from memory; one
         executing on another host (adopted after a crash, or started there before the pool
-        grew) is read from the store, at most every 0.2 s."""
+        grew) is followed on that host (see peers), else read from the store, at most
+        every 0.2 s."""
+        return await self._wait_events(run_id, after, timeout_s, ask_executor=True)
+
+    async def wait_events_here(self, run_id: str, after: int, timeout_s: float) -> tuple[list[dict[str, Any]], bool]:
+        """:meth:`wait_events` without asking another host (what that host answers)."""
+        return await self._wait_events(run_id, after, timeout_s, ask_executor=False)
+
+    async def _wait_events(
+        self, run_id: str, after: int, timeout_s: float, ask_executor: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
         batch = await self.feed.wait(run_id, after, timeout_s, self._stored_events)
         if batch is not None:
             self.metrics.delivered.inc(len(batch.events))
@@ -416,6 +452,13 @@ class RunService:
         record = await self._load(run_id)  # NotFoundError for an unknown run
         if record.done:
             return [], True
+        executor = self._executor(record) if ask_executor else None
+        if executor is not None and self.peers is not None:
+            args = (run_id, after, timeout_s)
+            try:  # that host holds the run's events in memory and answers as they come
+                return await self.peers.call(executor, "wait_events_here", args, timeout_s + PEER_GRACE_S)  # type: ignore[no-any-return]
+            except (PeerGoneError, TimeoutError):
+                pass  # gone or not answering: from the store, as below
         await asyncio.sleep(min(timeout_s, 0.2))
         return [], False
 

@@ -13,6 +13,7 @@ import pytest
 
 from nexus_ray import InvalidRequestError, NotFoundError, RuntimeUnavailableError
 from nexus_ray.runtime.ids import new_run_id
+from nexus_ray.runtime.peers import PeerGoneError
 from nexus_ray.runtime.run_service import RunService
 from nexus_ray.store import Store
 from nexus_ray.store.async_store import store_failure
@@ -469,19 +470,14 @@ async def test_a_run_cancelled_through_another_host_stops_on_the_host_running_it
     workflows = {"two_naps": two_naps()}
     factory = lambda: Store(SQLiteBackend(db))  # noqa: E731
     running = RunService("h0", workflows, store_factory=factory, lease_s=30)
-    asked: list[tuple[str, str]] = []
-
-    async def stop_elsewhere(host_id: str, run_id: str) -> None:
-        asked.append((host_id, run_id))
-        assert await running.stop_cancelled(run_id)
-
-    other = RunService("h1", workflows, store_factory=factory, lease_s=30, stop_elsewhere=stop_elsewhere)
+    peers = InProcessPeers({"h0": running})
+    other = RunService("h1", workflows, store_factory=factory, lease_s=30, peers=peers)
     caller = asyncio.ensure_future(running.execute("two_naps", {"first": {"seconds": 5}}, "r-off"))
     await asyncio.sleep(0.2)
     assert not await running.stop_cancelled("r-off")  # still its own: nobody cancelled it
     started = time.monotonic()
     assert (await other.cancel("r-off"))["status"] == "cancelled"
-    assert asked == [("h0", "r-off")]
+    assert peers.asked == [("h0", "stop_cancelled", ("r-off",))]
     result = await asyncio.wait_for(caller, 1)  # its caller on the running host gets the cancelled run
     assert result["status"] == "cancelled" and time.monotonic() - started < 1
     assert not await running.stop_cancelled("r-off")  # nothing left to stop
@@ -494,3 +490,42 @@ async def test_a_run_cancelled_through_another_host_stops_on_the_host_running_it
 def two_naps() -> Workflow:
     builder = WorkflowBuilder().add_node(nap, "first").add_node(nap, "second")
     return builder.add_connection("first", "result", "second", "seconds").build()
+
+
+class InProcessPeers:
+    """Hosts reached by id, as RayPeers reaches RunHosts; the calls asked."""
+
+    def __init__(self, services: dict[str, RunService]) -> None:
+        self.services, self.asked = services, []  # type: list[tuple[str, str, tuple[Any, ...]]]
+
+    async def call(self, host_id: str, method: str, args: tuple[Any, ...], timeout_s: float) -> Any:
+        self.asked.append((host_id, method, args))
+        if host_id not in self.services:
+            raise PeerGoneError(host_id)
+        return await asyncio.wait_for(getattr(self.services[host_id], method)(*args), timeout_s)
+
+
+async def test_events_of_a_run_running_on_another_host_are_followed_there_live(tmp_path: Path) -> None:
+    """Before, the id's host read them from the store every 0.2 s: a follower waiting for
+    the next event got an empty answer after 0.2 s, then the event up to 0.2 s late."""
+    db = tmp_path / "s.db"
+    workflows = {"two_naps": two_naps()}
+    factory = lambda: Store(SQLiteBackend(db))  # noqa: E731
+    running = RunService("h0", workflows, store_factory=factory, lease_s=30)
+    peers = InProcessPeers({"h0": running})
+    other = RunService("h1", workflows, store_factory=factory, lease_s=30, peers=peers)
+    await running.start("two_naps", {"first": {"seconds": 0.5}}, "r-far")
+    await asyncio.sleep(0.1)
+    seen, _ = await other.wait_events("r-far", 0, 5)  # what the store has now, at once
+    assert [e["type"] for e in seen] == ["run.started", "node.started"]
+    started = time.monotonic()
+    more, ended = await other.wait_events("r-far", seen[-1]["seq"], 5)  # waits there for the next one
+    assert [e["type"] for e in more] == ["node.completed"] and not ended
+    assert 0.3 < time.monotonic() - started < 1.0
+    assert peers.asked[-1] == ("h0", "wait_events_here", ("r-far", seen[-1]["seq"], 5))
+    await running.wait_for("r-far")
+    peers.services.clear()  # the host is gone: the store answers
+    rest, ended = await other.wait_events("r-far", more[-1]["seq"], 5)
+    assert [e["type"] for e in rest][-1] == "run.completed" and ended
+    running.close()
+    other.close()
