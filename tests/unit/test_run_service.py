@@ -466,12 +466,7 @@ async def test_a_run_cancelled_through_another_host_stops_on_the_host_running_it
     reaches the id's host, which marks it cancelled in the store. Before, the host running
     it stopped it only at its next lease renewal (up to a third of the lease later): its
     node went on meanwhile, and a quick one let the next node start."""
-    db = tmp_path / "s.db"
-    workflows = {"two_naps": two_naps()}
-    factory = lambda: Store(SQLiteBackend(db))  # noqa: E731
-    running = RunService("h0", workflows, store_factory=factory, lease_s=30)
-    peers = InProcessPeers({"h0": running})
-    other = RunService("h1", workflows, store_factory=factory, lease_s=30, peers=peers)
+    running, other, peers = two_hosts(tmp_path)
     caller = asyncio.ensure_future(running.execute("two_naps", {"first": {"seconds": 5}}, "r-off"))
     await asyncio.sleep(0.2)
     assert not await running.stop_cancelled("r-off")  # still its own: nobody cancelled it
@@ -492,6 +487,16 @@ def two_naps() -> Workflow:
     return builder.add_connection("first", "result", "second", "seconds").build()
 
 
+def two_hosts(tmp_path: Path) -> tuple[RunService, RunService, InProcessPeers]:
+    """Hosts h0 and h1 on one store, with 30 s leases (renewal never acts in a test); h1
+    reaches h0 through the peers returned."""
+    workflows = {"two_naps": two_naps()}
+    factory = lambda: Store(SQLiteBackend(tmp_path / "s.db"))  # noqa: E731
+    running = RunService("h0", workflows, store_factory=factory, lease_s=30)
+    peers = InProcessPeers({"h0": running})
+    return running, RunService("h1", workflows, store_factory=factory, lease_s=30, peers=peers), peers
+
+
 class InProcessPeers:
     """Hosts reached by id, as RayPeers reaches RunHosts; the calls asked."""
 
@@ -508,20 +513,15 @@ class InProcessPeers:
 async def test_events_of_a_run_running_on_another_host_are_followed_there_live(tmp_path: Path) -> None:
     """Before, the id's host read them from the store every 0.2 s: a follower waiting for
     the next event got an empty answer after 0.2 s, then the event up to 0.2 s late."""
-    db = tmp_path / "s.db"
-    workflows = {"two_naps": two_naps()}
-    factory = lambda: Store(SQLiteBackend(db))  # noqa: E731
-    running = RunService("h0", workflows, store_factory=factory, lease_s=30)
-    peers = InProcessPeers({"h0": running})
-    other = RunService("h1", workflows, store_factory=factory, lease_s=30, peers=peers)
-    await running.start("two_naps", {"first": {"seconds": 0.5}}, "r-far")
+    running, other, peers = two_hosts(tmp_path)
+    await running.start("two_naps", {"first": {"seconds": 1.0}}, "r-far")
     await asyncio.sleep(0.1)
     seen, _ = await other.wait_events("r-far", 0, 5)  # what the store has now, at once
     assert [e["type"] for e in seen] == ["run.started", "node.started"]
     started = time.monotonic()
     more, ended = await other.wait_events("r-far", seen[-1]["seq"], 5)  # waits there for the next one
-    assert [e["type"] for e in more] == ["node.completed"] and not ended
-    assert 0.3 < time.monotonic() - started < 1.0
+    assert [e["type"] for e in more][:1] == ["node.completed"] and not ended  # (the next start may come with it)
+    assert 0.5 < time.monotonic() - started < 2.0
     assert peers.asked[-1] == ("h0", "wait_events_here", ("r-far", seen[-1]["seq"], 5))
     await running.wait_for("r-far")
     peers.services.clear()  # the host is gone: the store answers
