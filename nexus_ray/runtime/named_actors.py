@@ -8,6 +8,11 @@ from ray.actor import ActorHandle
 NAMESPACE = "nexus"
 
 
+def pool_host_name(prefix: str, host_id: str) -> str:
+    """The actor name of app ``prefix``'s pool host ``host_id`` (``run-host-0``, ...)."""
+    return f"{prefix}-{host_id}"
+
+
 def actor_names(prefix: str) -> list[str]:
     """The names of this namespace's live actors that start with ``prefix`` (one call to
     the GCS; no handle is looked up)."""

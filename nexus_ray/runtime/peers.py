@@ -29,7 +29,7 @@ class Peers(Protocol):
 
 
 class RayPeers:
-    """The other RunHosts, found by their actor names (``prefix`` + host id); handles are
+    """The other RunHosts of app ``prefix``, found by their actor names; handles are
     kept until a call finds their actor gone. (Ray is imported when used: the RunService
     that holds this runs without Ray in the unit tests.)"""
 
@@ -50,12 +50,13 @@ class RayPeers:
     async def _handle(self, host_id: str) -> ActorHandle:
         import ray
 
-        from .named_actors import NAMESPACE
+        from .named_actors import NAMESPACE, pool_host_name
 
         handle = self._handles.get(host_id)
         if handle is None:
+            name = pool_host_name(self.prefix, host_id)
             try:  # a lookup in the GCS: off the event loop
-                handle = await asyncio.to_thread(ray.get_actor, self.prefix + host_id, namespace=NAMESPACE)
+                handle = await asyncio.to_thread(ray.get_actor, name, namespace=NAMESPACE)
             except ValueError:  # no such actor
                 raise PeerGoneError(host_id) from None
             self._handles[host_id] = handle

@@ -33,7 +33,7 @@ from ..scaling import PoolScaler, ScalingPolicy
 from .batching import ask_each
 from .dedicated_slots import DedicatedSlots, host_name, sessions_of
 from .membership import CLOSED, MemberView, keep_running
-from .named_actors import NAMESPACE, actor_names, named_actors
+from .named_actors import NAMESPACE, actor_names, named_actors, pool_host_name
 
 logger = logging.getLogger("nexus_ray.runtime")
 DRAIN_TIMEOUT_S = 300.0  # a shrinking RunHost finishes its runs this long before it is stopped
@@ -248,7 +248,7 @@ class PoolManager:
     def _create(self, kind: str, host_id: str) -> ActorHandle:
         # SPREAD: on a cluster, a pool that grows takes other nodes' CPUs, not the head's.
         options = {
-            "name": f"{self.prefix}-{host_id}",
+            "name": pool_host_name(self.prefix, host_id),
             "namespace": NAMESPACE,
             "get_if_exists": True,
             "scheduling_strategy": "SPREAD",

@@ -61,7 +61,7 @@ class RunHost(BatchTarget):
             self._lookup,
             retention_s=config.run_retention_days * 86400 if config.run_retention_days is not None else None,
             crash_retries=config.crash_retries,
-            peers=RayPeers(_app_prefix(host_id)),
+            peers=RayPeers(sessions.prefix),  # the app's prefix, which the PoolManager names hosts with
         )
         if was_restarted():  # calls in flight come again
             self.service.expect_retries()
@@ -154,10 +154,3 @@ class RunHost(BatchTarget):
     async def load(self) -> dict[str, float]:
         """What the PoolManager scales on: runs in flight here and this process's CPU use."""
         return {"active": float(self.service.info()["active_runs"]), "cpu": self._cpu.percent()}
-
-
-def _app_prefix(host_id: str) -> str:
-    """What this actor's name has before ``host_id`` (its app's prefix, see PoolManager);
-    "" for a host made without a name."""
-    name = ray.get_runtime_context().get_actor_name()
-    return name[: -len(host_id)] if name and name.endswith(host_id) else ""
