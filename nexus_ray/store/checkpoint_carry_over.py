@@ -14,21 +14,19 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..workflow import NodeStatus
-from ..workflow.events import NODE_STATUS_OF_EVENT, node_event
+from ..workflow.events import node_event
+from .pending_events import INSERT_HEAD, LAST_SEQ, NODE_EVENT_TYPES
 
 if TYPE_CHECKING:
     from .backends import Backend
 
-_NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _CHECKPOINTS = (
     "SELECT c.run_id, c.node_id, c.status, c.outputs, c.error, c.reason, c.started_at, c.duration_ms, r.created_at"
     " FROM node_checkpoints c LEFT JOIN runs r ON r.run_id = c.run_id"
     " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.scope = 'run' AND e.scope_id = c.run_id"
-    f" AND e.type IN ({_NODE_EVENT_TYPES}))"
+    f" AND e.type IN ({NODE_EVENT_TYPES}))"
     " ORDER BY c.run_id, COALESCE(c.started_at, r.created_at, 0), c.node_id"
 )
-_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE scope = 'run' AND scope_id = ?"
-_INSERT = "INSERT INTO events (scope, scope_id, seq, type, data, created_at) VALUES "
 # A node cancelled in flight had started; a pending one had not (it has no event).
 _STATUS = {"cancelled": NodeStatus.RUNNING, "pending": None}
 
@@ -43,13 +41,13 @@ def node_checkpoints_to_events(backend: Backend) -> None:
         _CHECKPOINTS
     ):
         if run_id not in last_seq:
-            last_seq[run_id] = backend.execute(_LAST_SEQ, (run_id,))[0][0]
+            last_seq[run_id] = backend.execute(LAST_SEQ, ("run", run_id))[0][0]
         for event_type, data, at in _node_events(
             node_id, status, outputs, error, reason, started_at, duration_ms, run_created
         ):
             last_seq[run_id] += 1
             rows.append(("run", run_id, last_seq[run_id], event_type, json.dumps(data), at))
-    if rows and backend.insert_rows(_INSERT, rows) != len(rows):  # cannot happen: numbered after each log's last
+    if rows and backend.insert_rows(INSERT_HEAD, rows) != len(rows):  # cannot happen: numbered after each log's last
         raise RuntimeError("Carrying node checkpoints over to their runs' logs collided with existing events.")
 
 

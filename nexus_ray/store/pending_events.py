@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..workflow.events import NODE_STATUS_OF_EVENT
 from .backends import Backend
 from .event_seqs import EventSeqs, LogKey
 
@@ -28,6 +29,7 @@ INSERT_AFTER_LAST = (
     " FROM events WHERE scope = ? AND scope_id = ? RETURNING seq"
 )
 LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE scope = ? AND scope_id = ?"
+NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)  # as SQL literals, for "type IN (...)"
 
 # A held event: its dict (seq, type and created_at are read from it), scope, id and data as JSON.
 _Held = tuple[dict[str, Any], str, str, str]

@@ -21,7 +21,7 @@ from ..workflow import NodeStatus, RunStatus
 from ..workflow.events import NODE_STATUS_OF_EVENT, RUN_TERMINAL, SESSION_TERMINAL, run_end_event, run_started
 from .backends import Backend
 from .event_seqs import EventSeqs
-from .pending_events import PendingEvents
+from .pending_events import NODE_EVENT_TYPES, PendingEvents
 from .records import NodeCheckpoint, RunRecord, SessionRecord
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .security_tables import SecurityTables
@@ -34,7 +34,6 @@ _SESSION_INSERT = (
 )
 _ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 _FINISHED = (RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
-_NODE_EVENT_TYPES = ", ".join(f"'{t}'" for t in NODE_STATUS_OF_EVENT)
 _LOG_ENDS = RUN_TERMINAL | SESSION_TERMINAL
 _NOT_COMPLETED = "status != 'completed'"  # the runs_not_completed index's condition, word for word
 _IS_ACTIVE = f"{_NOT_COMPLETED} AND status IN (?, ?)"  # with _ACTIVE
@@ -254,7 +253,7 @@ class Store(SecurityTables):
             run = _run(rows[0])
             for event_type, data, created_at in self.backend.execute(
                 f"SELECT type, data, created_at FROM events WHERE scope = 'run' AND scope_id = ?"
-                f" AND type IN ('run.started', 'run.resumed', {_NODE_EVENT_TYPES}) ORDER BY seq",
+                f" AND type IN ('run.started', 'run.resumed', {NODE_EVENT_TYPES}) ORDER BY seq",
                 (run_id,),
             ):
                 if event_type == "run.started":
