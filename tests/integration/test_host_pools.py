@@ -204,7 +204,8 @@ def test_a_run_cancelled_off_its_host_stops_there_at_once(app: Nexus, tmp_path: 
     """Runs started before the pool grew go on on their first host, while their ids now
     belong to the new one, where a cancel goes: it marks the run cancelled in the store and
     tells the running host. Before, that host stopped it only at its next lease renewal,
-    a third of the lease later (10 s here), and the node went on meanwhile."""
+    a third of the lease later (10 s here), and the node went on meanwhile. A wait for its
+    events is passed on to the running host the same way."""
     hold = ScaleDown(for_s=3600, cooldown_s=3600)
     settings = Settings(home=tmp_path / "home", lease_s=30.0, scaling=ScalingPolicy(run_hosts_max=2, down=hold))
     other = Nexus(settings=settings)  # on the shared Ray, with a pool of its own
@@ -219,6 +220,13 @@ def test_a_run_cancelled_off_its_host_stops_there_at_once(app: Nexus, tmp_path: 
         ring = pool.client().members.ring
         moved = [r for r in tags if ring.member_for(r) != "run-host-0"]  # half of them, most likely
         assert moved, "no run id moved to the new host"
+        id_host = pool.hosts[ring.member_for(moved[0])]  # gets the run's calls; another host runs it
+        seen, _ = ray.get(id_host.wait_events.remote(moved[0], 0, 1.0))  # what the store has, at once
+        started = time.monotonic()
+        more, ended = ray.get(id_host.wait_events.remote(moved[0], seen[-1]["seq"], 1.0))
+        # It waited on the host running the run for the next event (none came within the
+        # 1 s long poll); from the store, the answer comes after 0.2 s.
+        assert more == [] and not ended and time.monotonic() - started > 0.9
         assert other.cancel(moved[0]).status == "cancelled"
         assert _wait_for(lambda: (marks / f"{tags[moved[0]]}.cancelled").exists(), 3), "the node went on"
         assert [p.name for p in marks.iterdir()] == [f"{tags[moved[0]]}.cancelled"]  # only that one
